@@ -1,0 +1,366 @@
+"""The benchmark runner: figures from three headless Chromium windows.
+
+    python -m benchmarks [--quick] [--repeats N] [--duration S] [--inflight K]
+                         [--runtime mpy|py] [--no-pyodide] [--profile|--no-profile]
+
+Hermetic: runs inside scripts/in-netns (re-executes itself through it when
+started outside). Starts `python -m signaling` on 127.0.0.1, opens the bench
+page in three windows, lets the leader's window measure the raw data-channel
+round-trip rate (the baseline), sequential writes (each awaited until
+committed: the original's method) and pipelined writes (K in flight); then
+cold start -> first commit (per runtime) and leader closed -> next commit
+(benchmarks/browser_timings.py). Medians over --repeats fresh clusters.
+Prints a table with each target and whether it is met, then where the time
+goes (a separate profiled run, so timers do not touch the figures), and
+writes benchmarks/results/latest.json. `--quick` takes well under a minute.
+A script that prints figures, never a test: nothing here asserts a speed.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results" / "latest.json"
+IN_NETNS = REPO / "scripts" / "in-netns"
+
+# (key, label, target as text, rule(value, figures) -> met?)
+TARGETS = {
+    "sequential_writes_per_s": (">= 0.8 x rtt baseline",
+                                lambda v, f: v >= 0.8 * f["rtt_baseline_per_s"]),
+    "pipelined_writes_per_s": (">= 20000 (all 3 windows, mpy)", lambda v, f: v >= 20000),
+    "cold_start_mpy_s": ("<= 1.5", lambda v, f: v <= 1.5),
+    "failover_s": ("<= 2.5", lambda v, f: v <= 2.5),
+}
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(prog="python -m benchmarks",
+                                 description="WRaft benchmark runner (headless Chromium).")
+    ap.add_argument("--quick", action="store_true",
+                    help="one short repeat of everything (under 60 s)")
+    ap.add_argument("--repeats", type=int, help="fresh clusters per figure (default 3; quick 1)")
+    ap.add_argument("--duration", type=float, help="seconds per bench mode (default 5; quick 1)")
+    ap.add_argument("--inflight", type=int, default=256, help="pipelined writes in flight")
+    ap.add_argument("--runtime", choices=["mpy", "py"], default="mpy",
+                    help="runtime of the bench windows (cold start runs both)")
+    ap.add_argument("--pyodide", dest="pyodide", action="store_true", default=None,
+                    help="also time the Pyodide cold start (default on, off with --quick: "
+                         "three Pyodide windows take ~50 s to load on 2 cores)")
+    ap.add_argument("--no-pyodide", dest="pyodide", action="store_false")
+    ap.add_argument("--profile", dest="profile", action="store_true", default=None,
+                    help="add a profiled run: where each window's time goes (default on, off with --quick)")
+    ap.add_argument("--no-profile", dest="profile", action="store_false")
+    ap.add_argument("--no-timings", dest="timings", action="store_false",
+                    help="skip cold start and failover (bench page figures only)")
+    ap.add_argument("--root", type=Path,
+                    help="serve the pages and raft/ of another checkout (to compare a change "
+                         "side by side with this one)")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    a = ap.parse_args(argv)
+    if a.repeats is None:
+        a.repeats = 1 if a.quick else 3
+    if a.duration is None:
+        a.duration = 1.0 if a.quick else 5.0
+    if a.profile is None:
+        a.profile = not a.quick
+    if a.pyodide is None:
+        a.pyodide = not a.quick
+    if a.repeats < 1 or not 0 < a.duration <= 120 or not 1 <= a.inflight <= 4096:
+        ap.error("need --repeats >= 1, 0 < --duration <= 120, 1 <= --inflight <= 4096")
+    return a
+
+
+def ensure_netns(argv):
+    """Browsers and pages only inside the private namespace: re-exec through
+    scripts/in-netns when started outside it."""
+    if os.environ.get("WRAFT_IN_NETNS") == "1":
+        return
+    if not os.access(IN_NETNS, os.X_OK):
+        sys.exit("benchmarks: %s is missing; cannot run hermetically" % IN_NETNS)
+    print("benchmarks: re-running inside scripts/in-netns (private network namespace)",
+          flush=True)
+    os.execv(str(IN_NETNS), [str(IN_NETNS), sys.executable, "-m", "benchmarks", *argv])
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return round(statistics.median(xs), 3) if xs else None
+
+
+def machine():
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "platform": platform.platform()}
+
+
+def collect(args, browser, server, log):
+    """Every measurement; one that fails is logged and left out (its figure
+    becomes null), the others still run."""
+    from benchmarks.browser import bench_once, cold_start_breakdown
+    from benchmarks.browser_timings import one_run
+
+    errors = []
+
+    def attempt(what, fn):
+        try:
+            return fn()
+        except Exception as e:
+            errors.append("%s: %s" % (what, str(e).splitlines()[0] if str(e) else repr(e)))
+            log("FAILED %s: %s" % (what, errors[-1]))
+            return None
+
+    runs = []
+    for r in range(args.repeats):
+        res = attempt("bench %d" % (r + 1), lambda: bench_once(
+            browser, server, args.duration, args.inflight, args.runtime))
+        if res is None:
+            continue
+        runs.append(res)
+        log("bench %d/%d: rtt %.0f/s, sequential %.0f writes/s (p50 %.2f ms), pipelined %.0f "
+            "writes/s on all 3 windows (%.0f at the leader)"
+            % (r + 1, args.repeats, res["rtt"]["per_s"], res["sequential"]["per_s"],
+               res["sequential"]["p50_ms"], res["pipelined"]["all_windows_per_s"],
+               res["pipelined"]["per_s"]))
+    cold = {"mpy": [], "py": []}
+    failover = {"mpy": [], "py": []}
+    runtimes = ["mpy"] + (["py"] if args.pyodide else [])
+    if not args.timings:
+        runtimes = []
+    for rt in runtimes:
+        n = args.repeats if rt == "mpy" else max(1, args.repeats - 1)
+        for r in range(n):
+            got = attempt("timings %s %d" % (rt, r + 1), lambda: one_run(browser, server, r, rt))
+            if got is None:
+                continue
+            first, fail = got
+            cold[rt].append(round(first, 3))
+            failover[rt].append(round(fail, 3))
+            log("timings %s %d/%d: open 3 windows -> first commit %.2f s; "
+                "leader closed -> next commit %.2f s" % (rt, r + 1, n, first, fail))
+    breakdown = None
+    if args.timings:
+        breakdown = attempt("cold start breakdown", lambda: cold_start_breakdown(
+            browser, server, "mpy"))
+        if breakdown is not None:
+            log("cold start (mpy) breakdown: %s" % breakdown)
+    profiled = None
+    if args.profile:
+        profiled = attempt("profiled bench", lambda: bench_once(
+            browser, server, args.duration, args.inflight, args.runtime, profile=True))
+        if profiled is not None:
+            log("profiled run done (its figures are not used above: timers slow it)")
+    return runs, cold, failover, profiled, breakdown, errors
+
+
+def summarize(args, runs, cold, failover, profiled, chromium):
+    seq = [r["sequential"] for r in runs]
+    pip = [r["pipelined"] for r in runs]
+    f = {
+        "runtime": args.runtime,
+        "rtt_baseline_per_s": median([r["rtt"]["per_s"] for r in runs]),
+        "rtt_p50_ms": median([r["rtt"]["p50_ms"] for r in runs]),
+        "sequential_writes_per_s": median([s["per_s"] for s in seq]),
+        "commit_latency_p50_ms": median([s["p50_ms"] for s in seq]),
+        "commit_latency_p99_ms": median([s["p99_ms"] for s in seq]),
+        "sequential_to_first_ack_p50_ms": median([s.get("to_first_ack_p50_ms") for s in seq]),
+        "sequential_after_ack_p50_ms": median([s.get("after_ack_p50_ms") for s in seq]),
+        "pipelined_writes_per_s": median([p["all_windows_per_s"] for p in pip]),
+        "pipelined_leader_writes_per_s": median([p["per_s"] for p in pip]),
+        "pipelined_latency_p50_ms": median([p["p50_ms"] for p in pip]),
+        "pipelined_latency_p99_ms": median([p["p99_ms"] for p in pip]),
+        "pipelined_inflight": args.inflight,
+        "cold_start_first_commit_s": {rt: median(v) for rt, v in cold.items() if v},
+        "failover_s": median(failover["mpy"]),
+        "failover_py_s": median(failover["py"]),
+        "localstorage_bytes_after": max(runs[-1]["storage_bytes"]),
+        "localstorage_writes": max(runs[-1]["counts"]),
+        "chromium_version": chromium,
+        "machine": machine(),
+        "options": {"quick": args.quick, "repeats": args.repeats, "duration_s": args.duration,
+                    "inflight": args.inflight, "root": str(args.root) if args.root else None},
+        "runs": {"bench": runs, "cold_start_s": cold, "failover_s": failover},
+        "profile": profiled,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
+    }
+    checks = {"sequential_writes_per_s": f["sequential_writes_per_s"],
+              "pipelined_writes_per_s": f["pipelined_writes_per_s"],
+              "cold_start_mpy_s": f["cold_start_first_commit_s"].get("mpy"),
+              "failover_s": f["failover_s"]}
+    f["targets"] = {}
+    for key, (text, rule) in TARGETS.items():
+        v = checks[key]
+        met = None
+        if v is not None and not (key == "pipelined_writes_per_s" and args.runtime != "mpy"):
+            met = bool(rule(v, f))
+        f["targets"][key] = {"value": v, "target": text, "met": met}
+    return f
+
+
+def fmt(v, unit=""):
+    if v is None:
+        return "-"
+    if isinstance(v, float) and v >= 100:
+        return "{:,.0f}{}".format(v, unit)
+    if isinstance(v, float):
+        return "{:.2f}{}".format(v, unit)
+    return "{}{}".format(v, unit)
+
+
+def print_table(f):
+    t = f["targets"]
+    rows = [
+        ("data-channel round trips (baseline)", fmt(f["rtt_baseline_per_s"], "/s"), "", ""),
+        ("sequential writes (each awaited)", fmt(f["sequential_writes_per_s"], "/s"),
+         t["sequential_writes_per_s"]["target"], t["sequential_writes_per_s"]["met"]),
+        ("  commit latency p50 / p99", "%s / %s ms" % (fmt(f["commit_latency_p50_ms"]),
+                                                      fmt(f["commit_latency_p99_ms"])), "", ""),
+        ("  propose -> first ack / ack -> done p50", "%s / %s ms" % (
+            fmt(f["sequential_to_first_ack_p50_ms"]), fmt(f["sequential_after_ack_p50_ms"])), "", ""),
+        ("pipelined writes, K=%d, on all 3 windows" % f["pipelined_inflight"],
+         fmt(f["pipelined_writes_per_s"], "/s"), t["pipelined_writes_per_s"]["target"],
+         t["pipelined_writes_per_s"]["met"]),
+        ("  at the leader; latency p50 / p99", "%s/s; %s / %s ms" % (
+            fmt(f["pipelined_leader_writes_per_s"]), fmt(f["pipelined_latency_p50_ms"]),
+            fmt(f["pipelined_latency_p99_ms"])), "", ""),
+    ]
+    for rt, v in sorted(f["cold_start_first_commit_s"].items()):
+        key = "cold_start_mpy_s" if rt == "mpy" else None
+        rows.append(("cold start -> first commit (%s)" % rt, fmt(v, " s"),
+                     t[key]["target"] if key else "", t[key]["met"] if key else ""))
+    rows.append(("failover: leader closed -> next commit", fmt(f["failover_s"], " s"),
+                 t["failover_s"]["target"], t["failover_s"]["met"]))
+    rows.append(("localStorage after %s writes" % f["localstorage_writes"],
+                 fmt(f["localstorage_bytes_after"], " B"), "", ""))
+    w = max(len(r[0]) for r in rows)
+    print()
+    print("WRaft benchmarks: runtime %s, Chromium %s, %s cores, %s repeat(s) of %ss"
+          % (f["runtime"], f["chromium_version"], f["machine"]["cores"],
+             f["options"]["repeats"], f["options"]["duration_s"]))
+    print("load average during the run: %.1f (on %s cores: other work on the machine skews "
+          "every figure)" % (f["load_average"][0], f["machine"]["cores"]))
+    print("%-*s  %-22s %-30s %s" % (w, "measure", "median", "target", "met?"))
+    print("-" * (w + 62))
+    for name, value, target, met in rows:
+        mark = {True: "yes", False: "NO", None: "n/a", "": ""}[met]
+        print("%-*s  %-22s %-30s %s" % (w, name, value, target, mark))
+
+
+def print_profile(p):
+    """Where each window's main thread spent the measured phases."""
+    if not p:
+        return
+    print()
+    print("Where the time goes (profiled run; ms of main-thread time per phase, "
+          "nested: drain includes persist/send/advance/on_change)")
+    labels = ["drain", "persist", "send", "transport_send", "advance", "on_change", "step",
+              "ready", "propose", "tick"]
+    print("%-36s %8s %s" % ("window / phase", "wall ms", " ".join("%9s" % x[:9] for x in labels)))
+
+    def row(name, prof):
+        ms = prof["ms"]
+        print("%-36s %8.0f %s" % (name, prof["wall_ms"],
+                                  " ".join("%9.0f" % ms.get(x, 0) for x in labels)))
+    lead = p["leader_window"]
+    for mode in ("rtt", "sequential", "pipelined"):
+        if p.get(mode, {}).get("profile"):
+            extra = "%d writes" % p[mode]["count"] if mode != "rtt" else "%d trips" % p[mode]["count"]
+            row("leader %d %s (%s)" % (lead, mode, extra), p[mode]["profile"])
+    for w, prof in sorted((p.get("follower_profiles") or {}).items()):
+        if prof:
+            row("follower %s (all 3 phases)" % w, prof)
+    for mode in ("sequential", "pipelined"):
+        prof = p.get(mode, {}).get("profile")
+        n = p.get(mode, {}).get("count")
+        if prof and n:
+            ms, calls = prof["ms"], prof["calls"]
+            sends = calls.get("transport_send", 0)
+            print("leader %s, per write: %.0f us in drain (persist %.0f, send %.0f, on_change %.0f), "
+                  "%.2f data-channel sends at %.0f us each, %.0f us outside drain"
+                  % (mode, 1000 * ms["drain"] / n, 1000 * ms["persist"] / n, 1000 * ms["send"] / n,
+                     1000 * ms["on_change"] / n, sends / n,
+                     1000 * ms["transport_send"] / sends if sends else 0,
+                     1000 * (prof["wall_ms"] - ms["drain"]) / n))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    ensure_netns(argv)
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.browser import launch
+    from benchmarks.browser_timings import Introducer
+
+    t0 = time.monotonic()
+    load_at_start = os.getloadavg()
+
+    def log(msg):
+        print("[%5.1f s] %s" % (time.monotonic() - t0, msg), flush=True)
+
+    logs = REPO / "benchmarks" / "results"
+    logs.mkdir(parents=True, exist_ok=True)
+    server = Introducer(logs, args=["--root", str(args.root.resolve())] if args.root else [])
+    server.start()
+    log("server on 127.0.0.1:%d" % server.port)
+    try:
+        with sync_playwright() as pw:
+            browser = launch(pw)
+            try:
+                runs, cold, failover, profiled, breakdown, errors = collect(
+                    args, browser, server, log)
+                chromium = browser.version
+            finally:
+                browser.close()
+    except Exception as e:
+        print("benchmarks: failed: %s\n(server log: %s)" % (e, server.log()), file=sys.stderr)
+        raise SystemExit(1)
+    finally:
+        server.stop()
+        try:
+            os.remove(server.log_path)
+        except OSError:
+            pass
+    if not runs:
+        print("benchmarks: no bench run succeeded:\n  " + "\n  ".join(errors), file=sys.stderr)
+        raise SystemExit(1)
+    f = summarize(args, runs, cold, failover, profiled, chromium)
+    f["errors"] = errors
+    f["cold_start_breakdown_mpy_s"] = breakdown
+    f["load_average_at_start"] = load_at_start
+    f["load_average"] = os.getloadavg()
+    f["elapsed_s"] = round(time.monotonic() - t0, 1)
+    print_table(f)
+    if breakdown:
+        print("\ncold start (mpy), seconds from opening 3 fresh windows: Python running in all "
+              "%(python_ready_s)s, all data channels up %(channels_up_s)s, leader elected "
+              "%(leader_s)s, first write committed %(first_commit_s)s" % breakdown)
+        print("  from the first window's navigation start (the harness's page creation left out; "
+              "navigations %s s apart): first commit %s s"
+              % (breakdown.get("navigation_spread_s"), breakdown.get("first_commit_from_navigation_s")))
+        print("  inside each window (s from its navigation start): runtime up and our script "
+              "starting %s; node started %s" % (breakdown.get("window_runtime_up_s"),
+                                                breakdown.get("window_script_done_s")))
+    print_profile(profiled)
+    for e in errors:
+        print("not measured: " + e)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(f, indent=1) + "\n")
+    print("\nwrote %s (%.0f s)" % (args.out.relative_to(REPO) if args.out.is_relative_to(REPO)
+                                   else args.out, f["elapsed_s"]))
+
+
+if __name__ == "__main__":
+    main()

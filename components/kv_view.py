@@ -1,0 +1,318 @@
+"""etcd-like key/value app: revisions and watch events over raft.kv, and its view.
+
+KVState wraps raft.kv.KVStateMachine (which does put/get/del/cas) and records,
+for every key, the (term, index) of the log entry that last changed it, plus
+a bounded list of change events for watches. The app's apply() is given the
+command only, not its log position, so KVState.place() -- hooked to the
+app's on_applied(first_index, entries) hook, called right after each applied
+batch -- matches each change to its entry (by identity of the command object,
+in log order) and stamps it. Every replica applies the same log, so the
+revisions are the same everywhere.
+
+KVState and the format_* / render_* helpers are pure (tested in CPython);
+KVView touches the DOM and is imported only in the page.
+"""
+
+from raft.kv import KVStateMachine
+
+MAX_EVENTS = 500  # change events kept per window for watches
+MAX_KEY = 256
+MAX_VALUE = 8000  # chars; an entry must fit one data-channel message
+ARITY = {"put": 3, "get": 2, "del": 2, "cas": 4}
+
+
+def change_of(command, result):
+    """(op, key, value) when applying `command` (with this result) changed the
+    store, else None. op is "put" or "del"; a successful cas is a put."""
+    if type(command) is not list or not command or command[0] not in ARITY:
+        return None
+    op = command[0]
+    if len(command) != ARITY[op] or type(command[1]) is not str:
+        return None  # KVStateMachine answered ["error", ...] and changed nothing
+    key = command[1]
+    if op == "put":
+        return ("put", key, command[2])
+    if op == "del" and result is True:
+        return ("del", key, None)
+    if op == "cas" and type(result) is list and result and result[0] is True:
+        return ("put", key, command[3])
+    return None
+
+
+class KVState:
+    def __init__(self):
+        self.kv = KVStateMachine()
+        self.revisions = {}  # key -> [term, index] of the entry that last changed it
+        self.events = []  # [index, term, op, key, value], oldest first
+        self.unplaced = 0  # changes whose entry could not be found (should stay 0)
+        self._pending = []  # [command, op, key, value] applied, not yet stamped
+
+    @property
+    def data(self):
+        return self.kv.data
+
+    def apply(self, command):
+        result = self.kv.apply(command)
+        change = change_of(command, result)
+        if change is not None:
+            self._pending.append([command, change[0], change[1], change[2]])
+        return result
+
+    def place(self, first, entries):
+        """on_applied hook: stamp the changes of this batch with their entry's
+        (term, index). Entries a session deduplicated were not applied and
+        have no pending change; they are skipped."""
+        pending = self._pending
+        j = 0
+        for i, e in enumerate(entries):
+            if j < len(pending) and e[3] is pending[j][0]:
+                self.record_change(first + i, e[0], pending[j][1], pending[j][2], pending[j][3])
+                j += 1
+        if j < len(pending):
+            # Not expected; keep the data, mark the position unknown.
+            for _, op, key, value in pending[j:]:
+                self.unplaced += 1
+                self.record_change(None, None, op, key, value)
+        self._pending = []
+
+    def record_change(self, index, term, op, key, value):
+        if op == "del":
+            self.revisions.pop(key, None)
+        else:
+            self.revisions[key] = [term, index]
+        self.events.append([index, term, op, key, value])
+        if len(self.events) > MAX_EVENTS:
+            del self.events[:len(self.events) - MAX_EVENTS]
+
+    def rows(self):
+        """[key, value, term, index] for the table, sorted by key."""
+        out = []
+        for key in sorted(self.kv.data):
+            rev = self.revisions.get(key) or [None, None]
+            out.append([key, self.kv.data[key], rev[0], rev[1]])
+        return out
+
+    def snapshot(self):
+        return {"data": self.kv.snapshot(),
+                "revisions": [[k, self.revisions[k][0], self.revisions[k][1]]
+                              for k in sorted(self.revisions)]}
+
+    def restore(self, data):
+        self.kv.restore(data["data"])
+        self.revisions = dict((k, [t, i]) for k, t, i in data["revisions"])
+        self.events = []
+        self._pending = []
+
+
+def track_revisions(app):
+    """Stamp each applied change with its (term, index): hook KVState.place
+    onto the app's applied batches (call right after start(), before the
+    first Ready replays the stored log)."""
+    if app.driver is None:
+        return False
+    app.on_applied(app.state.place)
+    return True
+
+
+# ---- pure helpers for the view ---------------------------------------------
+def show(value):
+    """A value as the page shows it: strings quoted, absent as 'absent'."""
+    if value is None:
+        return "absent"
+    if type(value) is str:
+        return '"%s"' % value
+    import json
+    return json.dumps(value)
+
+
+def esc(text):
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;")
+            .replace(">", "&gt;").replace('"', "&quot;"))
+
+
+def check_key(key):
+    """None if usable, else the reason (shown to the user)."""
+    if not key:
+        return "enter a key"
+    if len(key) > MAX_KEY:
+        return "key too long (max %d chars)" % MAX_KEY
+    return None
+
+
+def check_value(value):
+    if len(value) > MAX_VALUE:
+        return "value too long (max %d chars)" % MAX_VALUE
+    return None
+
+
+def rev_text(rev):
+    if not rev or rev[1] is None:
+        return "index ?"
+    return "term %s, index %s" % (rev[0], rev[1])
+
+
+def format_put(key, value, previous, rev):
+    return "put %s = %s (was %s) at %s" % (show(key), show(value), show(previous), rev_text(rev))
+
+
+def format_del(key, existed):
+    return ("deleted %s" % show(key)) if existed else ("%s was absent: nothing deleted" % show(key))
+
+
+def format_cas(key, result, rev):
+    ok, current = result[0], result[1]
+    if ok:
+        return "cas %s succeeded: now %s at %s" % (show(key), show(current), rev_text(rev))
+    return "cas %s failed: current value is %s" % (show(key), show(current))
+
+
+def format_get(key, value, rev, commit):
+    if value is None:
+        return "get %s: not found (linearizable read at commit %s)" % (show(key), commit)
+    return "get %s = %s (changed at %s; linearizable read at commit %s)" % (
+        show(key), show(value), rev_text(rev), commit)
+
+
+def render_rows_html(rows):
+    out = []
+    for key, value, term, index in rows:
+        out.append('<tr data-key="%s"><td class="key">%s</td><td class="value">%s</td>'
+                   '<td class="term">%s</td><td class="index">%s</td></tr>'
+                   % (esc(key), esc(key), esc(show(value)),
+                      "?" if term is None else term, "?" if index is None else index))
+    return "".join(out)
+
+
+def watch_matches(event, prefix, after_index):
+    index = event[0]
+    return event[3].startswith(prefix) and (index is None or index > after_index)
+
+
+def render_events_html(events, prefix, after_index, limit=100):
+    """Watch list, newest first."""
+    out = []
+    for ev in reversed(events):
+        if len(out) >= limit:
+            break
+        if not watch_matches(ev, prefix, after_index):
+            continue
+        index, term, op, key, value = ev
+        what = "put %s = %s" % (show(key), show(value)) if op == "put" else "delete %s" % show(key)
+        out.append('<li data-index="%s" data-op="%s" data-key="%s">[term %s, index %s] %s</li>'
+                   % (index, op, esc(key), term, index, esc(what)))
+    return "".join(out)
+
+
+# ---- the DOM view (browser only) -------------------------------------------
+class KVView:
+    """Binds the markup of pages/kv.html to an App handle over KVState."""
+
+    def __init__(self, app):
+        from pyscript import document
+        from pyscript.ffi import create_proxy
+        self.app = app
+        self.document = document
+        self.watch = None  # [prefix, after_index] while watching (this window only)
+        self._proxies = []
+
+        def el(id_):
+            return document.getElementById(id_)
+        self.key = el("kv-key")
+        self.value = el("kv-value")
+        self.expected = el("kv-expected")
+        self.expect_absent = el("kv-expect-absent")
+        self.result = el("kv-result")
+        self.table = el("kv-rows")
+        self.count = el("kv-count")
+        self.watch_prefix = el("watch-prefix")
+        self.watch_info = el("watch-info")
+        self.watch_events = el("watch-events")
+
+        def on(id_, event, fn):
+            proxy = create_proxy(fn)
+            self._proxies.append(proxy)
+            el(id_).addEventListener(event, proxy)
+
+        on("kv-form", "submit", self.on_submit)
+        on("kv-put", "click", lambda e: self.run(self.do_put))
+        on("kv-get", "click", lambda e: self.run(self.do_get))
+        on("kv-del", "click", lambda e: self.run(self.do_del))
+        on("kv-cas", "click", lambda e: self.run(self.do_cas))
+        on("watch-start", "click", self.on_watch_start)
+        on("watch-stop", "click", self.on_watch_stop)
+
+    def on_submit(self, event):
+        event.preventDefault()  # Enter in the form means put
+        self.run(self.do_put)
+
+    def run(self, action):
+        import asyncio
+        key = str(self.key.value)
+        problem = check_key(key)
+        if problem is None:
+            asyncio.get_event_loop().create_task(self._run(action, key))
+        else:
+            self.say(problem, "error")
+
+    async def _run(self, action, key):
+        self.say("working…", "pending")
+        try:
+            text = await action(key)
+            # A refused compare-and-set is a normal answer, shown apart from errors.
+            self.say(text, "failed" if " failed: " in text else "ok")
+        except Exception as e:
+            self.say("failed: %s" % (getattr(e, "error", None) or e,), "error")
+
+    def say(self, text, status):
+        self.result.textContent = text
+        self.result.setAttribute("data-status", status)
+
+    async def do_put(self, key):
+        value = str(self.value.value)
+        problem = check_value(value)
+        if problem:
+            raise ValueError(problem)
+        previous = await self.app.propose(["put", key, value])
+        return format_put(key, value, previous, self.app.state.revisions.get(key))
+
+    async def do_get(self, key):
+        state = await self.app.read()  # ReadIndex: reflects every earlier commit
+        commit = self.app.driver.node.applied_index
+        return format_get(key, state.data.get(key), state.revisions.get(key), commit)
+
+    async def do_del(self, key):
+        existed = await self.app.propose(["del", key])
+        return format_del(key, existed)
+
+    async def do_cas(self, key):
+        value = str(self.value.value)
+        problem = check_value(value)
+        if problem:
+            raise ValueError(problem)
+        expected = None if self.expect_absent.checked else str(self.expected.value)
+        result = await self.app.propose(["cas", key, expected, value])
+        return format_cas(key, result, self.app.state.revisions.get(key))
+
+    def on_watch_start(self, event):
+        prefix = str(self.watch_prefix.value)
+        after = self.app.driver.node.applied_index if self.app.driver else 0
+        self.watch = [prefix, after]
+        self.watch_info.textContent = ("watching keys starting with %s from index %d"
+                                       % (show(prefix), after + 1) if prefix
+                                       else "watching all keys from index %d" % (after + 1))
+        self.watch_info.setAttribute("data-watching", prefix)
+        self.render(self.app.state)
+
+    def on_watch_stop(self, event):
+        self.watch = None
+        self.watch_info.textContent = "not watching"
+        self.watch_info.removeAttribute("data-watching")
+        self.watch_events.innerHTML = ""
+
+    def render(self, state):
+        rows = state.rows()
+        self.table.innerHTML = render_rows_html(rows)
+        self.count.textContent = "%d key%s" % (len(rows), "" if len(rows) == 1 else "s")
+        if self.watch is not None:
+            self.watch_events.innerHTML = render_events_html(state.events, self.watch[0],
+                                                             self.watch[1])

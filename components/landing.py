@@ -1,0 +1,179 @@
+"""The landing page (/): pick a cluster, get the three window links of each app.
+
+Window i of a cluster is its own origin (so its own localStorage):
+- on localhost or real subdomains: http://wraft<i>.<domain>:<port>/<app>
+  (the landing page may itself be on wraftN.<domain> or on <domain>);
+- on a LAN address (`python -m signaling --lan`): three consecutive ports,
+  http://<ip>:<port + i>/<app>?node=i.
+The pure functions here are tested in CPython; LandingView runs in the page.
+"""
+
+from raft.browser.app import NAME_CHARS, node_from_host, valid_name
+
+APPS = [  # (path, title, what it shows)
+    ("/todo", "TodoMVC", "a to-do list kept in step across the windows"),
+    ("/kv", "Key/value store", "etcd-like put / get / delete / compare-and-set, with watches"),
+    ("/counter", "Counter", "the smallest app: one shared number"),
+    ("/bench", "Benchmark", "how many writes per second the cluster commits"),
+]
+WINDOWS = 3
+NAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def new_cluster_name(rand, length=8):
+    """A fresh random cluster name, e.g. 'c-k3x9q0ab'. rand() -> float in [0, 1)."""
+    return "c-" + "".join(NAME_ALPHABET[int(rand() * len(NAME_ALPHABET)) % len(NAME_ALPHABET)]
+                          for _ in range(length))
+
+
+def check_cluster_name(name):
+    """None if `name` is a usable cluster name, else the reason."""
+    if not name:
+        return "enter a cluster name"
+    if not valid_name(name):
+        bad = sorted(set(c for c in name if c not in NAME_CHARS))
+        if len(name) > 64:
+            return "a cluster name has at most 64 characters"
+        return "a cluster name uses only A-Z a-z 0-9 _ . - (not %s)" % " ".join(repr(c) for c in bad)
+    return None
+
+
+def is_ip_address(hostname):
+    if hostname.startswith("["):  # IPv6 literal
+        return True
+    parts = hostname.split(".")
+    return len(parts) == 4 and all(p.isdigit() for p in parts)
+
+
+def split_host(host, protocol="http:"):
+    """'wraft1.localhost:8000' -> ('wraft1.localhost', 8000)."""
+    default = 443 if protocol == "https:" else 80
+    if host.startswith("["):  # [::1]:8000
+        end = host.find("]")
+        rest = host[end + 1:]
+        return host[:end + 1], int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else default
+    if ":" in host:
+        name, port = host.rsplit(":", 1)
+        return name, int(port) if port.isdigit() else default
+    return host, default
+
+
+def window_urls(protocol, host, path, cluster=None, current_node=None, windows=WINDOWS):
+    """The URL of each window 0..windows-1 of app `path`, on the same port
+    scheme as the page at protocol//host."""
+    hostname, port = split_host(host, protocol)
+    default = 443 if protocol == "https:" else 80
+    urls = []
+    if is_ip_address(hostname):
+        # --lan: window i is on port base + i; the landing page is on window current_node
+        node = int(current_node) if current_node is not None and str(current_node).isdigit() else 0
+        base = port - node
+        for i in range(windows):
+            p = base + i
+            query = ["node=%d" % i]
+            if cluster:
+                query.append("cluster=" + cluster)
+            urls.append("%s//%s%s%s?%s" % (protocol, hostname, "" if p == default else ":%d" % p,
+                                           path, "&".join(query)))
+        return urls
+    domain = hostname
+    if node_from_host(hostname) is not None and "." in hostname:
+        domain = hostname.split(".", 1)[1]
+    port_text = "" if port == default else ":%d" % port
+    for i in range(windows):
+        urls.append("%s//wraft%d.%s%s%s%s" % (protocol, i, domain, port_text, path,
+                                              "?cluster=" + cluster if cluster else ""))
+    return urls
+
+
+def esc(text):
+    return (str(text).replace("&", "&amp;").replace("<", "&lt;")
+            .replace(">", "&gt;").replace('"', "&quot;"))
+
+
+def render_apps_html(protocol, host, cluster=None, current_node=None):
+    rows = []
+    for path, title, about in APPS:
+        links = []
+        for i, url in enumerate(window_urls(protocol, host, path, cluster, current_node)):
+            links.append('<a href="%s" data-node="%d" target="_blank" rel="noopener">window %d</a>'
+                         % (esc(url), i, i))
+        rows.append('<tr data-app="%s"><th>%s</th><td>%s</td><td class="links">%s</td></tr>'
+                    % (path[1:], esc(title), esc(about), " ".join(links)))
+    return "".join(rows)
+
+
+class LandingView:
+    """Wires pages/index.html: new cluster, join by name, and the link table."""
+
+    def __init__(self):
+        from js import URLSearchParams, window
+        from pyscript import document
+        from pyscript.ffi import create_proxy
+        self.window = window
+        self.document = document
+        params = URLSearchParams.new(window.location.search)
+        self.current_node = self._param(params, "node")
+        asked = self._param(params, "cluster")
+        self.cluster = asked if asked and check_cluster_name(asked) is None else None
+        self._proxies = []
+
+        def on(id_, event, fn):
+            proxy = create_proxy(fn)
+            self._proxies.append(proxy)
+            document.getElementById(id_).addEventListener(event, proxy)
+        on("new-cluster", "click", self.on_new_cluster)
+        on("join-form", "submit", self.on_join)
+        on("no-cluster", "click", self.on_no_cluster)
+        if asked and self.cluster is None:
+            self.say_error("?cluster=: " + check_cluster_name(asked))
+        self.render()
+
+    @staticmethod
+    def _param(params, name):
+        v = params.get(name)
+        return v if isinstance(v, str) else None
+
+    def on_new_cluster(self, event):
+        from js import Math
+        self.choose(new_cluster_name(lambda: float(Math.random())))
+
+    def on_join(self, event):
+        event.preventDefault()
+        name = str(self.document.getElementById("cluster-name").value).strip()
+        problem = check_cluster_name(name)
+        if problem:
+            self.say_error(problem)
+            return
+        self.choose(name)
+
+    def on_no_cluster(self, event):
+        self.choose(None)
+
+    def choose(self, name):
+        self.cluster = name
+        self.say_error("")
+        query = []
+        if self.current_node is not None:
+            query.append("node=" + self.current_node)
+        if name:
+            query.append("cluster=" + name)
+        # Keep the choice in the address bar, so this page can be shared.
+        self.window.history.replaceState(None, "", "/" + ("?" + "&".join(query) if query else ""))
+        self.render()
+
+    def say_error(self, text):
+        self.document.getElementById("cluster-error").textContent = text
+
+    def render(self):
+        loc = self.window.location
+        doc = self.document
+        doc.getElementById("apps").innerHTML = render_apps_html(
+            str(loc.protocol), str(loc.host), self.cluster, self.current_node)
+        current = doc.getElementById("current-cluster")
+        if self.cluster:
+            current.textContent = self.cluster
+            current.setAttribute("data-cluster", self.cluster)
+        else:
+            current.textContent = "each app's default cluster (its own name)"
+            current.setAttribute("data-cluster", "")

@@ -1,0 +1,536 @@
+# The benchmark app (pages/bench.html). Every window runs a Tally node; the
+# window you press "run" in (the runner uses the leader) measures:
+#   rtt        raw data-channel round trips to one peer, from Python, through
+#              the same Transport and channel Raft uses (the baseline);
+#   sequential the original's method: one client, each write awaited until
+#              committed and applied here, running average shown live;
+#   pipelined  K writes in flight (default 256), for a fixed duration;
+#   hop        (diagnostic) bare asyncio task switches per second.
+# Options (JSON): modes, duration_s, inflight, profile (time the driver's
+# steps during the run). Results: <pre id="results"> (JSON),
+# window.wraftBench (JSON in/out, see expose()), and
+# body[data-bench] = idle | running | done | error.
+from js import performance
+
+T_PYTHON_START = performance.now()  # the runtime is up; our imports start now
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+
+from js import Function, Object, window  # noqa: E402
+from pyscript import document  # noqa: E402
+from pyscript.ffi import create_proxy  # noqa: E402
+
+from raft.browser.app import start  # noqa: E402
+
+DEFAULTS = {"modes": ["rtt", "sequential", "pipelined"], "duration_s": 3.0, "inflight": 256,
+            "profile": False}
+MODES = ("rtt", "sequential", "pipelined", "hop")
+MAX_DURATION_S = 120
+MAX_INFLIGHT = 4096
+STALL_MS = 5000        # no progress for this long: the run stops with an error
+TIMELINE_CAP = 20000   # (applied index, wall ms) samples kept per page
+# Bench pings travel beside Raft on the same channel; Raft's codec text
+# always starts with "[", so a "~" prefix can never be taken for a message.
+PING, PONG = "~p", "~q"
+ACK_PREFIX = '[1,"ar"'  # codec text of an AppendEntries reply (raft/codec.py)
+
+
+class Tally:
+    """Replicated state: how many bench writes were applied (cheap apply,
+    so the figures measure replication, not the app)."""
+
+    def __init__(self):
+        self.count = 0
+
+    def apply(self, command):
+        self.count += 1
+        return self.count
+
+    def snapshot(self):
+        return self.count
+
+    def restore(self, data):
+        self.count = data
+
+
+class BenchError(Exception):
+    pass
+
+
+class Profiler:
+    """Where the main thread's time goes during a run (option "profile"):
+    wraps the driver's and node's steps with timers for the run only.
+    Nested: drain includes persist/send/advance/on_change; each timer costs
+    two performance.now() calls, so small figures are overstated."""
+
+    HOOKS = (("driver", "_drain", "drain"), ("driver", "persist", "persist"),
+             ("driver", "send", "send"), ("driver", "on_change", "on_change"),
+             ("node", "step", "step"), ("node", "propose", "propose"),
+             ("node", "ready", "ready"), ("node", "advance", "advance"),
+             ("node", "tick", "tick"), ("transport", "send", "transport_send"))
+
+    def __init__(self, app):
+        self.ms = {}
+        self.calls = {}
+        self.wrapped = []
+        owners = {"driver": app.driver, "node": app.driver.node, "transport": app.transport}
+        for owner, name, label in self.HOOKS:
+            self.wrap(owners[owner], name, label)
+
+    def wrap(self, obj, name, label):
+        fn = getattr(obj, name)
+        ms, calls = self.ms, self.calls
+        ms[label] = 0.0
+        calls[label] = 0
+
+        def timed(*args):
+            t = now_ms()
+            try:
+                return fn(*args)
+            finally:
+                ms[label] += now_ms() - t
+                calls[label] += 1
+        setattr(obj, name, timed)
+        self.wrapped.append((obj, name, fn))
+
+    def stop(self, seconds):
+        # Put the originals back (instance attributes shadowed the methods;
+        # on_change was an attribute to begin with).
+        for obj, name, fn in self.wrapped:
+            setattr(obj, name, fn)
+        return {"wall_ms": round(seconds * 1000, 1),
+                "ms": dict((k, round(v, 1)) for k, v in self.ms.items()),
+                "calls": self.calls}
+
+
+def percentile(sorted_values, q):
+    """Nearest-rank percentile of an ascending list (q in 0..100)."""
+    if not sorted_values:
+        return None
+    k = (len(sorted_values) * q + 99) // 100  # ceil(n*q/100), 1-based rank
+    return sorted_values[max(0, min(len(sorted_values) - 1, k - 1))]
+
+
+def summary(name, count, seconds, lat_us, extra=None):
+    lat_us.sort()
+    out = {
+        "mode": name, "count": count, "seconds": round(seconds, 4),
+        "per_s": round(count / seconds, 1) if seconds > 0 else 0.0,
+        "p50_ms": None if not lat_us else percentile(lat_us, 50) / 1000,
+        "p99_ms": None if not lat_us else percentile(lat_us, 99) / 1000,
+        "max_ms": None if not lat_us else lat_us[-1] / 1000,
+    }
+    if extra:
+        out.update(extra)
+    return out
+
+
+def now_ms():
+    return performance.now()
+
+
+def el(name):
+    return document.getElementById(name)
+
+
+def show(text):
+    el("live").textContent = text
+
+
+class Bench:
+    def __init__(self, app):
+        self.app = app
+        self.running = False
+        self.results = None
+        # [applied index, performance.now()] after each apply batch; add the
+        # page's performance.timeOrigin to compare pages (Date.now() would
+        # arrive wrapped to 32 bits under MicroPython)
+        self.timeline = []
+        self.pong = asyncio.Event()
+        self.pong_seen = 0
+        self.dropped_side = 0       # malformed "~" messages seen
+        self.ping_n = 0
+        self.progress_ms = 0
+        self.ack_ms = None          # when the first AppendEntries reply came (tracing)
+        self.tracing = False
+        self.profiler = None        # the page-wide one (profileStart/profileStop)
+
+    # -- the side channel for the RTT baseline --------------------------
+    def wrap_transport(self):
+        """Put the ping echo in front of the driver on every data channel.
+        Transport reads on_message when it opens a channel, and app.start()
+        only starts connecting, so setting it now covers every channel."""
+        transport = self.app.transport
+        if transport is None:
+            return
+        to_driver = transport.on_message
+
+        def on_message(peer, text):
+            if not text.startswith("~"):
+                if self.tracing and self.ack_ms is None and text.startswith(ACK_PREFIX):
+                    self.ack_ms = now_ms()
+                return to_driver(peer, text)
+            seq = text[2:]
+            if not seq.isdigit() or len(seq) > 12:
+                self.dropped_side += 1  # malformed ping/pong: ignore, count
+            elif text.startswith(PING):
+                transport.send(peer, PONG + seq)
+            elif text.startswith(PONG):
+                self.pong_seen = int(seq)
+                self.pong.set()
+            else:
+                self.dropped_side += 1
+        transport.on_message = on_message
+
+    def on_applied(self, state):
+        d = self.app.driver
+        if d is None:
+            return
+        tl = self.timeline
+        tl.append([d.node.applied_index, now_ms()])
+        if len(tl) > TIMELINE_CAP:
+            del tl[:len(tl) - TIMELINE_CAP]
+        el("count").textContent = str(state.count)
+
+    def first_applied_at(self, index):
+        """performance.now() at which this page first had applied >= index, or None."""
+        for i, t in self.timeline:
+            if i >= index:
+                return t
+        return None
+
+    # -- the measurements -----------------------------------------------
+    async def rtt(self, duration_s):
+        peers = self.app.transport.peers_up() if self.app.transport else []
+        if not peers:
+            raise BenchError("rtt: no data channel is open yet")
+        peer = peers[0]
+        lat = []
+        t0 = now_ms()
+        end = t0 + duration_s * 1000
+        send = self.app.transport.send
+        done = []
+
+        async def watchdog():
+            # A lost pong would leave pong.wait() hanging: wake it to give up.
+            while not done:
+                await asyncio.sleep(0.5)
+                if self.stalled():
+                    self.pong.set()
+        asyncio.get_event_loop().create_task(watchdog())
+        try:
+            return await self._ping_loop(peer, send, t0, end, lat)
+        finally:
+            done.append(True)
+
+    async def _ping_loop(self, peer, send, t0, end, lat):
+        n = self.ping_n  # numbers go on across runs: a late pong never matches
+        last_show = t0
+        while True:
+            t = now_ms()
+            if t >= end:
+                break
+            n += 1
+            self.ping_n = n
+            self.pong.clear()
+            if not send(peer, PING + str(n)):
+                raise BenchError("rtt: channel to %s closed" % peer)
+            while self.pong_seen != n:
+                await self.pong.wait()
+                self.pong.clear()
+                if self.stalled():
+                    raise BenchError("rtt: no reply from %s for %d ms" % (peer, STALL_MS))
+            t1 = now_ms()
+            lat.append(int((t1 - t) * 1000))
+            self.progress_ms = t1
+            if t1 - last_show > 250:
+                last_show = t1
+                show("rtt: %d round trips, %.0f/s" % (len(lat), len(lat) * 1000 / (t1 - t0)))
+        return summary("rtt", len(lat), (now_ms() - t0) / 1000, lat, {"peer": peer})
+
+    async def sequential(self, duration_s):
+        app = self.app
+        lat = []
+        t0 = now_ms()
+        end = t0 + duration_s * 1000
+        last_show = t0
+        first = last = None
+        errors = 0
+        to_ack, after_ack = [], []  # where a write's time goes (see summary)
+        self.tracing = True
+        while True:
+            t = now_ms()
+            if t >= end:
+                break
+            self.ack_ms = None
+            try:
+                count = await app.propose(1)
+            except Exception as e:
+                errors += 1
+                if errors > 10:
+                    self.tracing = False
+                    raise BenchError("sequential: writes keep failing: %r" % (e,))
+                continue
+            t1 = now_ms()
+            lat.append(int((t1 - t) * 1000))
+            if self.ack_ms is not None:
+                to_ack.append(int((self.ack_ms - t) * 1000))
+                after_ack.append(int((t1 - self.ack_ms) * 1000))
+            self.progress_ms = t1
+            if first is None:
+                first = count
+            last = count
+            if t1 - last_show > 250:  # the original's running average
+                last_show = t1
+                show("sequential: %d writes, %.0f writes/s" % (len(lat), len(lat) * 1000 / (t1 - t0)))
+        self.tracing = False
+        seconds = (now_ms() - t0) / 1000
+        to_ack.sort()
+        after_ack.sort()
+        return summary("sequential", len(lat), seconds, lat, {
+            "errors": errors, "first_count": first, "last_count": last,
+            # propose -> first follower's AppendEntries reply arrives here, and
+            # that reply -> propose() returns (commit, apply, task wake-up)
+            "to_first_ack_p50_ms": None if not to_ack else percentile(to_ack, 50) / 1000,
+            "after_ack_p50_ms": None if not after_ack else percentile(after_ack, 50) / 1000})
+
+    async def hop(self, duration_s):
+        """Diagnostic: rate of bare asyncio task switches (await sleep(0)) in
+        this runtime; each wake-up through the event loop costs one."""
+        n = 0
+        t0 = now_ms()
+        end = t0 + duration_s * 1000
+        lat = []
+        while True:
+            t = now_ms()
+            if t >= end:
+                break
+            await asyncio.sleep(0)
+            n += 1
+            lat.append(int((now_ms() - t) * 1000))
+        self.progress_ms = now_ms()
+        return summary("hop", n, (now_ms() - t0) / 1000, lat)
+
+    async def pipelined(self, duration_s, inflight):
+        app = self.app
+        lat = []
+        box = {"errors": 0, "first": None, "last": 0, "done": 0}
+        t0 = now_ms()
+        end = t0 + duration_s * 1000
+
+        async def client():
+            while now_ms() < end:
+                t = now_ms()
+                try:
+                    count = await app.propose(1)
+                except Exception as e:
+                    box["errors"] += 1
+                    box["error"] = repr(e)
+                    if box["errors"] > 10 * inflight:
+                        return
+                    continue
+                t1 = now_ms()
+                lat.append(int((t1 - t) * 1000))
+                self.progress_ms = t1
+                if box["first"] is None or count < box["first"]:
+                    box["first"] = count
+                if count > box["last"]:
+                    box["last"] = count
+
+        loop = asyncio.get_event_loop()
+        tasks = [loop.create_task(client()) for _ in range(inflight)]
+        last_show = t0
+        while any(not t.done() for t in tasks):
+            await asyncio.sleep(0.1)
+            t1 = now_ms()
+            if self.stalled():
+                for t in tasks:
+                    t.cancel()
+                raise BenchError("pipelined: no write completed for %d ms" % STALL_MS)
+            if t1 - last_show > 250:
+                last_show = t1
+                show("pipelined: %d writes, %.0f writes/s" % (len(lat), len(lat) * 1000 / (t1 - t0)))
+        seconds = (self.progress_ms - t0) / 1000 if lat else (now_ms() - t0) / 1000
+        d = app.driver
+        return summary("pipelined", len(lat), seconds, lat, {
+            "inflight": inflight, "errors": box["errors"], "last_error": box.get("error"),
+            "first_count": box["first"], "last_count": box["last"] if lat else None,
+            # for "committed on every window": the last index, when this page
+            # had applied it, and the start (performance.now() of this page)
+            "last_index": d.node.applied_index,
+            "end_ms": self.first_applied_at(d.node.applied_index),
+            "start_ms": t0,
+        })
+
+    def stalled(self):
+        return now_ms() - self.progress_ms > STALL_MS
+
+    async def run_mode(self, mode, o, out):
+        if mode == "rtt":
+            out["rtt"] = await self.rtt(o["duration_s"])
+        elif mode == "hop":
+            out["hop"] = await self.hop(o["duration_s"])
+        elif mode == "sequential":
+            out["sequential"] = await self.sequential(o["duration_s"])
+        else:
+            out["pipelined"] = await self.pipelined(o["duration_s"], o["inflight"])
+
+    async def run(self, opts):
+        if self.running:
+            raise BenchError("a run is already in progress")
+        o = check_options(opts)
+        d = self.app.driver
+        if d is None or self.app.error:
+            raise BenchError("node not running: %s" % (self.app.error,))
+        self.running = True
+        document.body.setAttribute("data-bench", "running")
+        try:
+            status = d.status()
+            out = {"node": status["node"], "role": status["role"], "leader": status["leader"],
+                   "runtime": sys.implementation.name, "options": o,
+                   "count_before": self.app.state.count}
+            for mode in o["modes"]:
+                self.progress_ms = now_ms()
+                prof = None
+                if o["profile"] and mode != "hop" and self.profiler is None:
+                    prof = Profiler(self.app)
+                t0 = now_ms()
+                try:
+                    await self.run_mode(mode, o, out)
+                finally:
+                    if prof is not None:
+                        p = prof.stop((now_ms() - t0) / 1000)
+                        if mode in out:
+                            out[mode]["profile"] = p
+            out["count_after"] = self.app.state.count
+            out["role_after"] = d.status()["role"]
+            out["driver_stats"] = dict(d.stats)  # a copy: the live ones keep counting
+            out["transport_stats"] = dict(self.app.transport.stats)
+            out["side_dropped"] = self.dropped_side
+            self.results = out
+            document.body.setAttribute("data-bench", "done")
+            return out
+        except Exception:
+            document.body.setAttribute("data-bench", "error")
+            raise
+        finally:
+            self.running = False
+
+
+def check_options(opts):
+    """Validate run options (JSON object); unknown keys and bad values are
+    refused with a clear message, nothing runs."""
+    if not isinstance(opts, dict):
+        raise BenchError("options must be a JSON object")
+    for k in opts:
+        if k not in DEFAULTS:
+            raise BenchError("unknown option %r (known: %s)" % (k, ", ".join(sorted(DEFAULTS))))
+    o = dict(DEFAULTS)
+    o.update(opts)
+    modes = o["modes"]
+    if not isinstance(modes, list) or not modes or not all(m in MODES for m in modes):
+        raise BenchError("modes: a non-empty list of %s" % ", ".join(MODES))
+    dur = o["duration_s"]
+    if isinstance(dur, bool) or not isinstance(dur, (int, float)) or not 0 < dur <= MAX_DURATION_S:
+        raise BenchError("duration_s: a number of seconds in (0, %d]" % MAX_DURATION_S)
+    k = o["inflight"]
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_INFLIGHT:
+        raise BenchError("inflight: an integer in 1..%d" % MAX_INFLIGHT)
+    o["duration_s"] = float(dur)
+    if not isinstance(o["profile"], bool):
+        raise BenchError("profile: true or false")
+    return o
+
+
+def render(results):
+    el("results").textContent = json.dumps(results)
+    rows = []
+    for mode, label, unit in (("rtt", "data-channel round trips (baseline)", "/s"),
+                              ("sequential", "sequential writes", " writes/s"),
+                              ("pipelined", "pipelined writes", " writes/s")):
+        r = results.get(mode)
+        if r:
+            rows.append("<tr><td>%s</td><td>%.0f%s</td><td>%.2f</td><td>%.2f</td><td>%d</td></tr>"
+                        % (label, r["per_s"], unit, r["p50_ms"] or 0, r["p99_ms"] or 0, r["count"]))
+    el("table").innerHTML = "".join(rows)
+
+
+bench = None
+
+
+def expose(b):
+    """window.wraftBench: run(optionsJSON) -> Promise of JSON text
+    ({"ok": results} or {"error": message}); results(); timeline();
+    appliedAt(index) -> performance.now() of this page, or null;
+    profileStart() / profileStop() -> JSON of where this page's time went
+    (for the windows that do not run the bench: the followers)."""
+    as_promise = Function.new("py", "return (...a) => new Promise(resolve => py(resolve, ...a))")
+    keep = []
+
+    def run(resolve, text):
+        async def go():
+            try:
+                opts = json.loads(str(text)) if text is not None and str(text) else {}
+                out = {"ok": await b.run(opts)}
+                render(out["ok"])
+            except Exception as e:
+                out = {"error": str(e) if isinstance(e, BenchError) else repr(e)}
+                el("results").textContent = json.dumps(out)
+                show("error: " + out["error"])
+            resolve(json.dumps(out))
+        asyncio.get_event_loop().create_task(go())
+
+    obj = Object.new()
+    p = create_proxy(run)
+    keep.append(p)
+    obj.run = as_promise(p)
+    def profile_start():
+        if b.app.driver is None or b.profiler is not None:
+            return False
+        b.profiler = (Profiler(b.app), now_ms())
+        return True
+
+    def profile_stop():
+        if b.profiler is None:
+            return json.dumps(None)
+        prof, t0 = b.profiler
+        b.profiler = None
+        return json.dumps(prof.stop((now_ms() - t0) / 1000))
+
+    for name, fn in (("results", lambda: json.dumps(b.results)),
+                     ("profileStart", profile_start), ("profileStop", profile_stop),
+                     ("timeline", lambda: json.dumps(b.timeline)),
+                     ("appliedAt", lambda i: json.dumps(b.first_applied_at(int(i))))):
+        p = create_proxy(fn)
+        keep.append(p)
+        setattr(obj, name, p)
+    window.wraftBench = obj
+    return keep
+
+
+def on_click(_event):
+    try:
+        opts = {"duration_s": float(el("duration").value), "inflight": int(el("inflight").value),
+                "modes": [m for m in MODES if el("mode-" + m).checked]}
+    except Exception as e:
+        show("error: %r" % (e,))
+        return
+    window.wraftBench.run(json.dumps(opts))
+
+
+app = start(Tally)
+bench = Bench(app)
+bench.wrap_transport()
+app.on_change(bench.on_applied)
+_kept = expose(bench)
+_click = create_proxy(on_click)
+el("run").addEventListener("click", _click)
+document.body.setAttribute("data-py-impl", sys.implementation.name)
+document.body.setAttribute("data-raft", "ok" if app.error is None else "error: " + app.error)
+# page-load marks (performance.now() of this page): Python started running
+# this script, and the node is started and the page ready
+document.body.setAttribute("data-python-start-ms", str(T_PYTHON_START))
+document.body.setAttribute("data-ready-ms", str(performance.now()))
+document.body.setAttribute("data-bench", "idle")

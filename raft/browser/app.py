@@ -1,0 +1,391 @@
+"""Declarative app pages: markup declares the node, a Python class the state.
+
+    <raft-node size="3" introducer="/ws" ice-servers='[]' cluster="notes"></raft-node>
+    <raft-status></raft-status>
+    <script type="wraft-python">
+    from raft.browser.app import start
+    class Counter:
+        def __init__(self): self.value = 0
+        def apply(self, command): self.value += command; return self.value
+        def snapshot(self): return self.value
+        def restore(self, data): self.value = data
+    app = start(Counter, on_change=lambda state: ...)
+    </script>
+
+Every <raft-node> attribute is optional: size (cluster size, default 3),
+introducer (URL of the WebSocket introducer, default /ws), ice-servers (JSON
+list of RTCIceServer dicts; absent = the introducer's list), cluster (name).
+The node id comes from the host name (wraftN.<domain> is node N) or from
+?node=N; the cluster name from ?cluster=NAME, else the attribute, else the
+page's path (/counter -> "counter"). The URL hash is left to the app.
+
+start() returns an App handle: app.state (the local state object), await
+app.propose(command), app.submit(command) (fire-and-forget for event
+handlers), await app.read() (linearizable), app.read_only, app.error.
+"""
+
+import asyncio
+import json
+
+from raft.records import DamagedStorage
+
+NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+DEFAULT_SIZE = 3
+MAX_SIZE = 9
+APPLIED_HISTORY = 2000  # (index, command) pairs kept for tests/inspection
+STATUS_EVERY_MS = 100  # the status component redraws at most this often
+
+
+class PageConfigError(ValueError):
+    """The page's markup or URL does not describe a valid node."""
+
+
+def valid_name(name, limit=64):
+    return 0 < len(name) <= limit and all(c in NAME_CHARS for c in name)
+
+
+def cluster_from_path(path):
+    """'/counter' -> 'counter', '/' -> 'index', '/a/b.html' -> 'a.b'."""
+    parts = [p for p in path.split("/") if p]
+    name = ".".join(parts) if parts else "index"
+    if name.endswith(".html"):
+        name = name[:-5]
+    name = "".join(c if c in NAME_CHARS else "_" for c in name)[:64]
+    return name or "index"
+
+
+def node_from_host(host):
+    """'wraft2.localhost' (or 'wraft2.example.org:8080') -> '2', else None."""
+    label = host.split(".")[0]
+    if label.startswith("wraft") and label[5:].isdigit():
+        return str(int(label[5:]))
+    return None
+
+
+def resolve_config(attrs, host, path, query):
+    """Everything start() needs from markup (attrs), location and ?query.
+    Pure, so it is tested in CPython; raises PageConfigError on bad input."""
+    size_text = attrs.get("size") or str(DEFAULT_SIZE)
+    if not size_text.isdigit() or not 1 <= int(size_text) <= MAX_SIZE:
+        raise PageConfigError("<raft-node size=%r>: need a cluster size 1..%d" % (size_text, MAX_SIZE))
+    size = int(size_text)
+    node = query.get("node") or node_from_host(host)
+    if node is None:
+        raise PageConfigError("no node id: open this page as wraftN.<host> or add ?node=N")
+    if not node.isdigit() or int(node) >= size:
+        raise PageConfigError("node id %r: must be a number 0..%d for a cluster of %d"
+                              % (node, size - 1, size))
+    node = str(int(node))
+    cluster = query.get("cluster") or attrs.get("cluster") or cluster_from_path(path)
+    if not valid_name(cluster):
+        raise PageConfigError("cluster name %r: use 1-64 of A-Z a-z 0-9 _ . -" % cluster)
+    ice = attrs.get("ice-servers")
+    if ice is not None:
+        try:
+            ice = json.loads(ice)
+        except ValueError:
+            raise PageConfigError("<raft-node ice-servers>: not JSON")
+        if not isinstance(ice, list) or not all(isinstance(s, dict) for s in ice):
+            raise PageConfigError("<raft-node ice-servers>: need a JSON list of objects")
+    introducer = attrs.get("introducer") or "/ws"
+    return {"size": size, "node": node, "voters": [str(i) for i in range(size)],
+            "cluster": cluster, "ice_servers": ice, "introducer": introducer}
+
+
+def ws_url(introducer, location):
+    """Absolute ws(s):// URL for the introducer attribute."""
+    if introducer.startswith("ws://") or introducer.startswith("wss://"):
+        return introducer
+    scheme = "wss:" if location.protocol == "https:" else "ws:"
+    if introducer.startswith("//"):
+        return scheme + introducer
+    if not introducer.startswith("/"):
+        introducer = "/" + introducer
+    return scheme + "//" + location.host + introducer
+
+
+class App:
+    """The handle a page gets from start()."""
+
+    def __init__(self, state, config):
+        self.state = state
+        self.config = config
+        self.driver = None
+        self.transport = None
+        self.status_view = None
+        self.error = None
+        self.applied = []  # recent [index, command], in apply order
+        self._renderers = []
+        self._applied_hooks = []  # fn(first_index, entries)
+        self._applied_seen = -1
+        self._status_ms = -STATUS_EVERY_MS
+        self._status_pending = False
+        self._status_task = None
+        self._hooks = []  # proxies of window.wraft, kept for the page's life
+
+    @property
+    def read_only(self):
+        if self.driver is None or self.error is not None:
+            return True
+        return not self.driver.status()["quorum"]
+
+    def on_change(self, fn):
+        """Register fn(state), called after commands are applied (and once at
+        start, after the restored log is replayed). Usable as a decorator."""
+        self._renderers.append(fn)
+        if self.driver is not None:
+            self._call(fn)
+        return fn
+
+    def on_applied(self, fn):
+        """Register fn(first_index, entries), called right after each batch
+        of log entries is applied (entries are [term, client, seq, command];
+        entry i sits at index first_index + i). Register it right after
+        start(), before the stored log is replayed. Usable as a decorator."""
+        self._applied_hooks.append(fn)
+        return fn
+
+    async def propose(self, command):
+        if self.driver is None:
+            from raft.browser.driver import ProposalError
+            raise ProposalError("halted")
+        return await self.driver.propose(command)
+
+    def submit(self, command):
+        """Start a proposal from a DOM event handler (which must not await)."""
+        return asyncio.get_event_loop().create_task(self._submit(command))
+
+    async def _submit(self, command):
+        try:
+            return await self.propose(command)
+        except Exception as e:
+            print("wraft: write failed: %s" % (e,))
+
+    async def read(self):
+        """Linearizable read: the state, once it reflects every write
+        committed before the call."""
+        if self.driver is None:
+            from raft.browser.driver import ProposalError
+            raise ProposalError("halted")
+        await self.driver.read()
+        return self.state
+
+    def _call(self, fn):
+        try:
+            fn(self.state)
+        except Exception as e:
+            print("wraft: on_change handler failed: %r" % (e,))
+
+    def _changed(self, driver):
+        if self.status_view is not None:
+            self._schedule_status(driver)
+        applied = driver.node.applied_index
+        if applied != self._applied_seen:
+            self._applied_seen = applied
+            for fn in self._renderers:
+                self._call(fn)
+
+    def _schedule_status(self, driver):
+        # Rendering the status costs milliseconds of DOM work; under load the
+        # driver changes state thousands of times a second. Render at most
+        # every STATUS_EVERY_MS, and always once more after the last change.
+        if self._status_pending:
+            return
+        wait = self._status_ms + STATUS_EVERY_MS - driver.clock()
+        if wait <= 0:
+            self._render_status(driver)
+        else:
+            self._status_pending = True
+            self._status_task = asyncio.get_event_loop().create_task(self._status_later(driver, wait))
+
+    async def _status_later(self, driver, wait_ms):
+        await asyncio.sleep(wait_ms / 1000)
+        self._status_pending = False
+        self._render_status(driver)
+
+    def _render_status(self, driver):
+        self._status_ms = driver.clock()
+        self.status_view.update(driver.status())
+
+    def _record_applied(self, first, entries):
+        for fn in self._applied_hooks:
+            fn(first, entries)
+        for i, e in enumerate(entries):
+            if e[1] is not None:  # skip leader no-ops
+                self.applied.append([first + i, e[3]])
+        if len(self.applied) > APPLIED_HISTORY:
+            del self.applied[:len(self.applied) - APPLIED_HISTORY]
+
+    def show_error(self, message):
+        self.error = message
+        print("wraft: " + message)
+        if self.status_view is not None:
+            self.status_view.update({"node": self.config.get("node", "?"), "running": False,
+                                     "error": message, "size": self.config.get("size", 0)})
+
+
+def _markup_attrs(document):
+    el = document.querySelector("raft-node")
+    attrs = {}
+    if el is not None:
+        for name in ("size", "introducer", "ice-servers", "cluster"):
+            if el.hasAttribute(name):
+                attrs[name] = str(el.getAttribute(name))
+    return attrs
+
+
+def _query(location):
+    from js import URLSearchParams
+    params = URLSearchParams.new(location.search)
+    out = {}
+    for name in ("node", "cluster"):
+        v = params.get(name)
+        if isinstance(v, str):
+            out[name] = v
+    return out
+
+
+def start(state_class, on_change=None):
+    """Build the node declared in the page and start it; returns an App.
+
+    Problems (bad markup/URL, damaged storage) are shown on the page and in
+    the status component; the returned App is then read-only with .error set.
+    """
+    from js import Math, performance, window
+    from pyscript import document
+    from components.status import ClusterStatus
+
+    location = window.location
+    state = state_class()
+    app = App(state, {})
+    if on_change is not None:
+        app._renderers.append(on_change)
+    app.status_view = ClusterStatus()
+    _expose_hooks(app)
+    try:
+        app.config = resolve_config(_markup_attrs(document), str(location.host),
+                                    str(location.pathname), _query(location))
+    except PageConfigError as e:
+        app.show_error(str(e))
+        return app
+    cfg = app.config
+
+    from raft.config import Config
+    from raft.node import Node
+    from raft.browser.driver import Driver, GuardedState, open_log
+    from raft.browser.storage import LocalStorageKV
+    from raft.browser.transport import Transport
+
+    try:
+        log, restored = open_log(LocalStorageKV(), cfg["cluster"], cfg["node"])
+    except DamagedStorage as e:
+        app.show_error("cannot start: " + str(e))
+        return app
+    if restored.snapshot is not None:
+        app.show_error("cannot start: stored snapshot found but this version cannot load snapshots")
+        return app
+    if restored.repaired:
+        print("wraft: " + restored.repaired)
+    stored = None
+    if restored.entries or restored.term or restored.vote is not None:
+        # The core re-applies entries 1..commit through the first Ready, which
+        # rebuilds the app state (and app.applied) from the log.
+        stored = ([restored.term, restored.vote, restored.commit], restored.entries)
+
+    def rng():
+        return float(Math.random())
+
+    try:
+        node = Node(cfg["node"], cfg["voters"], config=Config(), rng=rng,
+                    state_machine=GuardedState(state), storage=stored,
+                    now_ms=int(performance.now()))
+    except ValueError as e:  # e.g. a stored vote for a node this cluster lacks
+        app.show_error("cannot start: stored state does not fit this cluster (%s)" % e)
+        return app
+
+    def clock():
+        return int(performance.now())
+
+    driver = Driver(node, log, None, clock, cfg["size"], restored=restored,
+                    on_change=app._changed)
+    driver.on_applied = app._record_applied
+    try:
+        transport = Transport(cluster=cfg["cluster"], node=cfg["node"],
+                              on_message=driver.on_message, on_peer=driver.on_peer,
+                              ws_url=ws_url(cfg["introducer"], location),
+                              ice_servers=cfg["ice_servers"])
+    except (ValueError, RuntimeError) as e:
+        app.show_error("cannot start: %s" % e)
+        return app
+    driver.transport = transport
+    app.driver = driver
+    app.transport = transport
+    client = cfg["node"] + "-" + hex(int(Math.random() * 0xFFFFFFFF))[2:]
+    driver.start(client)
+    transport.start()
+    return app
+
+
+def _expose_hooks(app):
+    """window.wraft: a small JSON-in/JSON-out surface for automation (the e2e
+    tests) and the browser console. Promises resolve to JSON text."""
+    from js import Function, Object, window
+    from pyscript.ffi import create_proxy
+
+    # JS makes the Promise and hands its resolve to Python, which calls it with
+    # JSON text when the work is done (no Python-built Promise executors).
+    as_promise = Function.new("py", "return (...a) => new Promise(resolve => py(resolve, ...a))")
+
+    def spawn(resolve, coro_fn):
+        async def run():
+            try:
+                out = await coro_fn()
+            except Exception as e:
+                out = {"error": getattr(e, "error", None) or repr(e)}
+            resolve(json.dumps(out))
+        asyncio.get_event_loop().create_task(run())
+
+    def propose(resolve, text):
+        command = json.loads(str(text))
+
+        async def go():
+            return {"ok": await app.propose(command)}
+        spawn(resolve, go)
+
+    def read(resolve):
+        async def go():
+            await app.read()
+            return {"ok": app.state.snapshot()}
+        spawn(resolve, go)
+
+    def status():
+        info = app.driver.status() if app.driver else {"error": app.error, "running": False}
+        info["app_error"] = app.error
+        if app.driver is not None:
+            info["driver_stats"] = app.driver.stats
+            info["node_stats"] = app.driver.node.stats
+            info["transport_stats"] = app.transport.stats if app.transport else None
+            info["introducer_up"] = bool(app.transport.introducer_up) if app.transport else False
+        return json.dumps(info)
+
+    def state():
+        return json.dumps(app.state.snapshot())
+
+    def applied():
+        return json.dumps(app.applied)
+
+    def send_raw(peer, text):
+        # Puts raw text on the real data channel to `peer` (tests inject garbage).
+        return bool(app.transport.send(str(peer), str(text))) if app.transport else False
+
+    obj = Object.new()
+    for name, fn in (("propose", propose), ("read", read)):
+        proxy = create_proxy(fn)
+        app._hooks.append(proxy)
+        setattr(obj, name, as_promise(proxy))
+    for name, fn in (("status", status), ("state", state), ("applied", applied),
+                     ("sendRaw", send_raw)):
+        proxy = create_proxy(fn)
+        app._hooks.append(proxy)
+        setattr(obj, name, proxy)
+    window.wraft = obj

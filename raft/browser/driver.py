@@ -1,0 +1,317 @@
+"""The asyncio driver every page shares: runs one raft.Node in the browser.
+
+Loop (raft/API.md): tick -> Ready -> persist -> send -> advance (apply) ->
+resolve proposal futures and ReadIndex reads. Nothing that depends on a Ready
+is sent before its hard state and entries are stored, so a node never
+acknowledges what it could not persist; when storage is full the node halts
+(offline, visible error) instead.
+
+This module imports neither js nor pyscript: the clock, the key/value store
+and the transport are passed in (raft/browser/app.py wires the real ones), so
+the same code runs under MicroPython, Pyodide and CPython.
+"""
+
+import asyncio
+
+from raft import codec
+from raft.records import RecordLog, StorageFull
+
+# How often the core is ticked. Heartbeats are 100 ms and elections 1.5-3 s;
+# hidden tabs may stretch this to 1 s, which those timeouts tolerate.
+TICK_MS = 25
+# Proposals/reads that fail for want of a leader are retried for this long.
+RETRY_WINDOW_MS = 8000
+RETRY_PAUSE_MS = 150
+RETRYABLE = ("no_leader", "leadership_lost", "timeout")
+
+
+class ProposalError(Exception):
+    """A write or read the cluster did not accept; .error is the core's code."""
+
+    def __init__(self, error, leader=None):
+        super().__init__("%s (%s)" % (error, leader))
+        self.error = error
+        self.leader = leader  # the known leader, or the detail of command_failed
+
+
+class GuardedState:
+    """Wraps the app's state class so a command its apply() rejects (raises
+    on) becomes a failed write instead of an exception inside consensus.
+    apply() is deterministic, so every replica fails the same way."""
+
+    def __init__(self, state):
+        self.state = state
+
+    def apply(self, command):
+        try:
+            return self.state.apply(command)
+        except Exception as e:
+            return {FAILED: "%s: %s" % (type(e).__name__, e)}
+
+    def snapshot(self):
+        return self.state.snapshot()
+
+    def restore(self, data):
+        self.state.restore(data)
+
+
+FAILED = "wraft_command_failed"
+
+
+class _Waiter:
+    # MicroPython's asyncio has Event but no usable Future across runtimes.
+    def __init__(self):
+        self.event = asyncio.Event()
+        self.error = None
+        self.value = None
+
+    def resolve(self, error, value):
+        self.error, self.value = error, value
+        self.event.set()
+
+
+class Driver:
+    def __init__(self, node, log, transport, clock, size, restored=None, on_change=None):
+        self.node = node
+        self.log = log  # RecordLog
+        self.transport = transport
+        self.clock = clock  # () -> int ms, monotonic
+        self.size = size
+        self.on_change = on_change  # fn(driver), after applies / role changes
+        self.on_applied = None  # fn(first_index, entries) after each apply batch
+        self.restored = restored
+        self.error = None  # set when the node halts
+        self.running = False
+        self.client_id = None
+        self._seq = 0
+        self._read_ctx = 0
+        self._proposals = {}  # seq -> _Waiter
+        self._reads = {}  # ctx -> _Waiter
+        self._kick = asyncio.Event()
+        self.last_write = None  # {"seq", "index", "committed", "error"}
+        self.stats = {"dropped_garbage": 0, "dropped_spoofed": 0, "dropped_halted": 0,
+                      "readies": 0, "persist_batches": 0}
+        self._tasks = []
+
+    # ---- wiring -------------------------------------------------------
+    def start(self, client_id):
+        self.client_id = client_id
+        self.running = True
+        loop = asyncio.get_event_loop()
+        self._tasks = [loop.create_task(self._ticker()), loop.create_task(self._drainer())]
+        self._notify()
+
+    def stop(self):
+        self.running = False
+        for t in self._tasks:
+            t.cancel()
+
+    def on_message(self, peer, text):
+        """Transport callback: validate, step, and let the drainer run soon."""
+        if self.error is not None:
+            self.stats["dropped_halted"] += 1
+            return
+        try:
+            msg = codec.decode(text)
+        except codec.DecodeError:
+            self.stats["dropped_garbage"] += 1
+            return
+        # The channel tells us who sent it; a message claiming otherwise is
+        # garbage as far as Raft is concerned.
+        if msg[1] != peer:
+            self.stats["dropped_spoofed"] += 1
+            return
+        self.node.tick(self.clock())  # the core knows the time only from tick
+        self.node.step(msg)
+        self._kick.set()
+
+    def on_peer(self, peer, up):
+        self._notify()
+
+    # ---- the Ready loop ----------------------------------------------
+    async def _ticker(self):
+        while self.running:
+            if self.error is None:
+                self.node.tick(self.clock())
+                self._drain()
+            await asyncio.sleep(TICK_MS / 1000)
+
+    async def _drainer(self):
+        while self.running:
+            await self._kick.wait()
+            self._kick.clear()
+            self._drain()
+
+    def _drain(self):
+        if self.error is not None:
+            return
+        try:
+            while self.node.has_ready():
+                rd = self.node.ready()
+                self.stats["readies"] += 1
+                if not self.persist(rd):
+                    return
+                self.send(rd)
+                self.node.advance(rd)
+                if rd.committed and self.on_applied is not None:
+                    self.on_applied(rd.committed_from, rd.committed)
+                self._note_committed(rd)
+                self._resolve(rd)
+        except Exception as e:  # a bug must show on the page, not kill the loop silently
+            self.halt("internal error: %r" % (e,))
+            raise
+        self._notify()
+
+    def persist(self, rd):
+        """Store hard state and entries before anything is sent (Raft §5)."""
+        hs = rd.hard_state
+        if not rd.entries and hs is None:
+            return True
+        try:
+            if rd.entries:
+                self.log.append(rd.entries_from, rd.entries)
+                self.stats["persist_batches"] += 1
+            if hs is not None:
+                self.log.set_hard_state(hs[0], hs[1], hs[2])
+        except StorageFull:
+            self.halt("localStorage is full: this node stopped and accepts no writes "
+                      "(nothing it could not store was acknowledged). Free space and reload.")
+            return False
+        return True
+
+    def send(self, rd):
+        for msg in rd.messages:
+            self.transport.send(msg[2], codec.encode(msg))
+
+    def _note_committed(self, rd):
+        w = self.last_write
+        if w is None or w.get("index") is not None:
+            return
+        # Results carry no index; find our entry among the committed ones.
+        for i, e in enumerate(rd.committed):
+            if e[1] == self.client_id and e[2] == w["seq"]:
+                w["index"] = rd.committed_from + i
+                w["committed"] = True
+
+    def _resolve(self, rd):
+        for client_id, seq, error, value in rd.results:
+            if client_id != self.client_id:
+                continue
+            waiter = self._proposals.pop(seq, None)
+            if waiter is not None:
+                waiter.resolve(error, value)
+        for ctx, error in rd.reads:
+            waiter = self._reads.pop(ctx, None)
+            if waiter is not None:
+                waiter.resolve(error, None)
+
+    def halt(self, reason):
+        """Stop for good: no more ticks, steps, sends or writes; fail waiters."""
+        if self.error is None:
+            self.error = reason
+            print("wraft: node halted: " + reason)
+        for table in (self._proposals, self._reads):
+            for key in list(table):
+                table.pop(key).resolve("halted", None)
+        self._notify()
+
+    # ---- client side --------------------------------------------------
+    async def propose(self, command):
+        """Replicate `command`; returns the app's apply() result once committed
+        and applied here. Retries with the same (client, seq), so a command
+        is applied at most once even when a retry races a late commit."""
+        self._seq += 1
+        seq = self._seq
+        self.last_write = {"seq": seq, "index": None, "committed": False, "error": None}
+        try:
+            return await self._until_done(lambda: self._propose_once(seq, command))
+        except ProposalError as e:
+            if self.last_write.get("seq") == seq:
+                self.last_write["error"] = e.error
+            self._notify()
+            raise
+
+    def _propose_once(self, seq, command):
+        waiter = _Waiter()
+        self._proposals[seq] = waiter
+        self.node.tick(self.clock())
+        self.node.propose(self.client_id, seq, command)
+        return waiter
+
+    async def read(self):
+        """Linearizable read (ReadIndex): returns once the local state is at
+        least as new as anything committed before the call."""
+        self._read_ctx += 1
+        ctx = self._read_ctx
+        await self._until_done(lambda: self._read_once(ctx))
+
+    def _read_once(self, ctx):
+        waiter = _Waiter()
+        self._reads[ctx] = waiter
+        self.node.tick(self.clock())
+        self.node.read_index(ctx)
+        return waiter
+
+    async def _until_done(self, attempt):
+        deadline = self.clock() + RETRY_WINDOW_MS
+        while True:
+            if self.error is not None:
+                raise ProposalError("halted")
+            waiter = attempt()
+            self._kick.set()
+            await waiter.event.wait()
+            if waiter.error is None:
+                v = waiter.value
+                if isinstance(v, dict) and FAILED in v:
+                    raise ProposalError("command_failed", v[FAILED])
+                return v
+            if waiter.error not in RETRYABLE or self.clock() >= deadline:
+                raise ProposalError(waiter.error, waiter.value)
+            await asyncio.sleep(RETRY_PAUSE_MS / 1000)
+
+    # ---- what the status component shows ------------------------------
+    def replicated_on(self, index):
+        """(count, exact): how many nodes hold log index `index`. The leader
+        knows each follower's match index; elsewhere a committed entry is
+        known to be on a majority, which is the lower bound shown."""
+        n = self.node
+        mine = 1 if n.last_index() >= index else 0
+        if n.role == "leader":
+            return mine + sum(1 for pr in n.progress.values() if pr.match >= index), True
+        if n.commit_index >= index:
+            return max(mine, self.size // 2 + 1), False
+        return mine, False
+
+    def status(self):
+        n = self.node
+        info = {
+            "node": n.id, "role": n.role, "term": n.term, "leader": n.leader_id,
+            "commit": n.commit_index, "applied": n.applied_index,
+            "quorum": bool(n.has_quorum) and self.error is None,
+            "peers": self.transport.peers_up() if self.transport else [],
+            "size": self.size, "running": self.running, "error": self.error,
+            "repaired": self.restored.repaired if self.restored else None,
+            "last_write": None,
+        }
+        w = self.last_write
+        if w is not None:
+            lw = {"committed": w["committed"], "error": w["error"]}
+            if w["index"] is not None:
+                lw["on"], lw["exact"] = self.replicated_on(w["index"])
+            info["last_write"] = lw
+        return info
+
+    def _notify(self):
+        if self.on_change is not None:
+            try:
+                self.on_change(self)
+            except Exception as e:  # a rendering bug must not stop consensus
+                print("wraft: on_change failed: %r" % (e,))
+
+
+def open_log(kv, cluster, node):
+    """Load this node's durable state; returns (log, restored) or raises
+    DamagedStorage with a message fit to show to the user."""
+    log = RecordLog(kv, cluster, node)
+    restored = log.load()
+    return log, restored

@@ -1,0 +1,117 @@
+"""Helpers at the JS boundary that behave the same on MicroPython and Pyodide.
+
+Why: the two runtimes convert values differently (JS null is None on
+MicroPython but jsnull on Pyodide; JS undefined is truthy on MicroPython;
+len() of a JS array fails on MicroPython; dict -> JS object differs; MicroPython
+wraps integral JS numbers beyond 32 bits), so we cross the boundary as JSON
+text and keep Python-side values plain. Worst: on MicroPython 1.28 a JS
+exception thrown by a synchronous call cannot be caught in Python; it unwinds
+the whole Python call (finally blocks skipped). Awaited promise rejections do
+arrive as a catchable JsException. So calls that may throw go through the JS
+wrappers here.
+"""
+
+import json
+import sys
+
+import js
+from pyscript.ffi import create_proxy
+
+MICROPYTHON = sys.implementation.name == "micropython"
+
+
+def to_js(value):
+    """A plain JS object/array built from a JSON-able Python value."""
+    return js.JSON.parse(json.dumps(value))
+
+
+def to_py(value):
+    """A plain Python value from a JS object/array (None for null/undefined)."""
+    text = js.JSON.stringify(value)
+    if not isinstance(text, str):  # JSON.stringify(undefined) is undefined
+        return None
+    return json.loads(text)
+
+
+_try_new = js.Function.new(
+    "C", "arg", "try { return new C(arg) } catch (e) { return 'error: ' + e }"
+)
+
+
+def try_new(cls, arg):
+    """new cls(arg) that raises a Python RuntimeError if the constructor throws."""
+    obj = _try_new(cls, arg)
+    if isinstance(obj, str):
+        raise RuntimeError(obj)
+    return obj
+
+
+_sender = js.Function.new(
+    "o", "return t => { try { o.send(t); return true } catch (e) { return false } }"
+)
+
+
+def safe_sender(obj):
+    """A JS function t -> bool sending t with obj.send, False where it would throw
+    (e.g. a data channel that started closing). One FFI call per message."""
+    return _sender(obj)
+
+
+_received = js.Function.new(
+    "pc",
+    "try { return pc.getStats().then(r => { let n = 0;"
+    " r.forEach(s => { if (s.type === 'transport') n += (s.bytesReceived || 0); });"
+    " return String(n); }, () => ''); } catch (e) { return Promise.resolve(''); }",
+)
+
+
+async def bytes_received(pc):
+    """Bytes this RTCPeerConnection has received (as text: may pass 2**31), or ''.
+    Counted by the browser's network thread, so it moves even while the
+    peer's page is too busy to answer a ping (its SCTP still acknowledges)."""
+    return await _received(pc)
+
+
+def now_ms():
+    """Milliseconds since the page loaded (monotonic, float).
+
+    Not Date.now(): MicroPython wraps integral JS numbers to 32 bits, so
+    Date.now() (about 1.8e12) arrives mangled there.
+    """
+    return js.performance.now()
+
+
+# Divide on the JS side, for the same reason (the result fits 31 bits until 2038).
+_unix_seconds = js.Function.new("return Math.floor(Date.now() / 1000)")
+
+
+def unix_seconds():
+    """Wall-clock unix time in whole seconds."""
+    return int(_unix_seconds())
+
+
+def rand():
+    """A float in [0, 1) from the browser (MicroPython's seed may be fixed)."""
+    return js.Math.random()
+
+
+class Proxies:
+    """Owns create_proxy callbacks: JS may call them until release()."""
+
+    def __init__(self):
+        self._items = []
+
+    def make(self, fn):
+        p = create_proxy(fn)
+        self._items.append(p)
+        return p
+
+    def release(self):
+        items, self._items = self._items, []
+        if MICROPYTHON:
+            return  # MicroPython proxies have no destroy(); dropping refs is all we can do
+        for p in items:
+            try:
+                p.destroy()
+            except Exception:
+                pass

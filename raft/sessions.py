@@ -1,0 +1,53 @@
+"""Client sessions: apply each (client id, sequence number) exactly once.
+
+Deterministic on every replica (same committed entries, same decisions), so
+a retried command returns the original result wherever it is applied.
+"""
+
+
+class Sessions:
+    def __init__(self, window=256):
+        self.window = window
+        # client id -> [floor, {seq: result}]: seqs <= floor were forgotten
+        self.clients = {}
+
+    def apply(self, client, seq, command, state_machine):
+        """Apply a client command once; returns (error, result)."""
+        s = self.clients.get(client)
+        if s is None:
+            s = [0, {}]
+            self.clients[client] = s
+        results = s[1]
+        if seq in results:
+            return None, results[seq]          # retry: original result
+        if seq <= s[0]:
+            return "session_expired", None     # too old to know: not applied
+        result = state_machine.apply(command)
+        results[seq] = result
+        if len(results) > 2 * self.window:
+            self._forget_oldest(s)
+        return None, result
+
+    def _forget_oldest(self, s):
+        # Amortised: keep the newest `window` results, raise the floor.
+        seqs = sorted(s[1])
+        cut = seqs[-self.window - 1]
+        for q in seqs:
+            if q > cut:
+                break
+            del s[1][q]
+        if cut > s[0]:
+            s[0] = cut
+
+    def snapshot(self):
+        """JSON-able, order-independent form (dicts are unordered on MicroPython)."""
+        out = []
+        for client in sorted(self.clients):
+            floor, results = self.clients[client]
+            out.append([client, floor, [[q, results[q]] for q in sorted(results)]])
+        return out
+
+    def restore(self, data):
+        self.clients = {}
+        for client, floor, pairs in data:
+            self.clients[client] = [floor, dict((q, r) for q, r in pairs)]

@@ -1,0 +1,7 @@
+"""Make the repo's raft and components packages importable from tests/apps."""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)

@@ -1,0 +1,68 @@
+"""Landing page helpers (components/landing.py): cluster names and window links."""
+
+import random
+
+import pytest
+
+from components.landing import (APPS, check_cluster_name, new_cluster_name, render_apps_html,
+                                split_host, window_urls)
+from raft.browser.app import valid_name
+
+
+def test_new_cluster_names_are_valid_and_differ():
+    rng = random.Random(1)
+    names = {new_cluster_name(rng.random) for _ in range(200)}
+    assert len(names) == 200
+    assert all(valid_name(n) and n.startswith("c-") and len(n) == 10 for n in names)
+    assert new_cluster_name(lambda: 0.999999) == "c-99999999"
+
+
+@pytest.mark.parametrize("name,problem", [
+    ("", "enter a cluster name"), ("ok-name_1.2", None), ("x" * 64, None),
+    ("x" * 65, "at most 64"), ("has space", "' '"), ("a/b", "'/'"),
+])
+def test_check_cluster_name(name, problem):
+    got = check_cluster_name(name)
+    if problem is None:
+        assert got is None
+    else:
+        assert problem in got
+
+
+def test_split_host():
+    assert split_host("wraft1.localhost:8000") == ("wraft1.localhost", 8000)
+    assert split_host("example.org", "https:") == ("example.org", 443)
+    assert split_host("[::1]:9000") == ("[::1]", 9000)
+
+
+def test_links_on_localhost_use_wraft_subdomains_and_the_same_port():
+    assert window_urls("http:", "wraft2.localhost:8123", "/todo", "team") == [
+        "http://wraft0.localhost:8123/todo?cluster=team",
+        "http://wraft1.localhost:8123/todo?cluster=team",
+        "http://wraft2.localhost:8123/todo?cluster=team",
+    ]
+    assert window_urls("http:", "localhost:8000", "/kv")[1] == "http://wraft1.localhost:8000/kv"
+
+
+def test_links_on_real_subdomains_keep_the_domain_and_default_port():
+    assert window_urls("https:", "wraft0.example.org", "/kv", "c-1") == [
+        "https://wraft%d.example.org/kv?cluster=c-1" % i for i in range(3)]
+    assert window_urls("https:", "example.org", "/kv")[2] == "https://wraft2.example.org/kv"
+
+
+def test_links_on_a_lan_address_use_consecutive_ports_and_node_query():
+    assert window_urls("http:", "192.168.1.20:8001", "/todo", "x", current_node="1") == [
+        "http://192.168.1.20:8000/todo?node=0&cluster=x",
+        "http://192.168.1.20:8001/todo?node=1&cluster=x",
+        "http://192.168.1.20:8002/todo?node=2&cluster=x",
+    ]
+    assert window_urls("http:", "10.0.0.5:9000", "/kv")[0] == "http://10.0.0.5:9000/kv?node=0"
+
+
+def test_apps_table_lists_every_app_with_three_links():
+    html = render_apps_html("http:", "wraft0.localhost:8000", "c-abc")
+    for path, _, _ in APPS:
+        assert 'data-app="%s"' % path[1:] in html
+        for i in range(3):
+            assert 'href="http://wraft%d.localhost:8000%s?cluster=c-abc"' % (i, path) in html
+    assert html.count("<a ") == 3 * len(APPS) == 12

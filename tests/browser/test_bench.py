@@ -1,0 +1,204 @@
+"""The bench page (pages/bench.html) and the runner's bookkeeping.
+
+Browser tests run three bench windows on their own cluster and check that a
+short run yields sane, self-consistent JSON. They assert no speed: figures
+come from `python -m benchmarks`, never from tests.
+"""
+
+import json
+import time
+
+import pytest
+
+from browser_helpers import MPY_LOAD_MS, wait_until
+
+MODES = ("rtt", "sequential", "pipelined")
+FIELDS = ("mode", "count", "seconds", "per_s", "p50_ms", "p99_ms", "max_ms")
+
+
+class Bench:
+    def __init__(self, browser, server, tag):
+        self.name = "%s-%d" % (tag, int(time.time() * 1000) % 10**8)
+        self.contexts = [browser.new_context() for _ in range(3)]
+        self.pages = []
+        self.logs = [[] for _ in range(3)]
+        for i, ctx in enumerate(self.contexts):
+            page = ctx.new_page()
+            log = self.logs[i]
+            page.on("console", lambda m, log=log: log.append("[%s] %s" % (m.type, m.text)))
+            page.goto("%s/bench?cluster=%s" % (server.base(i), self.name))
+            self.pages.append(page)
+        for page in self.pages:
+            page.wait_for_selector("body[data-bench]", state="attached", timeout=MPY_LOAD_MS)
+
+    def status(self, i):
+        return json.loads(self.pages[i].evaluate("wraft.status()"))
+
+    def leader(self):
+        def check():
+            infos = [self.status(i) for i in range(3)]
+            leads = [i for i, s in enumerate(infos) if s["role"] == "leader"]
+            if len(leads) == 1 and all(s["leader"] == str(leads[0]) and s["quorum"]
+                                       and len(s["peers"]) == 2 for s in infos):
+                return (leads[0],)
+            return None
+        return wait_until(check, timeout=30, what="one leader, all channels up")[0]
+
+    def run(self, i, options):
+        return json.loads(self.pages[i].evaluate("o => wraftBench.run(o)", json.dumps(options)))
+
+    def count(self, i):
+        return json.loads(self.pages[i].evaluate("wraft.state()"))
+
+    def close(self):
+        for c in self.contexts:
+            c.close()
+
+
+@pytest.fixture
+def bench(browser, server, request):
+    made = []
+
+    def make(tag):
+        b = Bench(browser, server, tag)
+        made.append(b)
+        return b
+    yield make
+    rep = getattr(request.node, "rep_call", None)
+    for b in made:
+        if rep is None or rep.failed:
+            for i, log in enumerate(b.logs):
+                print("----- console of bench window %d -----\n%s" % (i, "\n".join(log[-80:])))
+        b.close()
+
+
+@pytest.mark.browser
+def test_short_run_gives_consistent_json_on_the_page_and_to_automation(bench):
+    b = bench("bench-sane")
+    lead = b.leader()
+    page = b.pages[lead]
+    out = b.run(lead, {"duration_s": 0.5, "inflight": 16})
+    assert "ok" in out, out
+    r = out["ok"]
+    assert r["role"] == "leader" and r["node"] == str(lead)
+    assert r["runtime"] == "micropython"
+    for mode in MODES:
+        m = r[mode]
+        assert set(FIELDS) <= set(m), (mode, m)
+        assert m["mode"] == mode
+        assert m["count"] > 0 and m["seconds"] > 0 and m["per_s"] > 0, m
+        assert 0 <= m["p50_ms"] <= m["p99_ms"] <= m["max_ms"], m
+        assert m["per_s"] == pytest.approx(m["count"] / m["seconds"], rel=0.01)
+    seq, pip = r["sequential"], r["pipelined"]
+    # One client wrote everything, and each write returns the Tally count
+    # after it: the counts of a mode are consecutive and add up.
+    assert seq["errors"] == 0 and pip["errors"] == 0
+    assert seq["first_count"] == r["count_before"] + 1
+    assert seq["last_count"] - seq["first_count"] + 1 == seq["count"]
+    assert pip["first_count"] == seq["last_count"] + 1
+    assert pip["last_count"] - pip["first_count"] + 1 == pip["count"]
+    assert r["count_after"] == r["count_before"] + seq["count"] + pip["count"]
+    assert pip["inflight"] == 16
+    # The leader applied the last write at end_ms; every window gets there.
+    assert pip["end_ms"] is not None and pip["end_ms"] >= pip["start_ms"]
+    wait_until(lambda: all(b.count(i) == r["count_after"] for i in range(3)),
+               what="all windows applied every bench write")
+    for i in range(3):
+        at = json.loads(b.pages[i].evaluate("i => wraftBench.appliedAt(i)", pip["last_index"]))
+        assert at is not None
+    # the same JSON is on the page, for people and scripts alike
+    assert page.locator("body").get_attribute("data-bench") == "done"
+    assert json.loads(page.locator("#results").text_content()) == r
+    assert json.loads(page.evaluate("wraftBench.results()")) == r
+    assert page.locator("#table tr").count() == 3
+
+
+@pytest.mark.browser
+def test_bad_options_are_refused_clearly_and_the_page_keeps_working(bench):
+    b = bench("bench-bad")
+    lead = b.leader()
+    before = b.count(lead)
+    # junk on the channel the bench pings share with Raft: dropped, counted
+    other = b.pages[(lead + 1) % 3]
+    for junk in ("~p", "~qabc", "~z1", "~p" + "9" * 20, ""):
+        assert other.evaluate("([p, t]) => wraft.sendRaw(p, t)", [str(lead), junk]) is True
+    for options, words in (({"duration_s": -1}, "duration_s"),
+                           ({"duration_s": "3"}, "duration_s"),
+                           ({"inflight": 0}, "inflight"),
+                           ({"modes": ["fastest"]}, "modes"),
+                           ({"modes": []}, "modes"),
+                           ({"bogus": 1}, "unknown option"),
+                           ([1, 2], "JSON object")):
+        out = b.run(lead, options)
+        assert "error" in out and words in out["error"], (options, out)
+    out = json.loads(b.pages[lead].evaluate("wraftBench.run('not json')"))
+    assert "error" in out
+    assert b.count(lead) == before  # nothing ran
+    assert b.pages[lead].locator("body").get_attribute("data-bench") == "idle"
+    # a second run while one is going is refused; the first one completes
+    b.pages[lead].evaluate(  # returns at once (a returned promise would be awaited)
+        "() => { window._first = wraftBench.run('{\"modes\": [\"sequential\"], \"duration_s\": 1}') }")
+    second = b.run(lead, {"modes": ["rtt"], "duration_s": 0.2})
+    assert "already in progress" in second.get("error", ""), second
+    first = json.loads(b.pages[lead].evaluate("window._first"))
+    assert first["ok"]["sequential"]["count"] > 0
+    assert first["ok"]["side_dropped"] == 4
+    assert first["ok"]["driver_stats"]["dropped_garbage"] >= 1  # the empty one
+    assert b.count(lead) == before + first["ok"]["sequential"]["count"]
+
+
+@pytest.mark.browser
+def test_a_follower_can_run_the_bench_too_and_says_so(bench):
+    b = bench("bench-follower")
+    lead = b.leader()
+    follower = (lead + 1) % 3
+    out = b.run(follower, {"modes": ["sequential"], "duration_s": 0.3})
+    r = out["ok"]
+    assert r["role"] == "follower" and r["leader"] == str(lead)
+    assert r["sequential"]["count"] > 0
+    wait_until(lambda: b.count(lead) == r["count_after"], what="leader applied the writes")
+
+
+# ----- the runner's bookkeeping (plain CPython, no browser) -----
+
+def _fake_run(rtt, seq, pip_all):
+    mode = {"count": 10, "seconds": 1.0, "p50_ms": 1.0, "p99_ms": 2.0, "max_ms": 3.0}
+    return {"rtt": dict(mode, per_s=rtt), "sequential": dict(mode, per_s=seq),
+            "pipelined": dict(mode, per_s=pip_all, all_windows_per_s=pip_all),
+            "storage_bytes": [100, 120, 90], "counts": [30, 30, 30]}
+
+
+def test_runner_medians_and_targets():
+    from benchmarks.__main__ import parse_args, summarize
+
+    args = parse_args(["--quick"])
+    runs = [_fake_run(1000, 850, 21000), _fake_run(1200, 700, 1000), _fake_run(1100, 900, 25000)]
+    f = summarize(args, runs, {"mpy": [1.2, 2.0, 1.4], "py": []},
+                  {"mpy": [3.0, 2.0, 2.2], "py": []}, None, "156")
+    assert f["rtt_baseline_per_s"] == 1100 and f["sequential_writes_per_s"] == 850
+    assert f["pipelined_writes_per_s"] == 21000
+    assert f["cold_start_first_commit_s"] == {"mpy": 1.4}
+    assert f["failover_s"] == 2.2
+    assert f["localstorage_bytes_after"] == 120 and f["localstorage_writes"] == 30
+    t = f["targets"]
+    assert t["sequential_writes_per_s"]["met"] is False  # 850 < 0.8 * 1100
+    assert t["pipelined_writes_per_s"]["met"] is True
+    assert t["cold_start_mpy_s"]["met"] is True
+    assert t["failover_s"]["met"] is True
+    for key in ("sequential_writes_per_s", "rtt_baseline_per_s", "pipelined_writes_per_s",
+                "commit_latency_p50_ms", "commit_latency_p99_ms", "cold_start_first_commit_s",
+                "failover_s", "localstorage_bytes_after", "runtime", "chromium_version",
+                "machine"):
+        assert key in f
+    assert f["machine"]["cores"] >= 1
+
+
+def test_runner_refuses_bad_arguments(capsys):
+    from benchmarks.__main__ import parse_args
+
+    for argv in (["--repeats", "0"], ["--duration", "-1"], ["--inflight", "0"],
+                 ["--runtime", "ruby"]):
+        with pytest.raises(SystemExit) as e:
+            parse_args(argv)
+        assert e.value.code == 2
+    assert "error" in capsys.readouterr().err

@@ -1,0 +1,253 @@
+"""The browser driver's Ready loop, in CPython: real raft.Node, real
+RecordLog over an in-memory store, an in-process transport. No browser, no js:
+driver.py takes its clock, store and transport as arguments."""
+
+import asyncio
+import random
+import threading
+import time
+
+import pytest
+
+from raft.browser import driver as drv
+from raft.browser.driver import Driver, GuardedState, ProposalError, open_log
+from raft.config import Config
+from raft.node import Node
+from raft.records import DamagedStorage, MemoryKV
+
+FAST = dict(election_min_ms=150, election_max_ms=300, heartbeat_ms=20)
+
+
+class Net:
+    """Delivers each message on a later loop turn; nodes can be cut off."""
+
+    def __init__(self):
+        self.drivers = {}
+        self.cut = set()
+
+    def deliver(self, src, dst, text):
+        d = self.drivers.get(dst)
+        if d is not None and src not in self.cut and dst not in self.cut:
+            d.on_message(src, text)
+
+
+class FakeTransport:
+    def __init__(self, net, me):
+        self.net, self.me, self.stats = net, me, {}
+
+    def send(self, peer, text):
+        asyncio.get_event_loop().call_soon(self.net.deliver, self.me, peer, text)
+        return True
+
+    def peers_up(self):
+        return sorted(p for p in self.net.drivers if p != self.me and p not in self.net.cut)
+
+
+class Counter:
+    def __init__(self):
+        self.ops = []
+
+    def apply(self, command):
+        if not isinstance(command, int):
+            raise TypeError("need an int")
+        self.ops.append(command)
+        return len(self.ops)
+
+    def snapshot(self):
+        return list(self.ops)
+
+    def restore(self, data):
+        self.ops = list(data)
+
+
+def clock():
+    return int(time.monotonic() * 1000)
+
+
+def make(net, nid, kv, size=3):
+    log, restored = open_log(kv, "t", nid)
+    stored = None
+    if restored.entries or restored.term:
+        stored = ([restored.term, restored.vote, restored.commit], restored.entries)
+    state = Counter()
+    node = Node(nid, [str(i) for i in range(size)], config=Config(**FAST),
+                rng=random.Random(nid).random, state_machine=GuardedState(state),
+                storage=stored, now_ms=clock())
+    d = Driver(node, log, FakeTransport(net, nid), clock, size, restored=restored)
+    d.app_state = state
+    net.drivers[nid] = d
+    d.start("%s-%08x" % (nid, random.getrandbits(32)))  # one client id per incarnation
+    return d
+
+
+async def wait_for(pred, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        await asyncio.sleep(0.01)
+    raise AssertionError("timed out")
+
+
+def in_own_loop(scenario):
+    """Run an async scenario on a fresh event loop in its own thread: the
+    Playwright fixtures of this directory keep a loop running in the main
+    thread, so asyncio tests would clash with them."""
+    def test(*args, **kwargs):
+        box = {}
+
+        def run():
+            try:
+                asyncio.run(scenario(*args, **kwargs))
+            except BaseException as e:  # re-raised in the test thread
+                box["error"] = e
+        t = threading.Thread(target=run)
+        t.start()
+        t.join(120)
+        assert not t.is_alive(), "scenario hung"
+        if "error" in box:
+            raise box["error"]
+    test.__name__ = scenario.__name__
+    return test
+
+
+def leaders(net):
+    return [d for d in net.drivers.values() if d.node.role == "leader" and d.error is None]
+
+
+@in_own_loop
+async def test_writes_from_every_node_apply_everywhere_in_one_order():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    results = await asyncio.gather(*[ds[i % 3].propose(i) for i in range(30)])
+    assert sorted(results) == list(range(1, 31))
+    await wait_for(lambda: all(len(d.app_state.ops) == 30 for d in ds))
+    assert ds[0].app_state.ops == ds[1].app_state.ops == ds[2].app_state.ops
+    assert sorted(ds[0].app_state.ops) == list(range(30))
+    # Batching: far fewer persisted batches than entries on the leader.
+    lead = leaders(net)[0]
+    assert lead.stats["persist_batches"] < 30
+    info = lead.status()
+    assert info["quorum"] and info["role"] == "leader" and info["commit"] >= 31
+    # A linearizable read on a follower sees every acknowledged write.
+    follower = next(d for d in ds if d is not lead)
+    await follower.read()
+    assert len(follower.app_state.ops) == 30
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
+async def test_restart_from_storage_rebuilds_state_and_keeps_acknowledged_writes():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    for i in range(10):
+        await ds[i % 3].propose(i)
+    for d in ds:
+        d.stop()
+    net.drivers.clear()
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    # The committed prefix is re-applied from the log before any new traffic.
+    await wait_for(lambda: all(len(d.app_state.ops) >= 10 for d in ds))
+    await wait_for(lambda: len(leaders(net)) == 1)
+    await ds[1].propose(99)
+    await wait_for(lambda: all(d.app_state.ops[-1:] == [99] for d in ds))
+    assert ds[0].app_state.ops[:10] == list(range(10))
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
+async def test_full_storage_halts_the_node_without_acknowledging():
+    net = Net()
+    kvs = [MemoryKV(), MemoryKV(), MemoryKV()]
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    victim = leaders(net)[0]
+    victim.log.kv.quota = victim.log.kv.used() + 50  # room for nothing much
+    with pytest.raises(ProposalError) as e:
+        await victim.propose(7)
+    assert e.value.error == "halted"
+    assert "localStorage is full" in victim.error
+    assert victim.status()["quorum"] is False
+    # Its last write is not counted as done, and the others carry on.
+    assert victim.status()["last_write"]["committed"] is False
+    others = [d for d in ds if d is not victim]
+    await wait_for(lambda: any(d.node.role == "leader" for d in others), timeout=5)
+    assert await others[0].propose(5) >= 1
+    before = victim.stats["dropped_halted"]
+    await asyncio.sleep(0.2)
+    assert victim.stats["dropped_halted"] > before  # it ignores traffic now
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
+async def test_garbage_and_spoofed_messages_are_dropped_and_counted():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    d = ds[0]
+    for junk in ["", "{", "[1]", '[9,"h","1","0",1,0,0]', "null", "x" * 70000]:
+        d.on_message("1", junk)
+    assert d.stats["dropped_garbage"] == 6
+    # Claims to come from node 2 but arrived on node 1's channel.
+    d.on_message("1", '[1,"h","2","0",%d,0,0]' % d.node.term)
+    assert d.stats["dropped_spoofed"] == 1
+    assert await d.propose(1) == 1
+    for x in ds:
+        x.stop()
+
+
+@in_own_loop
+async def test_command_the_app_rejects_fails_that_write_only():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    with pytest.raises(ProposalError) as e:
+        await ds[2].propose("not an int")
+    assert e.value.error == "command_failed" and "need an int" in e.value.leader
+    assert await ds[2].propose(4) == 1
+    assert all(x.error is None for x in ds)
+    for x in ds:
+        x.stop()
+
+
+@in_own_loop
+async def test_minority_commits_nothing_and_says_so():
+    saved = drv.RETRY_WINDOW_MS
+    drv.RETRY_WINDOW_MS = 1000
+    try:
+        await _minority_scenario()
+    finally:
+        drv.RETRY_WINDOW_MS = saved
+
+
+async def _minority_scenario():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    lone = leaders(net)[0]
+    net.cut.update(d.node.id for d in ds if d is not lone)
+    await wait_for(lambda: not lone.status()["quorum"], timeout=3)
+    commit = lone.node.commit_index
+    with pytest.raises(ProposalError):
+        await lone.propose(1)
+    assert lone.node.commit_index == commit
+    net.cut.clear()
+    await wait_for(lambda: len(leaders(net)) == 1, timeout=5)
+    assert await lone.propose(2) >= 1
+    for x in ds:
+        x.stop()
+
+
+def test_damaged_committed_storage_refuses_to_open():
+    kv = MemoryKV()
+    log, _ = open_log(kv, "t", "0")
+    log.save(1, [[1, "c", 1, 5]], term=1, vote="0", commit=1)
+    key = "wraft:t:0:log:1"
+    kv.data[key] = kv.data[key].replace("5", "6")
+    with pytest.raises(DamagedStorage, match="refusing to start"):
+        open_log(kv, "t", "0")

@@ -1,0 +1,57 @@
+"""Every page loads PyScript from our server, offline, and runs its Python."""
+
+from pathlib import Path
+
+import pytest
+
+from browser_helpers import PYODIDE_LOAD_MS
+
+PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
+PAGES = sorted("/" if p.stem == "index" else "/" + p.stem for p in PAGES_DIR.glob("*.html"))
+
+
+def assert_ran_cleanly(w, runtime):
+    """All Python scripts of the page finished, and nothing went wrong."""
+    w.page.wait_for_selector("html[data-wraft-done]", state="attached",
+                             timeout=PYODIDE_LOAD_MS if runtime == "py" else 15_000)
+    assert w.page.evaluate("document.documentElement.dataset.wraftRuntime") == runtime
+    assert w.page.locator(".py-error").count() == 0, w.page.locator(".py-error").all_inner_texts()
+    assert not w.errors()
+
+
+def test_every_page_is_covered():
+    assert {"/", "/todo", "/bench", "/kv", "/transport_test"} <= set(PAGES)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("path", PAGES)
+def test_page_runs_micropython_offline(server, open_window, path):
+    urls = []
+    w = open_window(server.base(0) + path, record_requests=urls)
+    assert_ran_cleanly(w, "mpy")
+    assert any(u.endswith("/pyscript/micropython/micropython.wasm") for u in urls), urls
+    foreign = [u for u in urls if not u.startswith(server.base(0) + "/")
+               and not u.startswith("data:")]
+    assert not foreign, foreign  # everything from our own server
+
+
+@pytest.mark.browser
+def test_pyodide_on_request(server, open_window):
+    w = open_window(server.base(1) + "/transport_test?runtime=py", wait_for="body[data-ready]",
+                    timeout=PYODIDE_LOAD_MS)
+    assert w.page.get_attribute("body", "data-py-impl") == "cpython"
+    assert_ran_cleanly(w, "py")
+
+
+@pytest.mark.browser
+def test_micropython_page_imports_the_raft_package(server, open_window):
+    w = open_window(server.base(1) + "/transport_test", wait_for="body[data-ready]")
+    assert w.page.get_attribute("body", "data-py-impl") == "micropython"
+    assert_ran_cleanly(w, "mpy")
+
+
+@pytest.mark.browser
+def test_unknown_runtime_is_reported_and_falls_back_to_micropython(server, open_window):
+    w = open_window(server.base(2) + "/transport_test?runtime=ruby", wait_for="body[data-ready]")
+    assert w.page.get_attribute("body", "data-py-impl") == "micropython"
+    assert any("unknown ?runtime=ruby" in line for line in w.errors())

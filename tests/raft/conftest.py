@@ -1,0 +1,7 @@
+"""Make the repo's raft package importable ahead of this tests/raft directory."""
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)

@@ -1,0 +1,293 @@
+"""Bad input and limits: every refusal is an error frame with a stable code or
+a close with a documented code; the server keeps serving everyone else."""
+
+import asyncio
+import json
+
+import pytest
+
+from sig_helpers import (RawWebSocket, assert_server_healthy, expect_close, join, open_ws,
+                         recv_json)
+
+
+@pytest.fixture
+async def bystanders(base_url):
+    """A joined pair in another cluster: it must never notice the abuse."""
+    a, _ = await join(base_url, "bystanders", "0")
+    b, _ = await join(base_url, "bystanders", "1")
+    await recv_json(a)
+
+    async def check():
+        await b.send(json.dumps({"type": "signal", "to": "0", "data": "still here"}))
+        assert await recv_json(a) == {"type": "signal", "from": "1", "data": "still here"}
+        await a.send(json.dumps({"type": "ping"}))
+        assert await recv_json(a) == {"type": "pong"}
+        await assert_server_healthy(base_url)
+
+    yield check
+    await a.close()
+    await b.close()
+
+
+async def refused(ws, frame, code):
+    await ws.send(frame if isinstance(frame, (str, bytes)) else json.dumps(frame))
+    msg = await recv_json(ws)
+    assert msg["type"] == "error" and msg["code"] == code, msg
+    assert isinstance(msg["message"], str) and msg["message"]
+
+
+GOOD_JOIN = {"type": "join", "v": 1, "cluster": "c", "node": "0"}
+
+BEFORE_JOIN = [
+    ("not json", "bad_json"),
+    ("{\"type\": \"join\"", "bad_json"),
+    ("[" * 5000 + "]" * 5000, "bad_json"),  # nesting bomb
+    ("[1, 2]", "bad_message"),
+    ("\"join\"", "bad_message"),
+    ("null", "bad_message"),
+    ({}, "bad_message"),
+    ({"type": 5}, "bad_message"),
+    ({"type": None}, "bad_message"),
+    ({"type": "hello"}, "unknown_type"),
+    ({"type": "JOIN", "v": 1, "cluster": "c", "node": "0"}, "unknown_type"),
+    ({"type": "signal", "to": "1", "data": 1}, "not_joined"),
+    ({"type": "leave"}, "not_joined"),
+    ({"type": "join", "cluster": "c", "node": "0"}, "bad_message"),
+    ({**GOOD_JOIN, "v": 2}, "bad_version"),
+    ({**GOOD_JOIN, "v": "1"}, "bad_version"),
+    ({**GOOD_JOIN, "v": True}, "bad_version"),
+    ({**GOOD_JOIN, "v": 1.0}, "bad_version"),
+    ({"type": "join", "v": 1, "node": "0"}, "bad_message"),
+    ({"type": "join", "v": 1, "cluster": "c"}, "bad_message"),
+    ({**GOOD_JOIN, "cluster": ""}, "bad_message"),
+    ({**GOOD_JOIN, "cluster": "x" * 65}, "bad_message"),
+    ({**GOOD_JOIN, "cluster": "a b"}, "bad_message"),
+    ({**GOOD_JOIN, "cluster": "a/b"}, "bad_message"),
+    ({**GOOD_JOIN, "cluster": "é"}, "bad_message"),
+    ({**GOOD_JOIN, "cluster": 7}, "bad_message"),
+    ({**GOOD_JOIN, "node": 0}, "bad_message"),
+    ({**GOOD_JOIN, "node": "n" * 33}, "bad_message"),
+    ({**GOOD_JOIN, "node": "0\n"}, "bad_message"),
+    ({**GOOD_JOIN, "node": ["0"]}, "bad_message"),
+]
+
+
+@pytest.mark.parametrize("frame, code", BEFORE_JOIN)
+async def test_bad_frames_before_join(base_url, bystanders, frame, code):
+    ws = await open_ws(base_url)
+    await refused(ws, frame, code)
+    # the socket is still usable and still not joined
+    await ws.send(json.dumps(GOOD_JOIN))
+    assert (await recv_json(ws))["type"] == "welcome"
+    await ws.close()
+    await bystanders()
+
+
+AFTER_JOIN = [
+    ({"type": "signal", "to": "9", "data": 1}, "unknown_target"),
+    ({"type": "signal", "data": 1}, "bad_message"),
+    ({"type": "signal", "to": 1, "data": 1}, "bad_message"),
+    ({"type": "signal", "to": "../1", "data": 1}, "bad_message"),
+    ({"type": "signal", "to": "1"}, "bad_message"),
+    ({"type": "join", "v": 1, "cluster": "c", "node": "2"}, "already_joined"),
+    ({"type": "join", "v": 1, "cluster": "other", "node": "0"}, "already_joined"),
+    ({"type": "signal", "to": "1", "data": "[" * 2000}, None),  # just a string: relayed
+]
+
+
+@pytest.mark.parametrize("frame, code", AFTER_JOIN)
+async def test_bad_frames_after_join(base_url, bystanders, frame, code):
+    a, _ = await join(base_url, "c", "0")
+    b, _ = await join(base_url, "c", "1")
+    await recv_json(a)
+    if code is None:
+        await a.send(json.dumps(frame))
+        assert (await recv_json(b))["data"] == frame["data"]
+    else:
+        await refused(a, frame, code)
+    # a is still joined and its identity unchanged
+    await a.send(json.dumps({"type": "signal", "to": "1", "data": "ok"}))
+    assert await recv_json(b) == {"type": "signal", "from": "0", "data": "ok"}
+    await a.close()
+    await b.close()
+    await bystanders()
+
+
+async def test_deeply_nested_data_is_refused_shallow_is_relayed(base_url, bystanders):
+    a, _ = await join(base_url, "c", "0")
+    b, _ = await join(base_url, "c", "1")
+    await recv_json(a)
+    await refused(a, '{"type":"signal","to":"1","data":' + "[" * 5000 + "]" * 5000 + "}", "bad_json")
+    await a.send('{"type":"signal","to":"1","data":' + "[" * 200 + "]" * 200 + "}")
+    assert (await recv_json(b))["from"] == "0"
+    await a.close()
+    await b.close()
+    await bystanders()
+
+
+async def test_binary_frame_is_refused(base_url, bystanders):
+    ws, _ = await join(base_url, "c", "0")
+    await refused(ws, json.dumps({"type": "ping"}).encode(), "bad_message")
+    await ws.send(json.dumps({"type": "ping"}))
+    assert await recv_json(ws) == {"type": "pong"}
+    await ws.close()
+    await bystanders()
+
+
+async def test_invalid_utf8_text_frame_closes_that_socket_only(base_url, bystanders):
+    raw = await RawWebSocket.connect(base_url)
+    raw.send_frame(0x1, b'{"type":"ping","x":"\xff\xfe"}')
+    opcode, payload = await raw.read_frame()
+    assert opcode == 0x8  # close
+    assert int.from_bytes(payload[:2], "big") == 1007  # invalid frame payload data
+    raw.abort()
+    await bystanders()
+
+
+async def test_oversize_frame_gets_too_large_then_1009(base_url, bystanders):
+    a, _ = await join(base_url, "c", "0")
+    b, _ = await join(base_url, "c", "1")
+    await recv_json(a)
+    await a.send(json.dumps({"type": "signal", "to": "1", "data": "x" * 70_000}))
+    seen = await expect_close(a, 1009)
+    assert seen[-1]["type"] == "error" and seen[-1]["code"] == "too_large"
+    assert await recv_json(b) == {"type": "presence", "cluster": "c", "nodes": ["1"]}
+    await b.close()
+    await bystanders()
+
+
+async def test_multibyte_frame_over_limit_in_bytes_is_too_large(base_url):
+    ws, _ = await join(base_url, "c", "0")
+    # 30,000 chars but 90,000 UTF-8 bytes
+    await ws.send('{"type":"ping","pad":"' + "€" * 30_000 + '"}')
+    seen = await expect_close(ws, 1009)
+    assert seen[-1]["code"] == "too_large"
+
+
+async def test_frame_just_under_limit_is_relayed(base_url):
+    a, _ = await join(base_url, "c", "0")
+    b, _ = await join(base_url, "c", "1")
+    await recv_json(a)
+    head = '{"type":"signal","to":"1","data":"'
+    frame = head + "y" * (65536 - len(head) - 2) + '"}'
+    assert len(frame.encode()) == 65536
+    await a.send(frame)
+    assert len((await recv_json(b))["data"]) == 65536 - len(head) - 2
+    await a.close()
+    await b.close()
+
+
+async def test_huge_frame_is_cut_at_transport(base_url, bystanders):
+    ws, _ = await join(base_url, "c", "0")
+    await ws.send("x" * (2 * 1024 * 1024))
+    await expect_close(ws, 1009)
+    await bystanders()
+
+
+async def test_rate_limit_refuses_over_burst(base_url, bystanders):
+    ws = await open_ws(base_url)
+    n = 600
+    await asyncio.gather(*(ws.send('{"type":"ping"}') for _ in range(n)))
+    pongs = limited = 0
+    for _ in range(n):
+        msg = await recv_json(ws)
+        if msg["type"] == "pong":
+            pongs += 1
+        else:
+            assert msg["code"] == "rate_limited", msg
+            limited += 1
+    assert 400 <= pongs < n and limited >= 1
+    await asyncio.sleep(0.6)  # tokens come back at 200/s
+    await ws.send('{"type":"ping"}')
+    assert await recv_json(ws) == {"type": "pong"}
+    await ws.close()
+    await bystanders()
+
+
+async def test_sustained_flood_is_closed_4429(base_url, bystanders):
+    ws = await open_ws(base_url)
+    for _ in range(3000):
+        await ws.send('{"type":"ping"}')
+    seen = await expect_close(ws, 4429)
+    assert any(m.get("code") == "rate_limited" for m in seen)
+    await bystanders()
+
+
+async def test_binary_flood_is_closed_4429(base_url, bystanders):
+    ws = await open_ws(base_url)
+    for _ in range(3000):
+        await ws.send(b"\x00")
+    await expect_close(ws, 4429)
+    await bystanders()
+
+
+async def test_cluster_full_at_16(base_url, bystanders):
+    members = [(await join(base_url, "full", str(i)))[0] for i in range(16)]
+    extra = await open_ws(base_url)
+    await refused(extra, {"type": "join", "v": 1, "cluster": "full", "node": "16"}, "cluster_full")
+    # a leave frees a place
+    await members[0].close()
+    while len((await recv_json(members[1]))["nodes"]) != 15:
+        pass
+    await extra.send(json.dumps({"type": "join", "v": 1, "cluster": "full", "node": "16"}))
+    assert (await recv_json(extra))["type"] == "welcome"
+    assert len((await recv_json(extra))["nodes"]) == 16
+    for ws in members[1:] + [extra]:
+        await ws.close()
+    await bystanders()
+
+
+async def test_too_many_clusters(make_server):
+    base = await make_server(max_clusters=2)
+    a, _ = await join(base, "one", "0")
+    b, _ = await join(base, "two", "0")
+    c = await open_ws(base)
+    await refused(c, {"type": "join", "v": 1, "cluster": "three", "node": "0"}, "too_many_clusters")
+    # joining an existing cluster is still fine
+    await c.send(json.dumps({"type": "join", "v": 1, "cluster": "two", "node": "1"}))
+    assert (await recv_json(c))["type"] == "welcome"
+    # an emptied cluster frees its slot
+    await a.close()
+    d = await open_ws(base)
+    for _ in range(50):
+        await d.send(json.dumps({"type": "join", "v": 1, "cluster": "three", "node": "0"}))
+        msg = await recv_json(d)
+        if msg["type"] == "welcome":
+            break
+        assert msg["code"] == "too_many_clusters"
+        await asyncio.sleep(0.05)
+    assert msg["type"] == "welcome"
+    for ws in (b, c, d):
+        await ws.close()
+
+
+async def test_many_abusers_at_once(base_url, bystanders):
+    """Concurrent garbage from many sockets, then everything still works."""
+    async def abuser(i):
+        raw = await RawWebSocket.connect(base_url)
+        raw.send_frame(0x1, b"garbage")
+        raw.send_frame(0x2, b"\x00\x01")
+        raw.send_json({"type": "join", "v": 1, "cluster": "mob", "node": str(i)})
+        raw.send_json({"type": "signal", "to": str((i + 1) % 10), "data": i})
+        await asyncio.sleep(0.05)
+        raw.abort()
+    await asyncio.gather(*(abuser(i) for i in range(30)))
+    await bystanders()
+
+
+async def test_a_server_bug_costs_one_frame_not_the_socket(aiohttp_server, site_root, caplog):
+    from signaling.app import INTRODUCER, make_app
+    app = make_app(site_root)
+    server = await aiohttp_server(app)
+    base = f"http://127.0.0.1:{server.port}"
+
+    async def broken_relay(member, frame):
+        raise KeyError("simulated bug")
+
+    app[INTRODUCER].relay_signal = broken_relay
+    ws, _ = await join(base, "c", "0")
+    await refused(ws, {"type": "signal", "to": "0", "data": 1}, "internal_error")
+    await ws.send(json.dumps({"type": "ping"}))
+    assert await recv_json(ws) == {"type": "pong"}
+    assert "simulated bug" in caplog.text
+    await ws.close()
