@@ -2,6 +2,7 @@
 
     python -m benchmarks [--quick] [--repeats N] [--duration S] [--inflight K]
                          [--runtime mpy|py] [--no-pyodide] [--profile|--no-profile]
+                         [--compaction-writes N]
 
 Hermetic: runs inside scripts/in-netns (re-executes itself through it when
 started outside). Starts `python -m signaling` on 127.0.0.1, opens the bench
@@ -9,7 +10,9 @@ page in three windows, lets the leader's window measure the raw data-channel
 round-trip rate (the baseline), sequential writes (each awaited until
 committed: the original's method) and pipelined writes (K in flight); then
 cold start -> first commit (per runtime) and leader closed -> next commit
-(benchmarks/browser_timings.py). Medians over --repeats fresh clusters.
+(benchmarks/browser_timings.py); then log compaction in the KV app
+(benchmarks/compaction.py: localStorage after N writes, catch_up_s of a window
+closed for 5,000 writes). Medians over --repeats fresh clusters.
 Prints a table with each target and whether it is met, then where the time
 goes (a separate profiled run, so timers do not touch the figures), and
 writes benchmarks/results/latest.json. `--quick` takes well under a minute.
@@ -22,6 +25,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -56,6 +60,10 @@ def parse_args(argv):
     ap.add_argument("--profile", dest="profile", action="store_true", default=None,
                     help="add a profiled run: where each window's time goes (default on, off with --quick)")
     ap.add_argument("--no-profile", dest="profile", action="store_false")
+    ap.add_argument("--compaction-writes", type=int, default=None,
+                    help="log compaction figures (KV app): localStorage after this many "
+                         "writes and catch_up_s of a window closed for 5000 writes "
+                         "(default 100000; 0 skips, as --quick does; benchmarks/compaction.py)")
     ap.add_argument("--no-timings", dest="timings", action="store_false",
                     help="skip cold start and failover (bench page figures only)")
     ap.add_argument("--root", type=Path,
@@ -71,6 +79,8 @@ def parse_args(argv):
         a.profile = not a.quick
     if a.pyodide is None:
         a.pyodide = not a.quick
+    if a.compaction_writes is None:
+        a.compaction_writes = 0 if a.quick else 100000
     if a.repeats < 1 or not 0 < a.duration <= 120 or not 1 <= a.inflight <= 4096:
         ap.error("need --repeats >= 1, 0 < --duration <= 120, 1 <= --inflight <= 4096")
     return a
@@ -310,8 +320,7 @@ def main(argv=None):
     def log(msg):
         print("[%5.1f s] %s" % (time.monotonic() - t0, msg), flush=True)
 
-    logs = REPO / "benchmarks" / "results"
-    logs.mkdir(parents=True, exist_ok=True)
+    logs = Path(tempfile.mkdtemp(prefix="wraft-bench-"))  # the server's log
     server = Introducer(logs, args=["--root", str(args.root.resolve())] if args.root else [])
     server.start()
     log("server on 127.0.0.1:%d" % server.port)
@@ -321,6 +330,11 @@ def main(argv=None):
             try:
                 runs, cold, failover, profiled, breakdown, errors = collect(
                     args, browser, server, log)
+                compaction = None
+                if args.compaction_writes:
+                    from benchmarks.compaction import collect_compaction
+                    compaction = collect_compaction(browser, server, args.compaction_writes,
+                                                    5000, log, errors)
                 chromium = browser.version
             finally:
                 browser.close()
@@ -338,6 +352,7 @@ def main(argv=None):
         raise SystemExit(1)
     f = summarize(args, runs, cold, failover, profiled, chromium)
     f["errors"] = errors
+    f.update(compaction or {})
     f["cold_start_breakdown_mpy_s"] = breakdown
     f["load_average_at_start"] = load_at_start
     f["load_average"] = os.getloadavg()
@@ -353,6 +368,11 @@ def main(argv=None):
         print("  inside each window (s from its navigation start): runtime up and our script "
               "starting %s; node started %s" % (breakdown.get("window_runtime_up_s"),
                                                 breakdown.get("window_script_done_s")))
+    if compaction:
+        print("\nlog compaction (KV app, 50 keys): localStorage %s chars (max over windows) after "
+              "%d writes; a window closed for %d writes catches up in %.2f s (reopen included)"
+              % (compaction["compaction_localstorage_bytes_after"], compaction["compaction_writes"],
+                 compaction["catch_up_lag_writes"], compaction["catch_up_s"]))
     print_profile(profiled)
     for e in errors:
         print("not measured: " + e)

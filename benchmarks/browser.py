@@ -64,7 +64,13 @@ class BenchCluster:
 
     def run(self, i, **options):
         """window.wraftBench.run(options) in window i; returns its results dict."""
-        out = json.loads(self.pages[i].evaluate("o => wraftBench.run(o)", json.dumps(options)))
+        # Playwright's evaluate has no timeout: a page that never answers
+        # must fail the run, not hang the runner.
+        limit_ms = int(1000 * (60 + 2 * options.get("duration_s", 3) * len(options.get("modes", "123"))))
+        out = json.loads(self.pages[i].evaluate(
+            "([o, ms]) => Promise.race([wraftBench.run(o), new Promise(r => setTimeout("
+            "() => r(JSON.stringify({error: 'no answer in ' + ms + ' ms'})), ms))])",
+            [json.dumps(options), limit_ms]))
         if "ok" not in out:
             raise RuntimeError("bench run failed: %s\n%s" % (out.get("error"), self.tail()))
         return out["ok"]

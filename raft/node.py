@@ -910,6 +910,12 @@ class Node:
             self.snap_out = None
             self.snap_installed = False
             self.snap_discard_log = False
+        if self.applied_index > self.offset and self.log_too_long():
+            # Checked on every advance (a leader waits for its followers'
+            # acks), and before applying: the driver's per-batch hooks
+            # (on_applied) of the previous batch have run, so app state that
+            # they complete is whole in the snapshot.
+            self.compact_log()
         if rd.hard_state is not None:
             hs = rd.hard_state
             self._saved_hs = (hs[0], hs[1], hs[2])
@@ -917,9 +923,6 @@ class Node:
             self.unstable_from = rd.entries_from + len(rd.entries)
         if rd.committed:
             self.apply_committed(rd.committed_from, rd.committed)
-        if self.applied_index > self.offset and self.log_too_long():
-            # Checked on every advance: a leader waits for its followers' acks.
-            self.compact_log()
         if self.role == LEADER and rd.entries:
             self.advance_commit_index()   # our own log write counts toward a majority
 

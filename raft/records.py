@@ -10,13 +10,22 @@ different clusters or nodes can never clash:
 
     wraft:<cluster>:<node>:hard          term, vote, commit
     wraft:<cluster>:<node>:log:<first>   a batch of entries starting at <first>
-    wraft:<cluster>:<node>:snap          snapshot (index, term, app state)
+    wraft:<cluster>:<node>:snap          snapshot manifest: index, term, generation,
+                                         part count, length and crc32 of its text
+    wraft:<cluster>:<node>:snap:<gen>:<k>  part k of snapshot generation <gen>
 
 Each value is "<crc32 as 8 hex digits><json body>". Log records hold one
 persist batch (one setItem per Ready, not one per entry). Entries are opaque
 JSON values to this module; their index is implied by position. A snapshot
 covers a prefix of the log, after which the log records it covers can be
 removed, so compaction needs no change to the layout.
+
+A snapshot may exceed one value, so it is written crash-safely in three
+steps: its parts under a fresh generation (no reader looks there yet), then
+the manifest (one setItem: the atomic switch), then the old generation and
+the log records it covers are removed. A crash before the switch leaves the
+old snapshot + log (orphan parts are removed at the next load); after it,
+the new one.
 """
 
 import binascii
@@ -95,8 +104,19 @@ def decode_hard_state(text):
     return term, vote, commit
 
 
-def encode_log_record(first, entries):
-    return seal({"v": FORMAT, "f": first, "e": list(entries)})
+def encode_log_record(first, entries, gen=0):
+    # gen: generation of the snapshot current when the record was written
+    # (lets load() tell records older than a snapshot that discarded the log).
+    obj = {"v": FORMAT, "f": first, "e": list(entries)}
+    if gen:
+        obj["g"] = gen
+    return seal(obj)
+
+
+def log_record_generation(text):
+    obj = unseal(text)
+    g = obj.get("g", 0) if isinstance(obj, dict) else 0
+    return g if _is_count(g) else 0
 
 
 def decode_log_record(text, first):
@@ -114,17 +134,25 @@ def decode_log_record(text, first):
     return entries
 
 
-def encode_snapshot(index, term, state):
-    return seal({"v": FORMAT, "i": index, "t": term, "s": state})
+def encode_snapshot_manifest(index, term, gen, parts, length, crc, discard_log=False):
+    # "d": the snapshot replaced the whole log (installed from the leader):
+    # log records of older generations are void even past its index.
+    return seal({"v": FORMAT, "i": index, "t": term, "g": gen, "n": parts,
+                 "l": length, "c": crc, "d": 1 if discard_log else 0})
 
 
-def decode_snapshot(text):
+def decode_snapshot_manifest(text):
     obj = unseal(text)
     if not isinstance(obj, dict) or obj.get("v") != FORMAT:
-        raise RecordCorrupt("snapshot has an unknown format")
-    if not _is_count(obj.get("i")) or not _is_count(obj.get("t")):
-        raise RecordCorrupt("snapshot index/term are not counts")
-    return obj["i"], obj["t"], obj.get("s")
+        raise RecordCorrupt("snapshot manifest has an unknown format")
+    for k in ("i", "t", "g", "n", "l", "c"):
+        if not _is_count(obj.get(k)):
+            raise RecordCorrupt("snapshot manifest field %s is not a count" % k)
+    return obj
+
+
+def split_text(text, limit):
+    return [text[i:i + limit] for i in range(0, len(text), limit)] or [""]
 
 
 def _is_count(x):
@@ -208,7 +236,9 @@ class RecordLog:
         self.ns = namespace(cluster, node)
         self.hard_key = self.ns + "hard"
         self.snap_key = self.ns + "snap"
+        self.snap_prefix = self.ns + "snap:"
         self.log_prefix = self.ns + "log:"
+        self._snap = None  # manifest of the stored snapshot (dict) or None
         self._runs = []  # sorted [first, last] of each stored log record
         self._hard = None
 
@@ -244,16 +274,31 @@ class RecordLog:
         text = self.kv.get(self.snap_key)
         if text is not None:
             try:
-                r.snapshot = decode_snapshot(text)
+                r.snapshot = self._load_snapshot(text)
             except RecordCorrupt as e:
-                raise DamagedStorage("snapshot record %s is damaged (%s); refusing to start"
+                raise DamagedStorage("snapshot %s is damaged (%s); refusing to start "
+                                     "(its log prefix is gone, so it cannot be rebuilt here; "
+                                     "clear this site's storage to rejoin as a new node)"
                                      % (self.snap_key, e))
             r.first_index = r.snapshot[0] + 1
+        self._remove_snapshot_parts(keep_gen=self._snap["g"] if self._snap else None)
         expected = r.first_index
         runs = []
         damage_at = None
         reason = None
         firsts = self._stored_firsts()
+        if self._snap is not None and self._snap.get("d") == 1:
+            # Crash after an installed snapshot's switch, before the old log
+            # was removed: finish the removal.
+            for first in list(firsts):
+                text = self.kv.get(self.log_key(first))
+                try:
+                    old = log_record_generation(text) < self._snap["g"]
+                except RecordCorrupt:
+                    old = True
+                if old:
+                    self.kv.remove(self.log_key(first))
+                    firsts.remove(first)
         for first in firsts:
             try:
                 entries = decode_log_record(self.kv.get(self.log_key(first)), first)
@@ -262,7 +307,9 @@ class RecordLog:
                 break
             last = first + len(entries) - 1
             if last < r.first_index:
-                continue  # wholly covered by the snapshot; compaction left it behind
+                # Wholly covered by the snapshot: a crash cut compaction short.
+                self.kv.remove(self.log_key(first))
+                continue
             if first > expected:
                 damage_at, reason = expected, "entries %d..%d are missing" % (expected, first - 1)
                 break
@@ -289,6 +336,45 @@ class RecordLog:
         self._runs = runs
         return r
 
+    def _gen(self):
+        return self._snap["g"] if self._snap else 0
+
+    def snap_part_key(self, gen, k):
+        return self.snap_prefix + str(gen) + ":" + str(k)
+
+    def _load_snapshot(self, text):
+        m = decode_snapshot_manifest(text)
+        parts = []
+        for k in range(m["n"]):
+            part = self.kv.get(self.snap_part_key(m["g"], k))
+            if part is None or len(part) < 8:
+                raise RecordCorrupt("part %d of %d is missing" % (k, m["n"]))
+            try:
+                want = int(part[:8], 16)
+            except ValueError:
+                raise RecordCorrupt("part %d has no checksum" % k)
+            if _crc(part[8:]) != want:
+                raise RecordCorrupt("part %d fails its checksum" % k)
+            parts.append(part[8:])
+        body = "".join(parts)
+        if len(body) != m["l"] or _crc(body) != m["c"]:
+            raise RecordCorrupt("snapshot text does not match its manifest")
+        try:
+            state = json.loads(body)
+        except ValueError:
+            raise RecordCorrupt("snapshot text is not JSON")
+        self._snap = m
+        return m["i"], m["t"], state
+
+    def _remove_snapshot_parts(self, keep_gen):
+        # Parts of other generations: the old snapshot after a switch, or
+        # orphans of a write that crashed before its manifest was stored.
+        prefix = self.snap_prefix
+        keep = None if keep_gen is None else prefix + str(keep_gen) + ":"
+        for key in self.kv.keys():
+            if key.startswith(prefix) and (keep is None or not key.startswith(keep)):
+                self.kv.remove(key)
+
     def _drop_after(self, keep, firsts, runs):
         # Remove every record starting after `keep`; a record straddling it is
         # cut (it is whole, so rewriting it shorter only needs one setItem).
@@ -300,12 +386,15 @@ class RecordLog:
         if runs and runs[-1][1] > keep:
             first = runs[-1][0]
             entries = decode_log_record(self.kv.get(self.log_key(first)), first)
-            self.kv.set(self.log_key(first), encode_log_record(first, entries[:keep - first + 1]))
+            self.kv.set(self.log_key(first), encode_log_record(first, entries[:keep - first + 1],
+                                                               self._gen()))
             runs[-1][1] = keep
 
     @property
     def last_index(self):
-        return self._runs[-1][1] if self._runs else 0
+        if self._runs:
+            return self._runs[-1][1]
+        return self._snap["i"] if self._snap else 0
 
     def save(self, first=None, entries=None, term=None, vote=None, commit=None):
         """Persist a Ready: entries from index `first` (replacing any stored
@@ -345,7 +434,7 @@ class RecordLog:
         at = start
         for chunk in split_batch(entries, MAX_RECORD_CHARS):
             try:
-                self.kv.set(self.log_key(at), encode_log_record(at, chunk))
+                self.kv.set(self.log_key(at), encode_log_record(at, chunk, self._gen()))
             except StorageFull:
                 # A failed setItem changes nothing: the record being rewritten
                 # in place keeps its old content, so keep _runs matching disk.
@@ -361,18 +450,42 @@ class RecordLog:
         self.kv.set(self.hard_key, encode_hard_state(term, vote, commit))
         self._hard = (term, vote, commit)
 
-    def save_snapshot(self, index, term, state):
-        """Store a snapshot covering the log up to `index`, then drop the
-        records it wholly covers (a record straddling it stays; load skips
-        the covered part)."""
-        self.kv.set(self.snap_key, encode_snapshot(index, term, state))
+    def save_snapshot(self, index, term, state, discard_log=False):
+        """Store a snapshot covering the log up to `index` (parts, then the
+        manifest switch, see the module doc), then drop the log records it
+        wholly covers (a record straddling it stays; load skips the covered
+        part), or every log record when `discard_log`. On StorageFull the
+        previous snapshot and log stay as they were."""
+        body = _dumps(state)
+        gen = self._snap["g"] + 1 if self._snap else 1
+        parts = split_text(body, MAX_RECORD_CHARS)
+        try:
+            for k in range(len(parts)):
+                self.kv.set(self.snap_part_key(gen, k), "%08x" % _crc(parts[k]) + parts[k])
+            manifest = encode_snapshot_manifest(index, term, gen, len(parts), len(body), _crc(body),
+                                                discard_log)
+            self.kv.set(self.snap_key, manifest)
+        except StorageFull:
+            for k in range(len(parts)):
+                self.kv.remove(self.snap_part_key(gen, k))
+            raise
+        self._snap = decode_snapshot_manifest(manifest)
+        self._remove_snapshot_parts(keep_gen=gen)
         keep = []
         for run in self._runs:
-            if run[1] <= index:
+            if discard_log or run[1] <= index:
                 self.kv.remove(self.log_key(run[0]))
             else:
                 keep.append(run)
         self._runs = keep
+
+    def bytes_used(self):
+        """Characters (keys + values) this node holds in the store."""
+        n = 0
+        for key in self.kv.keys():
+            if key.startswith(self.ns):
+                n += len(key) + len(self.kv.get(key) or "")
+        return n
 
     def wipe(self):
         """Forget this node's state (for tests and an explicit user reset)."""
@@ -381,3 +494,4 @@ class RecordLog:
                 self.kv.remove(key)
         self._runs = []
         self._hard = None
+        self._snap = None

@@ -34,6 +34,10 @@ DEFAULT_SIZE = 3
 MAX_SIZE = 9
 APPLIED_HISTORY = 2000  # (index, command) pairs kept for tests/inspection
 STATUS_EVERY_MS = 100  # the status component redraws at most this often
+# Log compaction defaults: keeps localStorage to a snapshot + a few hundred
+# KiB of log, far under the ~5 MiB per-origin quota.
+DEFAULT_SNAPSHOT_ENTRIES = 2000
+DEFAULT_SNAPSHOT_BYTES = 256 * 1024
 
 
 class PageConfigError(ValueError):
@@ -88,8 +92,29 @@ def resolve_config(attrs, host, path, query):
         if not isinstance(ice, list) or not all(isinstance(s, dict) for s in ice):
             raise PageConfigError("<raft-node ice-servers>: need a JSON list of objects")
     introducer = attrs.get("introducer") or "/ws"
+    # A server started with --secret signs joins (signaling/PROTOCOL.md);
+    # the window gets the secret from ?secret=, the hash being the app's.
+    secret = query.get("secret") or None
     return {"size": size, "node": node, "voters": [str(i) for i in range(size)],
-            "cluster": cluster, "ice_servers": ice, "introducer": introducer}
+            "cluster": cluster, "ice_servers": ice, "introducer": introducer,
+            "secret": secret}
+
+
+def snapshot_thresholds(attrs):
+    """Log compaction thresholds from <raft-node snapshot-entries="2000"
+    snapshot-bytes="262144">: snapshot once that many applied entries (or
+    bytes of them) sit in the log; "0" turns one off. Raises PageConfigError."""
+    out = []
+    for name, default in (("snapshot-entries", DEFAULT_SNAPSHOT_ENTRIES),
+                          ("snapshot-bytes", DEFAULT_SNAPSHOT_BYTES)):
+        text = attrs.get(name)
+        if text is None:
+            out.append(default)
+        elif not text.isdigit() or int(text) > 1 << 30:
+            raise PageConfigError("<raft-node %s=%r>: need a whole number (0 = off)" % (name, text))
+        else:
+            out.append(int(text))
+    return out[0], out[1]
 
 
 def ws_url(introducer, location):
@@ -228,7 +253,8 @@ def _markup_attrs(document):
     el = document.querySelector("raft-node")
     attrs = {}
     if el is not None:
-        for name in ("size", "introducer", "ice-servers", "cluster"):
+        for name in ("size", "introducer", "ice-servers", "cluster",
+                     "snapshot-entries", "snapshot-bytes"):
             if el.hasAttribute(name):
                 attrs[name] = str(el.getAttribute(name))
     return attrs
@@ -238,7 +264,7 @@ def _query(location):
     from js import URLSearchParams
     params = URLSearchParams.new(location.search)
     out = {}
-    for name in ("node", "cluster"):
+    for name in ("node", "cluster", "secret"):
         v = params.get(name)
         if isinstance(v, str):
             out[name] = v
@@ -263,8 +289,10 @@ def start(state_class, on_change=None):
     app.status_view = ClusterStatus()
     _expose_hooks(app)
     try:
-        app.config = resolve_config(_markup_attrs(document), str(location.host),
+        attrs = _markup_attrs(document)
+        app.config = resolve_config(attrs, str(location.host),
                                     str(location.pathname), _query(location))
+        snap_entries, snap_bytes = snapshot_thresholds(attrs)
     except PageConfigError as e:
         app.show_error(str(e))
         return app
@@ -272,7 +300,7 @@ def start(state_class, on_change=None):
 
     from raft.config import Config
     from raft.node import Node
-    from raft.browser.driver import Driver, GuardedState, open_log
+    from raft.browser.driver import Driver, GuardedState, node_storage, open_log
     from raft.browser.storage import LocalStorageKV
     from raft.browser.transport import Transport
 
@@ -281,22 +309,18 @@ def start(state_class, on_change=None):
     except DamagedStorage as e:
         app.show_error("cannot start: " + str(e))
         return app
-    if restored.snapshot is not None:
-        app.show_error("cannot start: stored snapshot found but this version cannot load snapshots")
-        return app
     if restored.repaired:
         print("wraft: " + restored.repaired)
-    stored = None
-    if restored.entries or restored.term or restored.vote is not None:
-        # The core re-applies entries 1..commit through the first Ready, which
-        # rebuilds the app state (and app.applied) from the log.
-        stored = ([restored.term, restored.vote, restored.commit], restored.entries)
+    # Snapshot (if any) + the log after it; the first Ready re-applies the
+    # entries up to commit, which rebuilds the app state (and app.applied).
+    stored = node_storage(restored)
 
     def rng():
         return float(Math.random())
 
     try:
-        node = Node(cfg["node"], cfg["voters"], config=Config(), rng=rng,
+        node = Node(cfg["node"], cfg["voters"],
+                    config=Config(snapshot_entries=snap_entries, snapshot_bytes=snap_bytes), rng=rng,
                     state_machine=GuardedState(state), storage=stored,
                     now_ms=int(performance.now()))
     except ValueError as e:  # e.g. a stored vote for a node this cluster lacks
@@ -313,7 +337,7 @@ def start(state_class, on_change=None):
         transport = Transport(cluster=cfg["cluster"], node=cfg["node"],
                               on_message=driver.on_message, on_peer=driver.on_peer,
                               ws_url=ws_url(cfg["introducer"], location),
-                              ice_servers=cfg["ice_servers"])
+                              ice_servers=cfg["ice_servers"], secret=cfg["secret"])
     except (ValueError, RuntimeError) as e:
         app.show_error("cannot start: %s" % e)
         return app

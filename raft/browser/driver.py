@@ -23,6 +23,11 @@ TICK_MS = 25
 RETRY_WINDOW_MS = 8000
 RETRY_PAUSE_MS = 150
 RETRYABLE = ("no_leader", "leadership_lost", "timeout")
+# on_message drains at once while at most this many writes wait here.
+SYNC_DRAIN_MAX_WAITING = 4
+SYNC_DRAIN_GAP_MS = 2
+# Early first election (campaign_early): after a heartbeat (100 ms) plus jitter.
+EARLY_ELECTION_MS = (150, 450)
 
 
 class ProposalError(Exception):
@@ -88,6 +93,8 @@ class Driver:
         self._proposals = {}  # seq -> _Waiter
         self._reads = {}  # ctx -> _Waiter
         self._kick = asyncio.Event()
+        self._draining = False
+        self._last_sync_drain = -SYNC_DRAIN_GAP_MS
         self.last_write = None  # {"seq", "index", "committed", "error"}
         self.stats = {"dropped_garbage": 0, "dropped_spoofed": 0, "dropped_halted": 0,
                       "readies": 0, "persist_batches": 0}
@@ -123,10 +130,41 @@ class Driver:
             return
         self.node.tick(self.clock())  # the core knows the time only from tick
         self.node.step(msg)
-        self._kick.set()
+        # Drain now rather than in the drainer task: waking a task costs a
+        # setTimeout hop (clamped to 4 ms once timers nest), and an ack or a
+        # follower's reply on the critical path of every write cannot wait.
+        # Under load (many writes waiting here, or messages coming in faster
+        # than one per SYNC_DRAIN_GAP_MS) the drainer task batches a burst
+        # instead: fewer Readies, storage writes and replies to send.
+        now = self.clock()
+        if (self._draining or len(self._proposals) > SYNC_DRAIN_MAX_WAITING
+                or now - self._last_sync_drain < SYNC_DRAIN_GAP_MS):
+            self._kick.set()
+        else:
+            self._last_sync_drain = now
+            self._drain()
 
     def on_peer(self, peer, up):
+        if up:
+            self.campaign_early()
         self._notify()
+
+    def campaign_early(self):
+        """Cold start: once channels to a quorum are up and no leader is
+        known, run the (pre-)election within EARLY_ELECTION_MS instead of
+        waiting out the full 1.5-3 s timeout counted from page load. The wait
+        covers a heartbeat, so a window that joins a running cluster hears
+        its leader first; PreVote makes an early campaign harmless anyway (a
+        node in touch with a leader refuses it, and no term moves)."""
+        n = self.node
+        if n.role != "follower" or n.leader_id is not None or self.transport is None:
+            return
+        if len(self.transport.peers_up()) + 1 < self.size // 2 + 1:
+            return
+        lo, hi = EARLY_ELECTION_MS
+        at = self.clock() + lo + int(n.rng() * (hi - lo))  # jittered: no split votes
+        if at < n.election_deadline:
+            n.election_deadline = at
 
     # ---- the Ready loop ----------------------------------------------
     async def _ticker(self):
@@ -143,8 +181,9 @@ class Driver:
             self._drain()
 
     def _drain(self):
-        if self.error is not None:
+        if self.error is not None or self._draining:
             return
+        self._draining = True  # a callback re-entering must not split a Ready
         try:
             while self.node.has_ready():
                 rd = self.node.ready()
@@ -158,16 +197,25 @@ class Driver:
                 self._note_committed(rd)
                 self._resolve(rd)
         except Exception as e:  # a bug must show on the page, not kill the loop silently
+            self._draining = False
             self.halt("internal error: %r" % (e,))
             raise
+        finally:
+            self._draining = False
         self._notify()
 
     def persist(self, rd):
         """Store hard state and entries before anything is sent (Raft §5)."""
         hs = rd.hard_state
-        if not rd.entries and hs is None:
+        snap = rd.snapshot
+        if not rd.entries and hs is None and snap is None:
             return True
         try:
+            if snap is not None:
+                # Parts, then the manifest switch, then covered log records go
+                # (raft/records.py): a crash keeps the old or the new snapshot.
+                self.log.save_snapshot(snap[0], snap[1], snap[2], rd.log_discarded)
+                self.stats["snapshots_saved"] = self.stats.get("snapshots_saved", 0) + 1
             if rd.entries:
                 self.log.append(rd.entries_from, rd.entries)
                 self.stats["persist_batches"] += 1
@@ -307,6 +355,20 @@ class Driver:
                 self.on_change(self)
             except Exception as e:  # a rendering bug must not stop consensus
                 print("wraft: on_change failed: %r" % (e,))
+
+
+def node_storage(restored):
+    """The Node constructor's `storage` from what open_log() found: None for
+    a fresh node, else (hard state, entries after the snapshot[, snapshot]).
+    The core restores the state from the snapshot, then re-applies the
+    entries after it up to commit through the first Ready."""
+    hs = [restored.term, restored.vote, restored.commit]
+    if restored.snapshot is not None:
+        snap = restored.snapshot
+        return (hs, restored.entries, [snap[0], snap[1], snap[2]])
+    if restored.entries or restored.term or restored.vote is not None:
+        return (hs, restored.entries)
+    return None
 
 
 def open_log(kv, cluster, node):

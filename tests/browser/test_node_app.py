@@ -24,7 +24,7 @@ class Loc:
 def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     cfg = resolve_config({}, "wraft2.localhost:8000", "/counter", {})
     assert cfg == {"size": 3, "node": "2", "voters": ["0", "1", "2"], "cluster": "counter",
-                   "ice_servers": None, "introducer": "/ws"}
+                   "ice_servers": None, "introducer": "/ws", "secret": None}
     cfg = resolve_config({"size": "5", "cluster": "team", "introducer": "/sig",
                           "ice-servers": '[{"urls": "stun:127.0.0.1:3478"}]'},
                          "localhost:8000", "/todo", {"node": "4"})
@@ -33,6 +33,8 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     # ?cluster= wins over the markup, ?node= over the host.
     cfg = resolve_config({"cluster": "team"}, "wraft0.localhost", "/todo", {"node": "1", "cluster": "x-1"})
     assert (cfg["node"], cfg["cluster"]) == ("1", "x-1")
+    # ?secret= signs the join when the server was started with --secret.
+    assert resolve_config({}, "wraft0.localhost", "/kv", {"secret": "s3"})["secret"] == "s3"
     assert node_from_host("wraft12.example.org:80") == "12"
     assert node_from_host("localhost") is None and node_from_host("wraftx.localhost") is None
     assert cluster_from_path("/") == "index" and cluster_from_path("/a/b.html") == "a.b"

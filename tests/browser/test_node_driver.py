@@ -64,13 +64,13 @@ def clock():
     return int(time.monotonic() * 1000)
 
 
-def make(net, nid, kv, size=3):
+def make(net, nid, kv, size=3, timing=FAST):
     log, restored = open_log(kv, "t", nid)
     stored = None
     if restored.entries or restored.term:
         stored = ([restored.term, restored.vote, restored.commit], restored.entries)
     state = Counter()
-    node = Node(nid, [str(i) for i in range(size)], config=Config(**FAST),
+    node = Node(nid, [str(i) for i in range(size)], config=Config(**timing),
                 rng=random.Random(nid).random, state_machine=GuardedState(state),
                 storage=stored, now_ms=clock())
     d = Driver(node, log, FakeTransport(net, nid), clock, size, restored=restored)
@@ -251,3 +251,67 @@ def test_damaged_committed_storage_refuses_to_open():
     kv.data[key] = kv.data[key].replace("5", "6")
     with pytest.raises(DamagedStorage, match="refusing to start"):
         open_log(kv, "t", "0")
+
+
+SLOW = dict(election_min_ms=3000, election_max_ms=3500, heartbeat_ms=100)
+
+
+@in_own_loop
+async def test_first_election_runs_early_once_a_quorum_of_channels_is_up():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i], timing=SLOW) for i in range(3)]
+    t0 = time.monotonic()
+    await asyncio.sleep(0.8)
+    assert leaders(net) == []  # nothing happens before the channels report up
+    for d in ds:  # what the transport does when the channels open
+        for p in d.transport.peers_up():
+            d.on_peer(p, True)
+    await wait_for(lambda: len(leaders(net)) == 1, timeout=2.0)
+    # well before the 3-3.5 s election timeout counted from the start
+    assert time.monotonic() - t0 < 0.8 + drv.EARLY_ELECTION_MS[1] / 1000 + 0.5
+    assert await leaders(net)[0].propose(1) == 1
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
+async def test_a_channel_coming_up_does_not_unsettle_a_known_leader():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i], timing=SLOW) for i in range(3)]
+    for d in ds:
+        for p in d.transport.peers_up():
+            d.on_peer(p, True)
+    await wait_for(lambda: len(leaders(net)) == 1, timeout=2.0)
+    lead = leaders(net)[0]
+    await wait_for(lambda: all(d.node.leader_id == lead.node.id for d in ds), timeout=2.0)
+    term = lead.node.term
+    follower = next(d for d in ds if d is not lead)
+    deadline = follower.node.election_deadline
+    follower.on_peer(lead.node.id, True)  # e.g. a channel re-made after a blip
+    assert follower.node.election_deadline == deadline
+    await asyncio.sleep(0.6)
+    assert leaders(net) == [lead] and all(d.node.term == term for d in ds)
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
+async def test_a_follower_answers_within_the_message_callback():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    lead = leaders(net)[0]
+    follower = next(d for d in ds if d is not lead)
+    await wait_for(lambda: follower.node.leader_id == lead.node.id)
+    sent = []
+    real_send = follower.transport.send
+    follower.transport.send = lambda peer, text: sent.append((peer, text)) or True
+    follower._last_sync_drain = -drv.SYNC_DRAIN_GAP_MS  # not inside a burst
+    # No task switch between receiving and replying (a wake-up through the
+    # event loop costs a timer hop in the browser).
+    follower.on_message(lead.node.id, '[1,"h","%s","%s",%d,0,0]'
+                        % (lead.node.id, follower.node.id, lead.node.term))
+    assert [p for p, _ in sent] == [lead.node.id] and '"hr"' in sent[0][1]
+    follower.transport.send = real_send
+    for d in ds:
+        d.stop()

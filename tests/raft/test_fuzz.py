@@ -100,18 +100,20 @@ def _check_invariants(n, before):
     assert n.vote is None or n.vote in n.voters
     if n.role == LEADER:
         assert n.leader_id == n.id
-    assert n.log[0] == [0, None, 0, None]
-    prev = 0
+    # log[0] is the sentinel: term of the snapshot's index (0: no snapshot)
+    assert n.log[0] == [n.log[0][0], None, 0, None] and n.offset <= n.applied_index
+    prev = n.log[0][0]
     for e in n.log[1:]:
         assert codec.entries_problem([e], prev, n.term, False) is None, e
         prev = e[0]
     # committed entries never change
     for i, e in before["committed"].items():
-        assert n.log[i] == e
+        if i > n.offset:          # below: covered by a snapshot
+            assert n.log[i - n.offset] == e
     before["term"] = n.term
     before["commit"] = n.commit_index
-    for i in range(1, n.commit_index + 1):
-        before["committed"][i] = n.log[i]
+    for i in range(n.offset + 1, n.commit_index + 1):
+        before["committed"][i] = n.log[i - n.offset]
 
 
 def _feed(kind, inputs):

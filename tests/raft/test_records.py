@@ -323,3 +323,197 @@ def test_overlapping_record_cuts_the_log_before_it_when_uncommitted():
     kv.set("wraft:c:0:log:2", encode_log_record(2, entries(2, 1, term=9)))
     with pytest.raises(DamagedStorage, match="index 2"):
         reload(kv)
+
+
+# ------------------------------------------------------------------ snapshots (issue 6)
+class FailingKV(MemoryKV):
+    """Raises StorageFull on the n-th set (a crash or quota hit mid-write)."""
+
+    def __init__(self, fail_at):
+        super().__init__()
+        self.fail_at = fail_at
+        self.sets = 0
+
+    def set(self, key, value):
+        self.sets += 1
+        if self.sets == self.fail_at:
+            raise StorageFull("simulated")
+        super().set(key, value)
+
+
+def _big_state(n):
+    return {"sm": [["k%d" % i, "v" * 50] for i in range(n)], "index": 0}
+
+
+def test_snapshot_larger_than_one_value_is_split_and_reloads(monkeypatch):
+    import raft.records as rec
+    monkeypatch.setattr(rec, "MAX_RECORD_CHARS", 1000)
+    kv = _three_records(commit=10)
+    log = RecordLog(kv, "c", 0)
+    log.load()
+    state = _big_state(100)
+    log.save_snapshot(10, 1, state)
+    parts = [k for k in kv.keys() if ":snap:" in k]
+    assert len(parts) > 5
+    r = reload(kv)
+    assert r.snapshot == (10, 1, state) and r.entries == entries(11, 2)
+    # a second snapshot replaces the first: old parts are gone
+    log.save(13, entries(13, 3), term=1, vote=0, commit=15)
+    log.save_snapshot(15, 1, _big_state(3))
+    assert all(k.startswith("wraft:c:0:snap:2:") for k in kv.keys() if ":snap:" in k)
+    r = reload(kv)
+    assert r.snapshot[0] == 15 and r.entries == [] and r.first_index == 16
+
+
+def test_crash_mid_snapshot_write_keeps_the_old_snapshot_and_log(monkeypatch):
+    import raft.records as rec
+    monkeypatch.setattr(rec, "MAX_RECORD_CHARS", 1000)
+    n_sets = len(rec.split_text(json.dumps(_big_state(60), separators=(",", ":")), 1000)) + 1
+    assert n_sets > 3
+    for fail_at in range(1, n_sets + 1):     # every part, then the manifest
+        kv = _three_records(commit=10)
+        log = RecordLog(kv, "c", 0)
+        log.load()
+        log.save_snapshot(4, 1, {"old": 1})
+        before = dict(kv.data)
+        kv.__class__ = FailingKV
+        kv.fail_at, kv.sets = fail_at, 0
+        with pytest.raises(StorageFull):
+            log.save_snapshot(10, 1, _big_state(60))   # parts..., then the manifest
+        kv.__class__ = MemoryKV
+        assert kv.data == before          # nothing half-written is left
+        r = reload(kv)
+        assert r.snapshot == (4, 1, {"old": 1}) and r.entries == entries(5, 8)
+
+
+def test_orphan_parts_of_an_unfinished_write_are_removed_at_load():
+    kv = _three_records(commit=10)
+    log = RecordLog(kv, "c", 0)
+    log.load()
+    log.save_snapshot(6, 1, {"x": 1})
+    kv.set("wraft:c:0:snap:9:0", "deadbeef{}")          # crash after a part, before the switch
+    r = reload(kv)
+    assert r.snapshot == (6, 1, {"x": 1})
+    assert "wraft:c:0:snap:9:0" not in kv.data and "wraft:c:0:snap:1:0" in kv.data
+
+
+def test_damaged_or_missing_snapshot_part_refuses_to_start_with_a_clear_message(monkeypatch):
+    import raft.records as rec
+    monkeypatch.setattr(rec, "MAX_RECORD_CHARS", 1000)
+    kv = _three_records(commit=10)
+    log = RecordLog(kv, "c", 0)
+    log.load()
+    log.save_snapshot(10, 1, _big_state(40))
+    _corrupt(kv, "wraft:c:0:snap:1:1")
+    with pytest.raises(DamagedStorage, match="snapshot .* damaged .*part 1"):
+        reload(kv)
+    kv.remove("wraft:c:0:snap:1:1")
+    with pytest.raises(DamagedStorage, match="missing"):
+        reload(kv)
+
+
+def test_installed_snapshot_discards_the_whole_log():
+    kv = _three_records(commit=2)
+    log = RecordLog(kv, "c", 0)
+    log.load()
+    log.save_snapshot(20, 3, {"from": "leader"}, discard_log=True)
+    log.set_hard_state(3, None, 20)
+    assert not [k for k in kv.keys() if ":log:" in k]
+    log.save(21, entries(21, 2, term=3), term=3, vote=None, commit=21)
+    r = reload(kv)
+    assert r.snapshot == (20, 3, {"from": "leader"}) and r.entries == entries(21, 2, term=3)
+    assert log.last_index == 22
+
+
+def test_storage_stays_bounded_through_many_compactions():
+    kv = MemoryKV()
+    log = RecordLog(kv, "c", 0)
+    log.load()
+    peak = 0
+    for batch in range(200):
+        first = batch * 50 + 1
+        log.save(first, entries(first, 50), term=1, vote=0, commit=first + 49)
+        if batch % 10 == 9:
+            log.save_snapshot(first + 49, 1, {"kv": [["k%d" % i, batch] for i in range(20)]})
+        peak = max(peak, log.bytes_used())
+    assert peak < 40000, peak          # ~10 batches of log + one snapshot, not 10,000 entries
+    r = reload(kv)
+    assert r.first_index == 10001 and r.entries == [] and r.snapshot[0] == 10000
+
+
+def test_crash_after_installed_snapshot_switch_voids_the_old_log():
+    """An installed snapshot replaces the whole log; a crash after its
+    manifest switch but before the old records are removed must not bring
+    the old (possibly conflicting) entries back."""
+    class CrashOnRemove(MemoryKV):
+        armed = False
+
+        def remove(self, key):
+            if self.armed and ":log:" in key:
+                raise RuntimeError("crash")
+            super().remove(key)
+    kv = CrashOnRemove()
+    log = RecordLog(kv, "c", 0)
+    log.load()
+    log.save(1, entries(1, 4), term=1, vote=0, commit=0)
+    log.save(5, entries(5, 30, term=1), term=1, vote=0, commit=2)   # old, past index 20
+    kv.armed = True
+    with pytest.raises(RuntimeError):
+        log.save_snapshot(20, 3, {"from": "leader"}, discard_log=True)
+    kv.armed = False
+    log = RecordLog(kv, "c", 0)
+    r = log.load()
+    assert r.snapshot == (20, 3, {"from": "leader"}) and r.entries == [] and r.first_index == 21
+    assert not [k for k in kv.keys() if ":log:" in k]
+    # records written after the switch carry its generation and survive a reload
+    log.save(21, entries(21, 2, term=3), term=3, vote=None, commit=21)
+    assert reload(kv).entries == entries(21, 2, term=3)
+
+
+def test_records_a_crash_left_below_the_snapshot_are_removed_at_load():
+    kv = _three_records(commit=10)
+    log = RecordLog(kv, "c", 0)
+    log.load()
+    log.save_snapshot(10, 1, {"n": 10})
+    kv.set("wraft:c:0:log:1", encode_log_record(1, entries(1, 4)))   # as if removal was cut short
+    r = reload(kv)
+    assert r.snapshot[0] == 10 and r.entries == entries(11, 2)
+    assert "wraft:c:0:log:1" not in kv.data
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+def test_snapshot_records_run_unchanged_under_micropython():
+    mjs = os.path.join(ROOT, "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs")
+    if not os.path.exists(mjs):
+        pytest.skip("MicroPython npm package not installed")
+    src = open(os.path.join(ROOT, "raft/records.py")).read()
+    prog = """
+import json
+import records
+records.MAX_RECORD_CHARS = 100
+kv = records.MemoryKV()
+log = records.RecordLog(kv, "kv", 1)
+log.load()
+log.save(1, [[1, i] for i in range(1, 11)], term=1, vote=None, commit=10)
+state = {"sm": [["k%d" % i, "\\u00e9" * 20] for i in range(10)], "index": 8}
+log.save_snapshot(8, 1, state)
+r = records.RecordLog(kv, "kv", 1).load()
+parts = len([k for k in kv.keys() if ":snap:" in k])
+log.save_snapshot(12, 2, {"x": 1}, True)
+r2 = records.RecordLog(kv, "kv", 1).load()
+print("RESULT " + json.dumps([r.snapshot == (8, 1, state), r.entries, parts > 3,
+                              list(r2.snapshot), r2.entries]))
+"""
+    script = """
+import { loadMicroPython } from %s;
+const mp = await loadMicroPython({stdout: (s) => console.log(s)});
+mp.FS.mkdir('/lib'); mp.FS.writeFile('/lib/records.py', %s);
+mp.runPython("import sys; sys.path.append('/lib')");
+mp.runPython(%s);
+""" % (json.dumps("file://" + mjs), json.dumps(src), json.dumps(prog))
+    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert line, out.stdout + out.stderr
+    assert json.loads(line[0][7:]) == [True, [[1, 9], [1, 10]], True, [12, 2, {"x": 1}], []]

@@ -130,3 +130,25 @@ def test_snapshots_follower_far_behind_after_partition():
             assert "stale" not in n.state_machine.data
         c.check_exactly_once()
     over_seeds("snapshots_far_behind_after_partition", run)
+
+
+def test_snapshots_by_bytes_with_follower_restart():
+    def run(seed):
+        # byte threshold only; values of varied size
+        c = Cluster(3, seed, config=snap_config(entries=0, nbytes=2500))
+        leader = c.check_one_leader()
+        f = [i for i in c.ids if i != leader][0]
+        cl = c.client("big")
+        for i in range(80):
+            cl.submit(["put", "k%d" % (i % 5), "%d:%s" % (i, "x" * (i % 40))])
+        c.run_until(lambda: c.alive() and len(c.committed) > 30, 20000)
+        c.crash(f)
+        assert c.run_until(cl.idle, 60000)
+        c.restart(f)
+        c.one(["put", "after", seed], 3, max_ms=20000, cid="after")
+        assert c.run_until(lambda: _converged(c), 20000)
+        for i in c.ids:
+            assert c.nodes[i].stats.get("snapshots_taken", 0) + \
+                c.nodes[i].stats.get("snapshots_installed", 0) >= 1
+        c.check_exactly_once()
+    over_seeds("snapshots_by_bytes_with_follower_restart", run)
