@@ -22,6 +22,8 @@ NOOP = None  # client id of the no-op entry a new leader appends
 _SEP = (",", ":")
 _MSG_OVERHEAD = 200  # bytes of an AppendEntries besides its entries (ids, ints)
 _FOREVER = 1 << 62
+# A new commit index reaches idle followers within this long (ms).
+COMMIT_NOTIFY_MS = 10
 _MEASURE_EVERY = 64        # applied entries between two byte measurements of the log
 _MAX_SNAPSHOT = 64 << 20   # chars: an incoming snapshot larger than this is refused
 
@@ -111,6 +113,7 @@ class Node:
         self.need_bcast = False
         self.need_read_heartbeat = False
         self.heartbeat_deadline = _FOREVER
+        self.commit_notify_at = _FOREVER  # leader: when to broadcast a new commit index
         self.next_expiry_check = now_ms + self.cfg.heartbeat_ms
         self.reset_election_timer()
 
@@ -187,7 +190,7 @@ class Node:
     def next_deadline(self):
         """Earliest now_ms at which tick() has something to do (for drivers)."""
         if self.role == LEADER:
-            d = self.heartbeat_deadline
+            d = min(self.heartbeat_deadline, self.commit_notify_at)
         else:
             d = self.election_deadline
         if (self.pending or self.remote_reads) and self.next_expiry_check < d:
@@ -199,6 +202,9 @@ class Node:
             self.now = now_ms
         now = self.now
         if self.role == LEADER:
+            if now >= self.commit_notify_at:
+                self.commit_notify_at = _FOREVER
+                self.need_bcast = True
             if now >= self.heartbeat_deadline:
                 self.broadcast_heartbeat()
                 if self.cfg.check_quorum:
@@ -233,6 +239,7 @@ class Node:
         self.progress = {}
         self.need_bcast = False
         self.heartbeat_deadline = _FOREVER
+        self.commit_notify_at = _FOREVER
         self.reset_election_timer()
         if was_leader:
             self._fail_leader_reads("leadership_lost")
@@ -561,6 +568,7 @@ class Node:
                 while self.send_append(p, False):
                     pass
         self.need_bcast = False
+        self.commit_notify_at = _FOREVER  # every follower got the commit index
 
     def send_append(self, to, send_empty):
         """One AppendEntries batch for `to`, capped by count and bytes."""
@@ -684,7 +692,10 @@ class Node:
         if n > self.commit_index and self.term_at(n) == self.term:
             first_of_term = self.term_at(self.commit_index) != self.term
             self.commit_index = n
-            self.need_bcast = True     # tell followers the new commit index
+            # Tell followers soon, not at once: the next AppendEntries
+            # (usually within a round trip under load) carries it anyway.
+            if self.commit_notify_at == _FOREVER:
+                self.commit_notify_at = self.now + COMMIT_NOTIFY_MS
             if first_of_term and self.reads_wait_noop:
                 waiting = self.reads_wait_noop
                 self.reads_wait_noop = []

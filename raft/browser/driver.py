@@ -25,7 +25,7 @@ RETRY_PAUSE_MS = 150
 RETRYABLE = ("no_leader", "leadership_lost", "timeout")
 # on_message drains at once while at most this many writes wait here.
 SYNC_DRAIN_MAX_WAITING = 4
-SYNC_DRAIN_GAP_MS = 2
+SYNC_DRAIN_MAX_CHARS = 1000  # ... and the message is this short (not a big batch)
 # Early first election (campaign_early): after a heartbeat (100 ms) plus jitter.
 EARLY_ELECTION_MS = (150, 450)
 
@@ -94,7 +94,6 @@ class Driver:
         self._reads = {}  # ctx -> _Waiter
         self._kick = asyncio.Event()
         self._draining = False
-        self._last_sync_drain = -SYNC_DRAIN_GAP_MS
         self.last_write = None  # {"seq", "index", "committed", "error"}
         self.stats = {"dropped_garbage": 0, "dropped_spoofed": 0, "dropped_halted": 0,
                       "readies": 0, "persist_batches": 0}
@@ -133,15 +132,13 @@ class Driver:
         # Drain now rather than in the drainer task: waking a task costs a
         # setTimeout hop (clamped to 4 ms once timers nest), and an ack or a
         # follower's reply on the critical path of every write cannot wait.
-        # Under load (many writes waiting here, or messages coming in faster
-        # than one per SYNC_DRAIN_GAP_MS) the drainer task batches a burst
-        # instead: fewer Readies, storage writes and replies to send.
-        now = self.clock()
+        # Under load (many writes waiting here, or a big batch coming in)
+        # the drainer task batches a burst instead: replying later lets the
+        # leader send bigger batches, and one Ready persists many of them.
         if (self._draining or len(self._proposals) > SYNC_DRAIN_MAX_WAITING
-                or now - self._last_sync_drain < SYNC_DRAIN_GAP_MS):
+                or len(text) > SYNC_DRAIN_MAX_CHARS):
             self._kick.set()
         else:
-            self._last_sync_drain = now
             self._drain()
 
     def on_peer(self, peer, up):
