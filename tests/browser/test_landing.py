@@ -79,6 +79,10 @@ def test_the_three_window_links_form_one_cluster(server, open_window):
         return [a.page.evaluate("document.documentElement.dataset.raftRole") for a in apps]
     wait_until(lambda: sorted(roles()) == ["follower", "follower", "leader"], timeout=20,
                what="one leader among the three linked windows")
+    # "follower" is also every node's role before it hears anything: wait
+    # until each window has the leader's first entry committed (so stored).
+    wait_until(lambda: all(int(a.page.evaluate("document.documentElement.dataset.raftCommit") or 0) >= 1
+                           for a in apps), timeout=20, what="the first entry committed on all three")
     for i, a in enumerate(apps):  # each stores its log under the chosen cluster name
         keys = a.page.evaluate("Object.keys(localStorage)")
         assert any(k.startswith("wraft:%s:%d:" % (name, i)) for k in keys), (
