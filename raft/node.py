@@ -266,38 +266,35 @@ class Node:
 
     def start_pre_vote(self):
         """PreVote: ask whether we could win before disturbing anyone's term."""
-        old_leader = self.leader_id
-        self.role = PRECANDIDATE
-        self.leader_id = None
-        if old_leader is not None:
-            self._fail_pending("leadership_lost")
-        self.votes = {self.id: True}
-        self.reset_election_timer()
-        if self.quorum == 1:
-            self.start_election()
+        if self._campaign(PRECANDIDATE):
+            self.start_election()  # a cluster of one wins at once
             return
-        li = self.last_index()
-        lt = self.term_at(li)
-        for p in self.peers:
-            self.msgs.append(["pv", self.id, p, self.term + 1, li, lt])
+        self._request_votes("pv", self.term + 1)
 
     def start_election(self):
-        old_leader = self.leader_id
         self.term += 1
         self.vote = self.id
-        self.role = CANDIDATE
+        if self._campaign(CANDIDATE):
+            self.become_leader()
+            return
+        self._request_votes("v", self.term)
+
+    def _campaign(self, role):
+        """Enter `role` with our own vote; True when that alone is a quorum."""
+        old_leader = self.leader_id
+        self.role = role
         self.leader_id = None
         if old_leader is not None:
             self._fail_pending("leadership_lost")
         self.votes = {self.id: True}
         self.reset_election_timer()
-        if self.quorum == 1:
-            self.become_leader()
-            return
+        return self.quorum == 1
+
+    def _request_votes(self, kind, term):
         li = self.last_index()
         lt = self.term_at(li)
         for p in self.peers:
-            self.msgs.append(["v", self.id, p, self.term, li, lt])
+            self.msgs.append([kind, self.id, p, term, li, lt])
 
     def become_leader(self):
         self.role = LEADER
