@@ -177,7 +177,9 @@ def test_cluster_forms_one_leader_and_applies_every_write_in_one_order(server, m
     before = c.value(follower)
     c.pages[follower].click("#inc")
     wait_until(lambda: all(c.value(i) == before + 1 for i in range(3)), what="click replicated")
-    assert "committed on" in c.pages[follower].inner_text("raft-status")
+    # The status redraws at most every 100 ms: wait for it, don't sample it.
+    wait_until(lambda: "committed on" in c.pages[follower].inner_text("raft-status"),
+               what="the status shows the write committed")
     # A command the app rejects fails clearly and changes nothing.
     out = c.propose(follower, "not a number")
     assert out["error"] == "command_failed", out
