@@ -169,8 +169,8 @@ def test_cluster_forms_one_leader_and_applies_every_write_in_one_order(server, m
     page = c.pages[lead]
     assert page.get_attribute("html", "data-raft-node") == str(lead)
     # The status component shows the cluster, and the app its counter.
-    text = page.inner_text("raft-status")
-    assert "leader" in text and "2 of 2" in text
+    wait_until(lambda: "leader" in page.inner_text("raft-status")
+               and "2 of 2" in page.inner_text("raft-status"), what="the status shows the leader")
     assert page.inner_text("#count") == str(c.value(lead))
     # The README's buttons work: a click is a replicated write.
     follower = (lead + 1) % 3
@@ -218,7 +218,7 @@ def test_survivor_of_two_closed_commits_nothing_and_shows_it_then_recovers(serve
                what="survivor read-only")
     page = c.pages[survivor]
     assert page.is_disabled("#inc")
-    assert "read-only" in page.inner_text("raft-status")
+    wait_until(lambda: "read-only" in page.inner_text("raft-status"), what="read-only")
     commit = c.status(survivor)["commit"]
     out = c.propose(survivor, 99)  # retried for a while, then refused
     assert "error" in out, out
@@ -292,7 +292,7 @@ def test_damaged_committed_record_refuses_to_start_and_damaged_tail_is_dropped(s
     assert keys, "the node stored log records under its namespace"
     c.open(victim)
     wait_until(lambda: c.role(victim) == "follower", timeout=ELECT_S, what="repaired node follows")
-    assert "dropped damaged uncommitted log tail" in c.pages[victim].inner_text("raft-status")
+    wait_until(lambda: "dropped damaged uncommitted log tail" in c.pages[victim].inner_text("raft-status"), what="dropped damaged uncommitted log tail")
     ok_values([c.propose(victim, 4)])
     c.converged([1, 2, 3, 4])
     # 2. A flipped character in a committed record: refuse, with a clear message.
@@ -303,7 +303,7 @@ def test_damaged_committed_record_refuses_to_start_and_damaged_tail_is_dropped(s
                  prefix + "log:1")
     page = c.open(victim)
     assert c.role(victim) == "offline"
-    assert "refusing to start" in page.inner_text("raft-status")
+    wait_until(lambda: "refusing to start" in page.inner_text("raft-status"), what="refusing to start")
     assert "refusing to start" in c.attr(victim, "data-raft-error")
     assert page.is_disabled("#inc")
     out = c.propose(victim, 5)
@@ -332,7 +332,7 @@ def test_full_quota_stops_writes_visibly_and_acknowledges_nothing_unstored(serve
     out = c.propose(victim, 2)  # it must store the entry before acknowledging it
     assert out.get("error") == "halted", out
     wait_until(lambda: c.role(victim) == "offline", what="victim offline")
-    assert "localStorage is full" in c.pages[victim].inner_text("raft-status")
+    wait_until(lambda: "localStorage is full" in c.pages[victim].inner_text("raft-status"), what="localStorage is full")
     assert c.pages[victim].is_disabled("#inc")
     # The other two still form a majority and commit; the victim stays out.
     others = [i for i in range(3) if i != victim]
