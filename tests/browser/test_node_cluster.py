@@ -344,7 +344,10 @@ def test_full_quota_stops_writes_visibly_and_acknowledges_nothing_unstored(serve
         if (k.startsWith("junk:")) localStorage.removeItem(k); }""")
     c.reload(victim)
     order = c.converged([1, 3])
-    assert c.role(victim) in ("follower", "leader")
+    # The role attribute is redrawn at most every 100 ms, and a reloaded node
+    # whose timer fired before its channels were up shows "candidate" until
+    # the leader's next heartbeat: poll it.
+    wait_until(lambda: c.role(victim) in ("follower", "leader"), what="victim rejoined as a member")
     assert order.count(1) == 1 and order.count(3) == 1
 
 
