@@ -2,8 +2,11 @@
 
 Default: one port on loopback; each window gets its own origin (so its own
 localStorage) from the wraft0/1/2.localhost host names, which browsers map to
-loopback. `--lan`: three consecutive ports (three origins) on the machine's
-address, windows pick their node with ?node=0/1/2.
+loopback. `--lan`: consecutive ports (one origin per window) on the machine's
+address, windows pick their node with ?node=N. `--windows N` (1..7, default 3)
+sets how many window URLs are printed (and ports served with --lan); more
+windows can join a running cluster later (wraft3.localhost, ...) from a
+member's status panel.
 """
 
 import argparse
@@ -18,10 +21,12 @@ from aiohttp import web
 
 from .app import DEFAULT_ROOT, make_app
 from .ice import parse_ice_server
-from .introducer import DEFAULT_HEARTBEAT_S, DEFAULT_MAX_CLUSTERS
+from .introducer import (DEFAULT_HEARTBEAT_S, DEFAULT_JOIN_TIMEOUT_S, DEFAULT_MAX_CLUSTERS,
+                         MAX_NODES_PER_CLUSTER)
 from .static import NPM_HINT, StaticSite
 
 WINDOWS = 3
+MAX_WINDOWS = 7  # a cluster has at most 7 voters
 LAN_PROBE = ("192.0.2.1", 9)  # TEST-NET-1: a UDP connect() picks the route, sends nothing
 
 
@@ -35,16 +40,26 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="STUN/TURN server for the pages, repeatable: stun:HOST:PORT, turn:USER:PASS@HOST:PORT")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="repo root to serve (default: %(default)s)")
     p.add_argument("--lan", action="store_true",
-                   help="serve on PORT, PORT+1, PORT+2 (three origins) and print ?node=N URLs on the LAN address")
+                   help="serve on PORT, PORT+1, ... (one origin per window) and print ?node=N URLs on the LAN address")
+    p.add_argument("--windows", type=int, default=WINDOWS,
+                   help=f"window URLs to print (and ports to serve with --lan), 1..{MAX_WINDOWS} (default %(default)s)")
     p.add_argument("--max-clusters", type=int, default=DEFAULT_MAX_CLUSTERS)
+    p.add_argument("--max-nodes", type=int, default=MAX_NODES_PER_CLUSTER,
+                   help="sockets per cluster: members and client windows (default %(default)s)")
+    p.add_argument("--join-timeout", type=float, default=DEFAULT_JOIN_TIMEOUT_S,
+                   help="seconds a socket may stay without joining a cluster (0: no limit)")
     p.add_argument("--heartbeat", type=float, default=DEFAULT_HEARTBEAT_S,
                    help="seconds between WebSocket pings to idle sockets (0: off)")
     p.add_argument("--verbose", action="store_true", help="log every HTTP request")
     args = p.parse_args(argv)
-    if not 0 <= args.port <= 65535 - (WINDOWS - 1 if args.lan else 0):
+    if not 1 <= args.windows <= MAX_WINDOWS:
+        p.error(f"--windows {args.windows}: need 1..{MAX_WINDOWS}")
+    if args.max_nodes < 1 or args.join_timeout < 0:
+        p.error("--max-nodes must be >= 1 and --join-timeout >= 0")
+    if not 0 <= args.port <= 65535 - (args.windows - 1 if args.lan else 0):
         p.error(f"--port {args.port} out of range")
     if args.lan and args.port == 0:
-        p.error("--lan needs a fixed --port (three consecutive ports)")
+        p.error("--lan needs a fixed --port (one port per window, consecutive)")
     if args.host is None:
         args.host = "0.0.0.0" if args.lan else "127.0.0.1"
     if not (args.root / "pages").is_dir() and not (args.root / "raft").is_dir():
@@ -107,11 +122,22 @@ def window_urls(args, ports: list[int], names: list[str]) -> list[str]:
     for app, path in apps:
         if args.lan:
             addr = lan_address() if not is_loopback(args.host) else args.host
-            urls = [f"http://{addr}:{ports[i]}{path}?node={i}" for i in range(WINDOWS)]
+            urls = [f"http://{addr}:{ports[i]}{path}?node={i}" for i in range(args.windows)]
         else:
-            urls = [f"http://wraft{i}.localhost:{ports[0]}{path}" for i in range(WINDOWS)]
+            urls = [f"http://wraft{i}.localhost:{ports[0]}{path}" for i in range(args.windows)]
         lines.append(f"  {app:<8} " + "  ".join(urls))
     return lines
+
+
+def more_windows_hint(args, ports: list[int]) -> str:
+    """How to grow a running cluster: a window that is not a member yet."""
+    n = args.windows
+    if args.lan:
+        where = f"?node={n} on any of these ports"
+    else:
+        where = f"http://wraft{n}.localhost:{ports[0]}/<app> (any id 0..63)"
+    return (f"More windows: open {where}, then add it from a member's status panel "
+            "(Add as learner, then Promote). Add ?client=1 for a client window that is not a member.")
 
 
 def main(argv=None) -> int:
@@ -122,7 +148,7 @@ def main(argv=None) -> int:
         print("WARNING: " + warning, file=sys.stderr, flush=True)
     fds = raise_fd_limit()
 
-    ports = [args.port + i for i in range(WINDOWS)] if args.lan else [args.port]
+    ports = [args.port + i for i in range(args.windows)] if args.lan else [args.port]
     socks = []
     for port in ports:
         try:
@@ -137,13 +163,15 @@ def main(argv=None) -> int:
     ports = [s.getsockname()[1] for s in socks]
 
     app = make_app(site.root, secret=args.secret, ice_servers=args.ice_server,
-                   max_clusters=args.max_clusters, heartbeat=args.heartbeat)
+                   max_clusters=args.max_clusters, heartbeat=args.heartbeat,
+                   max_nodes=args.max_nodes, join_timeout=args.join_timeout)
     where = ", ".join(f"{args.host}:{p}" for p in ports)
     print(f"WRaft introducer listening on {where} (ws path /ws), serving {site.root}, "
           f"fd limit {fds}{', secret required' if args.secret else ''}", flush=True)
     print("Open one window per URL (each is its own origin, hence its own localStorage):", flush=True)
     for line in window_urls(args, ports, site.page_names()):
         print(line, flush=True)
+    print(more_windows_hint(args, ports), flush=True)
     web.run_app(app, sock=socks, print=None, access_log=logging.getLogger("aiohttp.access") if args.verbose else None,
                 shutdown_timeout=5, backlog=2048)
     return 0

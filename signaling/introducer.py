@@ -19,14 +19,19 @@ MAX_FRAME_BYTES = 64 * 1024
 # aiohttp cuts anything above this at the transport (1009, no error frame);
 # between MAX_FRAME_BYTES and this we answer too_large ourselves first.
 TRANSPORT_MAX_BYTES = 1024 * 1024
-MAX_NODES_PER_CLUSTER = 16
+# Members (up to 7 voters plus learners) and client windows share a cluster.
+MAX_NODES_PER_CLUSTER = 128
 DEFAULT_MAX_CLUSTERS = 1000
 DEFAULT_RATE = 200.0
 DEFAULT_BURST = 400.0
 DEFAULT_HEARTBEAT_S = 20.0
+# A socket that has not joined a cluster within this long (from connecting or
+# from its last leave) is closed: idle unjoined sockets only cost descriptors.
+DEFAULT_JOIN_TIMEOUT_S = 30.0
 
 CLOSE_AUTH = 4401
 CLOSE_REPLACED = 4409
+CLOSE_JOIN_TIMEOUT = 4408
 CLOSE_FLOOD = 4429
 
 CLUSTER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -48,13 +53,14 @@ class ProtocolError(Exception):
 class Member:
     """One socket and, once joined, its (cluster, node) identity."""
 
-    __slots__ = ("ws", "cluster", "node", "bucket")
+    __slots__ = ("ws", "cluster", "node", "bucket", "join_by")
 
-    def __init__(self, ws: web.WebSocketResponse, bucket: TokenBucket):
+    def __init__(self, ws: web.WebSocketResponse, bucket: TokenBucket, join_by: float):
         self.ws = ws
         self.cluster: str | None = None
         self.node: str | None = None
         self.bucket = bucket
+        self.join_by = join_by  # loop time by which an unjoined socket must join
 
 
 def error_frame(code: str, message: str) -> str:
@@ -90,7 +96,8 @@ class Introducer:
                  max_clusters: int = DEFAULT_MAX_CLUSTERS,
                  max_nodes: int = MAX_NODES_PER_CLUSTER,
                  rate: float = DEFAULT_RATE, burst: float = DEFAULT_BURST,
-                 heartbeat: float = DEFAULT_HEARTBEAT_S, clock=time.time):
+                 heartbeat: float = DEFAULT_HEARTBEAT_S,
+                 join_timeout: float = DEFAULT_JOIN_TIMEOUT_S, clock=time.time):
         self.secret = secret or None
         self.ice_servers = [dict(s) for s in ice_servers]
         self.max_clusters = max_clusters
@@ -98,6 +105,7 @@ class Introducer:
         self.rate = rate
         self.burst = burst
         self.heartbeat = heartbeat
+        self.join_timeout = join_timeout
         self.clock = clock
         self.clusters: dict[str, dict[str, Member]] = {}
         self.sockets: set[web.WebSocketResponse] = set()
@@ -110,7 +118,8 @@ class Introducer:
                                    max_msg_size=TRANSPORT_MAX_BYTES)
         await ws.prepare(request)
         loop = asyncio.get_running_loop()
-        member = Member(ws, TokenBucket(self.rate, self.burst, loop.time()))
+        now = loop.time()
+        member = Member(ws, TokenBucket(self.rate, self.burst, now), now + self.join_timeout)
         self.sockets.add(ws)
         try:
             await self._serve(member, loop)
@@ -123,7 +132,16 @@ class Introducer:
         ws = member.ws
         bucket = member.bucket
         while True:
-            msg = await ws.receive()
+            if member.cluster is None and self.join_timeout:
+                try:
+                    msg = await ws.receive(timeout=max(member.join_by - loop.time(), 0.001))
+                except asyncio.TimeoutError:
+                    await _send(ws, error_frame("join_timeout",
+                                                f"no join within {self.join_timeout:g} s"))
+                    await ws.close(code=CLOSE_JOIN_TIMEOUT, message=b"join timeout")
+                    return
+            else:
+                msg = await ws.receive()
             kind = msg.type
             if kind is not WSMsgType.TEXT and kind is not WSMsgType.BINARY:
                 # CLOSE / CLOSING / CLOSED / ERROR: aiohttp has closed or is closing.
@@ -188,6 +206,7 @@ class Introducer:
             if member.cluster is None:
                 raise ProtocolError("not_joined", "leave before join")
             await self.leave_cluster(member)
+            member.join_by = asyncio.get_running_loop().time() + self.join_timeout
         elif not isinstance(kind, str):
             raise ProtocolError("bad_message", "frame needs a string 'type'")
         else:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from sig_helpers import (RawWebSocket, assert_server_healthy, expect_close, join, open_ws,
-                         recv_json)
+                         recv_json, recv_type)
 
 
 @pytest.fixture
@@ -221,20 +221,52 @@ async def test_binary_flood_is_closed_4429(base_url, bystanders):
     await bystanders()
 
 
-async def test_cluster_full_at_16(base_url, bystanders):
-    members = [(await join(base_url, "full", str(i)))[0] for i in range(16)]
-    extra = await open_ws(base_url)
-    await refused(extra, {"type": "join", "v": 1, "cluster": "full", "node": "16"}, "cluster_full")
+async def test_cluster_full_at_the_node_limit(make_server):
+    base = await make_server(max_nodes=4)
+    members = [(await join(base, "full", str(i)))[0] for i in range(4)]
+    extra = await open_ws(base)
+    await refused(extra, {"type": "join", "v": 1, "cluster": "full", "node": "c9"}, "cluster_full")
     # a leave frees a place
     await members[0].close()
-    while len((await recv_json(members[1]))["nodes"]) != 15:
+    while len((await recv_json(members[1]))["nodes"]) != 3:
         pass
-    await extra.send(json.dumps({"type": "join", "v": 1, "cluster": "full", "node": "16"}))
+    await extra.send(json.dumps({"type": "join", "v": 1, "cluster": "full", "node": "c9"}))
     assert (await recv_json(extra))["type"] == "welcome"
-    assert len((await recv_json(extra))["nodes"]) == 16
-    for ws in members[1:] + [extra]:
+    assert len((await recv_json(extra))["nodes"]) == 4
+    # other clusters are not limited by this one being full
+    other, _ = await join(base, "other", "0")
+    for ws in members[1:] + [extra, other]:
         await ws.close()
-    await bystanders()
+    await assert_server_healthy(base)
+
+
+async def test_default_limit_fits_seven_voters_and_many_clients(base_url):
+    # 7 voters + learners + client windows share one cluster's presence.
+    socks = [(await join(base_url, "big", str(i)))[0] for i in range(7)]
+    socks += [(await join(base_url, "big", "c%02d" % i))[0] for i in range(33)]
+    last = await recv_type(socks[-2], "presence")
+    assert len(last["nodes"]) == 40
+    for ws in socks:
+        await ws.close()
+
+
+async def test_a_socket_that_never_joins_is_closed(make_server):
+    base = await make_server(join_timeout=0.3)
+    idle = await open_ws(base)
+    pinging = await open_ws(base)
+    await pinging.send(json.dumps({"type": "ping"}))
+    assert (await recv_json(pinging))["type"] == "pong"  # pings do not count as joining
+    joined, _ = await join(base, "c", "0")
+    seen = await expect_close(idle, 4408, timeout=3)
+    assert seen and seen[-1]["code"] == "join_timeout", seen
+    await expect_close(pinging, 4408, timeout=3)
+    # A joined socket stays; after a leave the clock starts again.
+    await asyncio.sleep(0.4)
+    await joined.send(json.dumps({"type": "ping"}))
+    assert (await recv_type(joined, "pong"))["type"] == "pong"
+    await joined.send(json.dumps({"type": "leave"}))
+    await expect_close(joined, 4408, timeout=3)
+    await assert_server_healthy(base)
 
 
 async def test_too_many_clusters(make_server):

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from signaling.__main__ import is_loopback, parse_args, startup_warnings, window_urls
+from signaling.__main__ import is_loopback, more_windows_hint, parse_args, startup_warnings, window_urls
 from signaling.ice import parse_ice_server
 from signaling.ratelimit import TokenBucket
 from signaling.static import StaticSite
@@ -95,3 +95,20 @@ def test_cli_refuses_non_repo_root(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(["--root", str(tmp_path / "nowhere")])
     assert "does not look like the WRaft repo" in capsys.readouterr().err
+
+
+def test_windows_option_sets_urls_and_lan_ports(tmp_path):
+    args = _args(tmp_path, "--windows", "5")
+    lines = window_urls(args, [8000], ["todo"])
+    assert lines[1].split()[1:] == [f"http://wraft{i}.localhost:8000/todo" for i in range(5)]
+    assert "wraft5.localhost:8000" in more_windows_hint(args, [8000])
+    lan = _args(tmp_path, "--lan", "--host", "127.0.0.1", "--windows", "7", "--port", "9000")
+    assert "http://127.0.0.1:9006/todo?node=6" in window_urls(lan, list(range(9000, 9007)), ["todo"])[1]
+
+
+@pytest.mark.parametrize("argv", [["--windows", "0"], ["--windows", "8"], ["--max-nodes", "0"],
+                                  ["--join-timeout", "-1"], ["--lan", "--port", "65530", "--windows", "7"]])
+def test_cli_refuses_out_of_range_options(tmp_path, capsys, argv):
+    with pytest.raises(SystemExit):
+        _args(tmp_path, *argv)
+    assert capsys.readouterr().err
