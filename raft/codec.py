@@ -6,6 +6,8 @@ Node.step takes): the same list without the version.
 """
 import json
 
+from .membership import OPS, config_problem
+
 VERSION = 1
 MAX_INT = 9007199254740991          # 2**53 - 1: exact in JS numbers too
 MAX_ID = 64                         # node id length
@@ -16,6 +18,9 @@ MAX_DEPTH = 32                      # nesting of a command
 
 ERRORS = ("no_leader", "leadership_lost", "too_many_pending", "too_large",
           "timeout", "session_expired", "invalid")
+# Outcomes of a membership change besides ERRORS.
+CHANGE_ERRORS = ERRORS + ("conf_pending", "unsafe")
+MAX_REASON = 512                    # chars of a human-readable refusal reason
 
 # type tag -> number of fields after [type, src, dst, term]
 FIELD_COUNT = {
@@ -23,9 +28,17 @@ FIELD_COUNT = {
     "a": 4, "ar": 4, "h": 2, "hr": 1,
     "p": 3, "pr": 4, "r": 1, "rr": 3,
     "s": 5, "sr": 3,
+    "m": 4, "mr": 4,
 }
 
 _SEP = (",", ":")
+SEP = _SEP                          # compact JSON, as on the wire
+MSG_OVERHEAD = 200                  # bytes of an AppendEntries besides its entries (ids, ints)
+
+
+def utf8_len(text):
+    # Bytes, not characters: MicroPython's json.dumps does not escape non-ASCII.
+    return len(text.encode())
 
 
 class DecodeError(ValueError):
@@ -134,8 +147,13 @@ def entries_problem(ents, prev_term, term, from_json, max_entries=MAX_ENTRIES):
             return "bad entry term"
         last_term = et
         if e[1] is None:
-            if e[2] != 0 or type(e[2]) is not int or e[3] is not None:
+            if e[2] != 0 or type(e[2]) is not int:
                 return "bad no-op entry"
+            if e[3] is not None:
+                # a configuration entry (raft/membership.py)
+                err = config_problem(e[3], True)
+                if err is not None:
+                    return "bad configuration entry: " + err
         else:
             # client_problem inlined: this loop runs once per replicated entry
             cl = e[1]
@@ -228,6 +246,28 @@ def problem(msg, from_json=False):
             return "unknown error code"
         if msg[7] is not None and not _is_id(msg[7]):
             return "bad leader id"
+        return None
+    if t == "m":
+        # forwarded membership change: client_id, seq, op, target
+        err = client_problem(msg[4], msg[5])
+        if err is not None:
+            return err
+        if type(msg[6]) is not str or msg[6] not in OPS:
+            return "unknown membership operation"
+        return None if _is_id(msg[7]) else "bad target id"
+    if t == "mr":
+        # its outcome: client_id, seq, error, value (reason / leader id / config)
+        err = client_problem(msg[4], msg[5])
+        if err is not None:
+            return err
+        e = msg[6]
+        v = msg[7]
+        if e is None:
+            return config_problem(v, False)
+        if type(e) is not str or e not in CHANGE_ERRORS:
+            return "unknown error code"
+        if v is not None and (type(v) is not str or len(v) > MAX_REASON):
+            return "bad reason"
         return None
     ctx = msg[4]  # "r" and "rr"
     if not (type(ctx) is str and len(ctx) <= MAX_CLIENT) and not _is_uint(ctx):

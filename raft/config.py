@@ -9,7 +9,8 @@ class Config:
                  max_bytes_per_msg=60000, max_inflight=8,
                  max_uncommitted=8192, pre_vote=True, check_quorum=True,
                  request_timeout_ms=None, session_window=256,
-                 snapshot_entries=10000, snapshot_bytes=1048576):
+                 snapshot_entries=10000, snapshot_bytes=1048576,
+                 max_voters=7, max_learners=16):
         if not (0 < heartbeat_ms < election_min_ms < election_max_ms):
             raise ValueError("need 0 < heartbeat_ms < election_min_ms < election_max_ms")
         if max_entries_per_msg < 1 or max_inflight < 1 or max_uncommitted < 1:
@@ -38,3 +39,8 @@ class Config:
             raise ValueError("snapshot thresholds must be >= 0")
         self.snapshot_entries = snapshot_entries
         self.snapshot_bytes = snapshot_bytes
+        # Membership changes are refused beyond these sizes.
+        if not (1 <= max_voters <= 64 and 0 <= max_learners <= 64):
+            raise ValueError("max_voters must be within 1..64, max_learners within 0..64")
+        self.max_voters = max_voters
+        self.max_learners = max_learners

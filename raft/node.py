@@ -3,34 +3,29 @@
 Handlers are named after the rules of the Raft paper (and raftscope):
 start_pre_vote, start_election, become_leader, advance_commit_index,
 handle_request_vote_request, handle_append_entries_request, ...
+This module holds construction, timers, role changes, message dispatch,
+elections and the replication hot path (AppendEntries, commit, Ready); the
+colder parts are mixins of Node in raft/proposals.py, raft/reads.py,
+raft/membership_node.py and raft/compaction.py.
 """
 import json
 
-from .codec import problem, decode, DecodeError, client_problem, json_size, entries_problem
+from .codec import (problem, decode, DecodeError, entries_problem, SEP as _SEP,
+                    MSG_OVERHEAD as _MSG_OVERHEAD, utf8_len as _utf8_len)
+from .compaction import LogCompaction
 from .config import Config
 from .kv import KVStateMachine
+from .membership import config_problem
+from .membership_node import NodeMembership
 from .progress import Progress, PROBE, REPLICATE, SNAPSHOT
+from .proposals import ClientProposals
+from .reads import ReadIndex
 from .rng import Rng, seed_from_text
+from .roles import FOLLOWER, PRECANDIDATE, CANDIDATE, LEADER, NOOP, FOREVER as _FOREVER
 from .sessions import Sessions
 
-FOLLOWER = "follower"
-PRECANDIDATE = "precandidate"
-CANDIDATE = "candidate"
-LEADER = "leader"
-
-NOOP = None  # client id of the no-op entry a new leader appends
-_SEP = (",", ":")
-_MSG_OVERHEAD = 200  # bytes of an AppendEntries besides its entries (ids, ints)
-_FOREVER = 1 << 62
 # A new commit index reaches idle followers within this long (ms).
 COMMIT_NOTIFY_MS = 10
-_MEASURE_EVERY = 64        # applied entries between two byte measurements of the log
-_MAX_SNAPSHOT = 64 << 20   # chars: an incoming snapshot larger than this is refused
-
-
-def _utf8_len(text):
-    # Bytes, not characters: MicroPython's json.dumps does not escape non-ASCII.
-    return len(text.encode())
 
 
 class Ready:
@@ -52,7 +47,11 @@ class Ready:
         self.log_discarded = False        # delete every stored entry (log replaced)
 
 
-class Node:
+class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
+    """One Raft node. The hot path (elections, AppendEntries, commit, Ready)
+    is here; cold parts are mixins: raft/proposals.py, raft/reads.py,
+    raft/membership_node.py, raft/compaction.py."""
+
     def __init__(self, node_id, voters, config=None, rng=None,
                  state_machine=None, storage=None, now_ms=0):
         if type(node_id) is not str or not 0 < len(node_id) <= 64:
@@ -61,12 +60,16 @@ class Node:
             if type(v) is not str or not 0 < len(v) <= 64:
                 raise ValueError("voter ids must be non-empty str of <= 64 chars")
         voters = sorted(set(voters))
-        if node_id not in voters:
-            raise ValueError("voters must include the node itself")
         self.id = node_id
-        self.voters = voters                       # the one place for membership
-        self.peers = [v for v in voters if v != node_id]
-        self.quorum = len(voters) // 2 + 1
+        # Membership (raft/membership_node.py): the bootstrap configuration (the
+        # node itself need not be in it: an "outsider"), then the snapshot's
+        # (base_conf), then every configuration entry in the log (conf_log:
+        # [index, voters, learners, by], ascending). The latest one rules,
+        # committed or not; _adopt_latest_config sets voters, learners,
+        # peers, quorum, membership, config_index from it.
+        self.boot_conf = [0, voters, [], None]
+        self.base_conf = self.boot_conf
+        self.conf_log = []
         self.cfg = config or Config()
         self.rng = rng or Rng(seed_from_text(node_id)).random
         self.state_machine = state_machine if state_machine is not None else KVStateMachine()
@@ -81,6 +84,7 @@ class Node:
         self.vote = None
         self.commit_index = 0
         self.applied_index = 0
+        self.retried_indexes = []  # log indexes of the last applied batch that were retries
         self.snapshot = None       # [index, term, data]: the latest snapshot
         self.snap_blob = None      # its JSON text, made when a follower needs it
         self.snap_out = None       # snapshot the driver has not persisted yet
@@ -115,6 +119,11 @@ class Node:
         self.heartbeat_deadline = _FOREVER
         self.commit_notify_at = _FOREVER  # leader: when to broadcast a new commit index
         self.next_expiry_check = now_ms + self.cfg.heartbeat_ms
+        self.targets = []          # leader: ids it replicates to (members + leaving ones)
+        self.voter_prs = []        # leader: Progress of the other voters (majorities)
+        self.leader_cleanup = False
+        self.leave_at = _FOREVER   # leader: when to stop replicating to removed members
+        self._adopt_latest_config()
         self.reset_election_timer()
 
     def _load(self, storage):
@@ -128,8 +137,8 @@ class Node:
         term, vote, commit = hs
         if type(term) is not int or term < 0 or type(commit) is not int or commit < 0:
             raise ValueError("bad persisted hard state")
-        if vote is not None and vote not in self.voters:
-            raise ValueError("persisted vote for an unknown node")
+        if vote is not None and (type(vote) is not str or not 0 < len(vote) <= 64):
+            raise ValueError("persisted vote is not a node id")
         if type(entries) is not list:
             raise ValueError("persisted log must be a list of entries")
         s_index = 0
@@ -140,6 +149,8 @@ class Node:
                     type(snap[1]) is not int or not 0 < snap[1] <= term or
                     type(snap[2]) is not dict or snap[2].get("index") != snap[0]):
                 raise ValueError("bad persisted snapshot")
+            if "config" in snap[2] and config_problem(snap[2]["config"], False) is not None:
+                raise ValueError("bad configuration in persisted snapshot")
             s_index = snap[0]
             s_term = snap[1]
             if commit < s_index:
@@ -162,6 +173,9 @@ class Node:
             self.snapshot = [s_index, s_term, snap[2]]
             self.applied_index = s_index
             self.measured_upto = s_index
+            self.base_conf = self._snapshot_conf(snap[2])
+        # The configuration is not persisted apart: recompute it from the log.
+        self._note_config_entries(s_index + 1, self.log, 1)
 
     # ---------------------------------------------------------------- log helpers
     def last_index(self):
@@ -210,7 +224,9 @@ class Node:
                 if self.cfg.check_quorum:
                     self.check_quorum()
         elif now >= self.election_deadline:
-            if self.cfg.pre_vote:
+            if not self.self_voter:
+                self.reset_election_timer()   # learners and outsiders never campaign
+            elif self.cfg.pre_vote:
                 self.start_pre_vote()
             else:
                 self.start_election()
@@ -237,6 +253,10 @@ class Node:
         self.role = FOLLOWER
         self.leader_id = leader
         self.progress = {}
+        self.targets = []
+        self.voter_prs = []
+        self.leader_cleanup = False
+        self.leave_at = _FOREVER
         self.need_bcast = False
         self.heartbeat_deadline = _FOREVER
         self.commit_notify_at = _FOREVER
@@ -253,16 +273,6 @@ class Node:
         for ctx in self.remote_reads:
             self.reads_out.append([ctx, error])
         self.remote_reads = {}
-
-    def _fail_leader_reads(self, error):
-        for r in self.leader_reads:
-            if r[2] == self.id:
-                self.reads_out.append([r[1], error])
-        for r in self.reads_wait_noop:
-            if r[1] == self.id:
-                self.reads_out.append([r[0], error])
-        self.leader_reads = []
-        self.reads_wait_noop = []
 
     def start_pre_vote(self):
         """PreVote: ask whether we could win before disturbing anyone's term."""
@@ -293,7 +303,7 @@ class Node:
     def _request_votes(self, kind, term):
         li = self.last_index()
         lt = self.term_at(li)
-        for p in self.peers:
+        for p in self.electors:
             self.msgs.append([kind, self.id, p, term, li, lt])
 
     def become_leader(self):
@@ -304,6 +314,7 @@ class Node:
         self.progress = {}
         for p in self.peers:
             self.progress[p] = Progress(nxt, self.now)
+        self._update_leader_progress()
         self.read_round = 0
         self.leader_reads = []
         self.reads_wait_noop = []
@@ -335,7 +346,8 @@ class Node:
         if msg[2] != self.id:
             self._count("dropped_wrong_destination")
             return
-        if src not in self.voters or src == self.id:
+        if src == self.id:
+            # Any other id may write to us (learners, outsiders, new members).
             self._count("dropped_unknown_sender")
             return
         mterm = msg[3]
@@ -344,6 +356,8 @@ class Node:
                 if self._in_lease():
                     # CheckQuorum lease: a live leader exists; ignore disruptors.
                     self._count("dropped_in_lease")
+                    if self.role == LEADER and src not in self.progress:
+                        self._catch_up_stray(src)
                     return
                 if t == "v":
                     self.become_follower(mterm, None)
@@ -381,6 +395,10 @@ class Node:
             self.handle_install_snapshot_request(msg)
         elif t == "sr":
             self.handle_install_snapshot_reply(msg)
+        elif t == "m":
+            self.handle_membership_request(msg)
+        elif t == "mr":
+            self.handle_membership_reply(msg)
         else:
             self.handle_read_reply(msg)
 
@@ -400,21 +418,26 @@ class Node:
         if t == "a" or t == "h" or t == "s":
             # Lets a deposed leader (e.g. back from a partition) step down.
             self.msgs.append(["ar", self.id, src, self.term, 0, 1, 0, 0])
-        elif t == "pv":
-            self.msgs.append(["pvr", self.id, src, self.term, 0])
-        elif t == "v":
-            self.msgs.append(["vr", self.id, src, self.term, 0])
+        elif t == "pv" or t == "v":
+            self.msgs.append(["pvr" if t == "pv" else "vr", self.id, src, self.term, 0])
+            if self.role == LEADER and src not in self.progress:
+                self._catch_up_stray(src)
         elif t == "p":
             self.msgs.append(["pr", self.id, src, self.term, msg[4], msg[5],
                               "leadership_lost", self.leader_id])
         elif t == "r":
             self.msgs.append(["rr", self.id, src, self.term, msg[4], 0,
                               "leadership_lost"])
+        elif t == "m":
+            self.msgs.append(["mr", self.id, src, self.term, msg[4], msg[5],
+                              "leadership_lost", self.leader_id])
 
     # ---------------------------------------------------------------- elections
     def handle_request_vote_request(self, msg):
         """Vote rule: one vote per term, only for an at-least-as-up-to-date log."""
         t, src, _, mterm, cand_last_index, cand_last_term = msg
+        if self.role == LEADER and src not in self.progress:
+            self._catch_up_stray(src)
         pre = t == "pv"
         can_vote = (self.vote == src or
                     (self.vote is None and self.leader_id is None) or
@@ -435,6 +458,9 @@ class Node:
         if self.role != PRECANDIDATE or msg[3] != self.term + 1:
             self._count("dropped_stale_reply")
             return
+        if msg[1] not in self.electors:
+            self._count("dropped_unknown_sender")   # only voters' votes count
+            return
         self.votes[msg[1]] = msg[4] == 1
         granted, rejected = self._tally()
         if granted >= self.quorum:
@@ -445,6 +471,9 @@ class Node:
     def handle_request_vote_reply(self, msg):
         if self.role != CANDIDATE or msg[3] != self.term:
             self._count("dropped_stale_reply")
+            return
+        if msg[1] not in self.electors:
+            self._count("dropped_unknown_sender")
             return
         self.votes[msg[1]] = msg[4] == 1
         granted, rejected = self._tally()
@@ -531,12 +560,16 @@ class Node:
                 del log[j - off:]
                 if j < self.unstable_from:
                     self.unstable_from = j
+                if self.conf_log and self.conf_log[-1][0] >= j:
+                    # The change was truncated: back to the previous configuration.
+                    self.conf_log = [c for c in self.conf_log if c[0] < j]
+                    self._adopt_latest_config()
                 break
             i += 1
         if i < n:
-            if i:
-                ents = ents[i:]
-            log.extend(ents)
+            log.extend(ents[i:] if i else ents)
+            if self._note_config_entries(prev + 1, ents, i):
+                self._adopt_latest_config()
         return True
 
     def handle_heartbeat(self, msg):
@@ -559,7 +592,7 @@ class Node:
         self.log.append(entry)
 
     def broadcast_append(self):
-        for p in self.peers:
+        for p in self.targets:
             if self.send_append(p, True):
                 # pipelining: fill the follower's inflight window
                 while self.send_append(p, False):
@@ -624,12 +657,16 @@ class Node:
         return ents
 
     def handle_append_entries_reply(self, msg):
+        # _reply_progress inlined: this runs once per acknowledged batch.
         if self.role != LEADER:
             self._count("dropped_stale_reply")
             return
         src = msg[1]
-        pr = self.progress[src]
-        pr.last_heard = self.now
+        pr = self.progress.get(src)
+        if pr is None:
+            self._count("dropped_unknown_sender")   # not (or no longer) a member
+            return
+        pr.last_heard = pr.last_reply = self.now
         index = msg[4]
         if index > self.last_index():
             self._count("dropped_out_of_range")   # acks what we never sent
@@ -680,9 +717,9 @@ class Node:
 
     def advance_commit_index(self):
         """Commit rule: majority match, and only an entry of the current term."""
-        stable = self.unstable_from - 1
-        matches = [stable]
-        for pr in self.progress.values():
+        # Only voters count; a leader being removed does not count itself.
+        matches = [self.unstable_from - 1] if self.self_voter else []
+        for pr in self.voter_prs:
             matches.append(pr.match)
         matches.sort()
         n = matches[len(matches) - self.quorum]
@@ -700,22 +737,35 @@ class Node:
                     self._start_leader_read(ctx, origin)
 
     def broadcast_heartbeat(self):
+        if self.now >= self.leave_at:
+            self._let_go_of_removed()
         self.heartbeat_deadline = self.now + self.cfg.heartbeat_ms
         self.need_read_heartbeat = False
         c = self.commit_index
         rnd = self.read_round
-        for p in self.peers:
+        for p in self.targets:
             pr = self.progress[p]
             m = pr.match if pr.match < c else c
             self.msgs.append(["h", self.id, p, self.term, m, rnd])
 
-    def handle_heartbeat_reply(self, msg):
+    def _reply_progress(self, msg):
+        """Leader: the Progress of a reply's sender, marked as heard from now;
+        None (counted) if we no longer lead or do not track the sender."""
         if self.role != LEADER:
             self._count("dropped_stale_reply")
+            return None
+        pr = self.progress.get(msg[1])
+        if pr is None:
+            self._count("dropped_unknown_sender")
+            return None
+        pr.last_heard = pr.last_reply = self.now
+        return pr
+
+    def handle_heartbeat_reply(self, msg):
+        pr = self._reply_progress(msg)
+        if pr is None:
             return
         src = msg[1]
-        pr = self.progress[src]
-        pr.last_heard = self.now
         if msg[4] > pr.read_ack:
             pr.read_ack = msg[4]
             self._confirm_leader_reads()
@@ -732,9 +782,10 @@ class Node:
             self.send_append(src, True)
 
     def _recent_active_count(self):
-        n = 1
+        """Voters heard from within election_min_ms (us too, if a voter)."""
+        n = 1 if self.self_voter else 0
         horizon = self.now - self.cfg.election_min_ms
-        for pr in self.progress.values():
+        for pr in self.voter_prs:
             if pr.last_heard > horizon:
                 n += 1
         return n
@@ -746,132 +797,6 @@ class Node:
             self.become_follower(self.term, None)
         else:
             self.last_leader_contact = self.now
-
-    # ---------------------------------------------------------------- client proposals
-    def propose(self, client_id, seq, command):
-        err = client_problem(client_id, seq)
-        size = json_size(command, 0)
-        if err is None and size < 0:
-            err = "command is not JSON"
-        if err is not None:
-            self.results.append([client_id, seq, "invalid", err])
-            return
-        key = (client_id, seq)
-        if self.role == LEADER:
-            err = self.leader_append_proposal(client_id, seq, command, size)
-            if err is not None:
-                self.results.append([client_id, seq, err, self.leader_id])
-                return
-        elif self.leader_id is None:
-            self.results.append([client_id, seq, "no_leader", None])
-            return
-        else:
-            self.msgs.append(["p", self.id, self.leader_id, self.term, client_id, seq, command])
-        self.pending[key] = self.now + self.cfg.request_timeout_ms
-
-    def leader_append_proposal(self, client_id, seq, command, size):
-        entry = [self.term, client_id, seq, command]
-        budget = self.cfg.max_bytes_per_msg - _MSG_OVERHEAD
-        if size * 4 > budget:   # cheap estimate first; exact encoding when big
-            if _utf8_len(json.dumps(entry, separators=_SEP)) > budget:
-                return "too_large"     # would not fit one message, ever
-        if self.last_index() - self.commit_index >= self.cfg.max_uncommitted:
-            return "too_many_pending"
-        self.log.append(entry)
-        self.need_bcast = True     # sent as one batch at the next ready()
-        return None
-
-    def handle_forwarded_proposal(self, msg):
-        src = msg[1]
-        if self.role != LEADER:
-            err = "no_leader"
-        else:
-            err = self.leader_append_proposal(msg[4], msg[5], msg[6], json_size(msg[6], 0))
-        if err is not None:
-            self.msgs.append(["pr", self.id, src, self.term, msg[4], msg[5], err,
-                              self.leader_id])
-
-    def handle_proposal_failure(self, msg):
-        key = (msg[4], msg[5])
-        if key in self.pending:
-            del self.pending[key]
-            self.results.append([msg[4], msg[5], msg[6], msg[7]])
-
-    # ---------------------------------------------------------------- ReadIndex
-    def read_index(self, ctx):
-        if not ((type(ctx) is str and len(ctx) <= 128) or
-                (type(ctx) is int and 0 <= ctx <= 9007199254740991)):
-            self.reads_out.append([ctx, "invalid"])
-            return
-        if self.role == LEADER:
-            self.leader_read_request(ctx, self.id)
-        elif self.leader_id is None:
-            self.reads_out.append([ctx, "no_leader"])
-        else:
-            self.remote_reads[ctx] = self.now + self.cfg.request_timeout_ms
-            self.msgs.append(["r", self.id, self.leader_id, self.term, ctx])
-
-    def leader_read_request(self, ctx, origin):
-        if self.term_at(self.commit_index) != self.term:
-            # Our commit index is only known to be current once our no-op commits.
-            self.reads_wait_noop.append([ctx, origin])
-        else:
-            self._start_leader_read(ctx, origin)
-
-    def _start_leader_read(self, ctx, origin):
-        if not self.need_read_heartbeat:
-            self.read_round += 1
-            self.need_read_heartbeat = True
-        self.leader_reads.append([self.read_round, ctx, origin, self.commit_index])
-        if self.quorum == 1:
-            self._confirm_leader_reads()
-
-    def _confirm_leader_reads(self):
-        acks = [self.read_round]
-        for pr in self.progress.values():
-            acks.append(pr.read_ack)
-        acks.sort()
-        confirmed = acks[len(acks) - self.quorum]
-        keep = []
-        for r in self.leader_reads:
-            if r[0] <= confirmed:
-                if r[2] == self.id:
-                    self.local_reads.append([r[1], r[3]])
-                else:
-                    self.msgs.append(["rr", self.id, r[2], self.term, r[1], r[3], None])
-            else:
-                keep.append(r)
-        self.leader_reads = keep
-        self._release_local_reads()
-
-    def handle_forwarded_read(self, msg):
-        if self.role != LEADER:
-            self.msgs.append(["rr", self.id, msg[1], self.term, msg[4], 0, "no_leader"])
-        else:
-            self.leader_read_request(msg[4], msg[1])
-
-    def handle_read_reply(self, msg):
-        ctx = msg[4]
-        if ctx not in self.remote_reads:
-            self._count("dropped_stale_reply")
-            return
-        del self.remote_reads[ctx]
-        if msg[6] is not None:
-            self.reads_out.append([ctx, msg[6]])
-        else:
-            self.local_reads.append([ctx, msg[5]])
-            self._release_local_reads()
-
-    def _release_local_reads(self):
-        if not self.local_reads:
-            return
-        keep = []
-        for r in self.local_reads:
-            if r[1] <= self.applied_index:
-                self.reads_out.append([r[0], None])
-            else:
-                keep.append(r)
-        self.local_reads = keep
 
     # ---------------------------------------------------------------- Ready / advance
     def has_ready(self):
@@ -931,216 +856,45 @@ class Node:
             self.unstable_from = rd.entries_from + len(rd.entries)
         if rd.committed:
             self.apply_committed(rd.committed_from, rd.committed)
-        if self.role == LEADER and rd.entries:
-            self.advance_commit_index()   # our own log write counts toward a majority
+        if self.role == LEADER:
+            if rd.entries:
+                self.advance_commit_index()   # our own log write counts toward a majority
+            if self.leader_cleanup and self.applied_index >= self.config_index:
+                self._leader_config_committed()
 
     def apply_committed(self, first, entries):
         if first != self.applied_index + 1:
             raise ValueError("committed entries applied out of order")
-        apply = self.sessions.apply
+        sessions = self.sessions
+        apply = sessions.apply
         sm = self.state_machine
         pending = self.pending
+        retries = sessions.retries
+        self.retried_indexes = []
+        index = first - 1
         for e in entries:
+            index += 1
             client = e[1]
             if client is None:
-                continue                  # a leader's no-op
+                # A leader's no-op, or a configuration entry (in effect since
+                # appended): only its proposer's result is due.
+                if pending and e[3] is not None:
+                    by = e[3]["by"]
+                    key = (by[0], by[1])
+                    if key in pending:
+                        del pending[key]
+                        self.results.append([by[0], by[1], None, {
+                            "voters": e[3]["voters"], "learners": e[3]["learners"]}])
+                continue
             err, result = apply(client, e[2], e[3], sm)
+            if sessions.retries != retries:
+                # A retry that reached the log twice: applied once, skipped here.
+                retries = sessions.retries
+                self.retried_indexes.append(index)
             if pending:
                 key = (client, e[2])
                 if key in pending:
                     del pending[key]
                     self.results.append([client, e[2], err, result])
         self.applied_index = first + len(entries) - 1
-        self._release_local_reads()
-
-    # ---------------------------------------------------------------- snapshots (log compaction)
-    def snapshot_state(self):
-        return {"sm": self.state_machine.snapshot(), "sessions": self.sessions.snapshot(),
-                "index": self.applied_index}
-
-    def restore_state(self, data):
-        self.state_machine.restore(data["sm"])
-        self.sessions.restore(data["sessions"])
-
-    def log_too_long(self):
-        """Compaction trigger: applied entries in the log over the entry or byte threshold."""
-        cfg = self.cfg
-        n = self.applied_index - self.offset
-        if n <= 0:
-            return False
-        over = 0
-        if cfg.snapshot_entries:
-            over = n * 2 // cfg.snapshot_entries        # 1: over, 2: twice over
-        if cfg.snapshot_bytes:
-            if self.applied_index - self.measured_upto >= _MEASURE_EVERY:
-                # One C-level dumps per chunk of entries, not one per entry.
-                off = self.offset
-                seg = self.log[self.measured_upto + 1 - off:self.applied_index + 1 - off]
-                self.log_bytes += _utf8_len(json.dumps(seg, separators=_SEP))
-                self.measured_upto = self.applied_index
-            b = self.log_bytes * 2 // cfg.snapshot_bytes
-            if b > over:
-                over = b
-        if over < 2:
-            return False
-        if self.role == LEADER and over < 4:
-            # Spare followers a snapshot transfer: wait (up to twice the
-            # threshold) until every follower we hear from has these entries.
-            horizon = self.now - self.cfg.election_min_ms
-            for pr in self.progress.values():
-                if pr.last_heard > horizon and pr.match < self.applied_index:
-                    return False
-        return True
-
-    def compact_log(self):
-        """Snapshot the state machine at applied_index and drop the log up to it."""
-        index = self.applied_index
-        term = self.term_at(index)
-        data = self.snapshot_state()
-        del self.log[:index - self.offset]
-        self.log[0] = [term, NOOP, 0, None]
-        self.offset = index
-        self._set_snapshot([index, term, data], False, False)
-        self._count("snapshots_taken")
-
-    def _set_snapshot(self, snap, installed, discard_log):
-        self.snapshot = snap
-        self.snap_blob = None
-        if self.snap_out is not None:
-            installed = installed or self.snap_installed
-            discard_log = discard_log or self.snap_discard_log
-        self.snap_out = snap
-        self.snap_installed = installed
-        self.snap_discard_log = discard_log
-        self.log_bytes = 0
-        self.measured_upto = snap[0]
-        if self.unstable_from <= snap[0]:
-            self.unstable_from = snap[0] + 1
-
-    def _snapshot_chunk(self, blob, start):
-        """The text chunk at `start` whose encoding (a JSON string: quotes and
-        backslashes escaped, UTF-8) fits one message. Plain JSON text, no
-        base64: MicroPython's binascii is slow pure Python."""
-        budget = self.cfg.max_bytes_per_msg - _MSG_OVERHEAD
-        n = budget // 2
-        while True:
-            part = blob[start:start + n]
-            size = _utf8_len(json.dumps(part))
-            if size <= budget or n <= 1:
-                return part
-            n = n * budget // size - 16 if n * budget // size - 16 < n else n // 2
-            if n < 1:
-                n = 1
-
-    def send_snapshot_chunk(self, to):
-        """InstallSnapshot: send the chunk at the offset the follower asked for."""
-        pr = self.progress[to]
-        snap = self.snapshot
-        if pr.snap_index != snap[0]:
-            pr.become_snapshot(snap[0])      # a newer snapshot replaces the one in transfer
-        if self.snap_blob is None:
-            self.snap_blob = json.dumps(snap[2], separators=_SEP)
-        blob = self.snap_blob
-        start = pr.snap_offset
-        text = self._snapshot_chunk(blob, start)
-        done = 1 if start + len(text) >= len(blob) else 0
-        self.msgs.append(["s", self.id, to, self.term, snap[0], snap[1], start, text, done])
-        self._count("snapshot_chunks_sent")
-
-    def handle_install_snapshot_reply(self, msg):
-        if self.role != LEADER:
-            self._count("dropped_stale_reply")
-            return
-        src = msg[1]
-        pr = self.progress[src]
-        pr.last_heard = self.now
-        s_index = msg[4]
-        want = msg[5]
-        if pr.state != SNAPSHOT or s_index != pr.snap_index:
-            self._count("dropped_stale_reply")
-            return
-        if msg[6]:
-            # Installed (or already covered): resume normal replication after it.
-            if s_index > pr.match:
-                pr.match = s_index
-            pr.become_probe(pr.match + 1)
-            self.send_append(src, True)
-            return
-        blob_len = len(self.snap_blob) if self.snap_blob is not None else 0
-        if want > blob_len:
-            self._count("dropped_out_of_range")
-            return
-        # Move on only for progress or a restart from 0: duplicated acks must
-        # not multiply chunks in flight (lost chunks are resent on heartbeat replies).
-        if want > pr.snap_offset or (want == 0 and pr.snap_offset != 0):
-            pr.snap_offset = want
-            self.send_snapshot_chunk(src)
-
-    def handle_install_snapshot_request(self, msg):
-        """Follower: collect chunks in order (ack = next offset wanted), then install."""
-        if self.role == LEADER:
-            self._count("dropped_second_leader")
-            return
-        src = msg[1]
-        self._heard_from_leader(src)
-        s_index = msg[4]
-        s_term = msg[5]
-        start = msg[6]
-        if s_index <= self.commit_index:
-            # We already have all it covers: let the leader go on after it.
-            self.snap_in = None
-            self.msgs.append(["sr", self.id, src, self.term, s_index, start, 1])
-            return
-        cur = self.snap_in
-        if cur is None or cur[0] != s_index or cur[1] != s_term:
-            if start != 0:
-                self.msgs.append(["sr", self.id, src, self.term, s_index, 0, 0])
-                return
-            cur = [s_index, s_term, [], 0]
-            self.snap_in = cur
-        if start != cur[3]:
-            self.msgs.append(["sr", self.id, src, self.term, s_index, cur[3], 0])
-            return
-        part = msg[7]
-        cur[2].append(part)
-        cur[3] += len(part)
-        if cur[3] > _MAX_SNAPSHOT:
-            self._count("dropped_snapshot_too_large")
-            self.snap_in = None
-            return
-        if not msg[8]:
-            self.msgs.append(["sr", self.id, src, self.term, s_index, cur[3], 0])
-            return
-        self.snap_in = None
-        try:
-            data = json.loads("".join(cur[2]))
-        except Exception:
-            data = None
-        if (type(data) is not dict or data.get("index") != s_index or
-                "sm" not in data or type(data.get("sessions")) is not list):
-            self._count("dropped_bad_snapshot")
-            self.msgs.append(["sr", self.id, src, self.term, s_index, 0, 0])
-            return
-        self.install_snapshot(s_index, s_term, data)
-        self.msgs.append(["sr", self.id, src, self.term, s_index, cur[3], 1])
-
-    def install_snapshot(self, index, term, data):
-        """Raft §7: keep the log after the snapshot if it has the snapshot's
-        last entry with the same term; otherwise discard the whole log."""
-        off = self.offset
-        last = self.last_index()
-        keep = off < index <= last and self.term_at(index) == term
-        if keep:
-            del self.log[:index - off]
-            self.log[0] = [term, NOOP, 0, None]
-        else:
-            self.log = [[term, NOOP, 0, None]]
-            self.unstable_from = index + 1
-        self.offset = index
-        self.restore_state(data)
-        self.applied_index = index
-        if self.commit_index < index:
-            self.commit_index = index
-        self._set_snapshot([index, term, data], True, not keep)
-        self._count("snapshots_installed")
         self._release_local_reads()

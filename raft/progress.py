@@ -13,6 +13,9 @@ class Progress:
         self.probe_sent = False
         self.inflight = []        # last index of each unacknowledged batch
         self.last_heard = now     # ms; CheckQuorum counts recently heard peers
+        # ms of the last reply really received (last_heard starts at the
+        # election as a grace period): membership safety checks use this.
+        self.last_reply = -(1 << 62)
         self.read_ack = 0         # highest ReadIndex round this peer confirmed
         self.snap_index = 0       # SNAPSHOT: index of the snapshot being sent
         self.snap_offset = 0      # SNAPSHOT: byte offset the follower asked for

@@ -10,6 +10,9 @@ class Sessions:
         self.window = window
         # client id -> [floor, {seq: result}]: seqs <= floor were forgotten
         self.clients = {}
+        # Retried commands met again (applied once before, skipped now): a
+        # counter, so appliers can tell which log entries were duplicates.
+        self.retries = 0
 
     def apply(self, client, seq, command, state_machine):
         """Apply a client command once; returns (error, result)."""
@@ -19,6 +22,7 @@ class Sessions:
             self.clients[client] = s
         results = s[1]
         if seq in results:
+            self.retries += 1
             return None, results[seq]          # retry: original result
         if seq <= s[0]:
             return "session_expired", None     # too old to know: not applied

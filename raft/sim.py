@@ -8,6 +8,7 @@ Pure Python (own PRNG, heapq only) so it also runs under MicroPython.
     leader = c.check_one_leader()
     c.partition([["n0", "n1"], ["n2", "n3", "n4"]])
     cl = c.client("alice"); cl.submit(["put", "k", "v"]); c.run_until(cl.idle)
+    c.add_node("n5"); cl.change("add_learner", "n5")   # membership changes
 """
 import heapq
 
@@ -65,6 +66,7 @@ class Client:
         self.queue = []          # commands not yet submitted
         self.current = None      # [seq, command]
         self.acked = {}          # seq -> result
+        self.changes = {}        # seq -> [op, target, error, value]: membership outcomes
         self.errors = {}         # error -> count
         self.via = None
         self.attempt = 0
@@ -73,6 +75,10 @@ class Client:
         self.queue.append(command)
         if self.current is None:
             self._next()
+
+    def change(self, op, target):
+        """Queue a membership change (retried with the same seq like a command)."""
+        self.submit(_Change(op, target))
 
     def idle(self):
         return self.current is None and not self.queue
@@ -102,7 +108,11 @@ class Client:
         # The node may crash with our proposal: give up on it after a while.
         c.after(c.config.request_timeout_ms + self.retry_ms,
                 lambda: self._resend_if_stuck(attempt))
-        c.propose(target, self.cid, self.current[0], self.current[1])
+        cmd = self.current[1]
+        if isinstance(cmd, _Change):
+            c.change_membership(target, self.cid, self.current[0], cmd.op, cmd.target)
+        else:
+            c.propose(target, self.cid, self.current[0], cmd)
 
     def _resend_if_stuck(self, attempt):
         if attempt == self.attempt and self.current is not None:
@@ -111,8 +121,14 @@ class Client:
     def on_result(self, seq, error, value):
         if self.current is None or seq != self.current[0]:
             return
+        cmd = self.current[1]
+        if isinstance(cmd, _Change):
+            if error is None or error in ("invalid", "unsafe"):
+                self.changes[seq] = [cmd.op, cmd.target, error, value]
+                self._next()
+                return
         if error is None:
-            self.acked[seq] = [self.current[1], value]
+            self.acked[seq] = [cmd, value]
             self._next()
         else:
             self.errors[error] = self.errors.get(error, 0) + 1
@@ -123,11 +139,21 @@ class Client:
                 self.c.after(self.retry_ms, self._send)
 
 
+class _Change:
+    def __init__(self, op, target):
+        self.op = op
+        self.target = target
+
+    def __repr__(self):
+        return "change(%s %s)" % (self.op, self.target)
+
+
 class Cluster:
     def __init__(self, n=3, seed=1, config=None, delay=(1, 5), drop=0.0,
                  dup=0.0, reorder=0.0, wire=True, check=True, ids=None,
                  state_machine=RecordingKV, crash_mid_ready=0.0):
         self.ids = ids or ["n%d" % i for i in range(n)]
+        self.boot = list(self.ids)   # the bootstrap configuration every node starts with
         self.seed = seed
         self.rng = Rng(seed)
         self.config = config or Config(election_min_ms=150, election_max_ms=300,
@@ -159,6 +185,8 @@ class Cluster:
         self.max_commit = {}
         self.log_registry = {}    # (index, term) -> [prev_term, entry]
         self.leader_checked = {}
+        self.conf_committed = [sorted(self.boot)]   # voters of each committed configuration
+        self.conf_by = {}         # (client id, seq) of each committed change
         self.tap = None           # tests: called with every message sent
         # chance that a node crashes after persisting a Ready but before
         # sending its messages / applying: all in-memory progress is lost
@@ -238,12 +266,21 @@ class Cluster:
             storage = (list(hs), list(log), snap)
         elif hs[0] or log:
             storage = (list(hs), list(log))
-        node = Node(nid, self.ids, self.config, Rng(self.rng.next_u32()).random,
+        node = Node(nid, self.boot, self.config, Rng(self.rng.next_u32()).random,
                     self.sm_factory(), storage, self.now)
         self.nodes[nid] = node
         self.tick_at[nid] = None
         self.max_commit[nid] = node.commit_index
         self._drain(nid)
+
+    def add_node(self, nid):
+        """Start a fresh node outside the configuration (an outsider until a
+        change adds it)."""
+        if nid in self.nodes:
+            raise ValueError("node %s exists" % nid)
+        self.ids.append(nid)
+        self.store[nid] = [[0, None, 0], [], None]
+        self.start(nid)
 
     def crash(self, nid):
         """Stop a node: memory is lost, its persisted storage stays."""
@@ -264,6 +301,15 @@ class Cluster:
             return
         node.tick(self.now)
         node.propose(cid, seq, command)
+        self._drain(nid)
+
+    def change_membership(self, nid, cid, seq, op, target):
+        node = self.nodes[nid]
+        if node is None:
+            self.after(1, lambda: self._route_result(nid, [cid, seq, "no_leader", None]))
+            return
+        node.tick(self.now)
+        node.change_membership(cid, seq, op, target)
         self._drain(nid)
 
     def read(self, nid, ctx):
@@ -437,9 +483,9 @@ class Cluster:
         """A leader that a majority of live, connected nodes follow, else None."""
         for lid in self.leaders():
             ln = self.nodes[lid]
-            n = 1
+            n = 1 if lid in ln.voters else 0
             for o in self.alive():
-                if o != lid and self.connected(lid, o):
+                if o != lid and o in ln.voters and self.connected(lid, o):
                     on = self.nodes[o]
                     if on.term == ln.term and on.leader_id == lid:
                         n += 1
@@ -541,11 +587,28 @@ class Cluster:
                     self._fail("state machine safety: %s applied a different entry at %d" % (nid, idx))
             elif idx == len(com):
                 com.append(e)
+                if e[1] is None and e[3] is not None:
+                    self._check_single_server_change(e[3])
             else:
                 self._fail("%s applied %d out of order" % (nid, idx))
             if idx <= base or idx - base > len(stored) or stored[idx - 1 - base] != e:
                 self._fail("%s applied entry %d that it has not persisted" % (nid, idx))
             idx += 1
+
+    def _check_single_server_change(self, conf):
+        # Single-server changes: consecutive committed configurations differ
+        # by at most one voter, so any two majorities overlap.
+        old = self.conf_committed[-1]
+        new = conf["voters"]
+        diff = len([v for v in new if v not in old]) + len([v for v in old if v not in new])
+        if diff > 1:
+            self._fail("configuration changed %d voters at once: %r -> %r" % (diff, old, new))
+        # Exactly once: a retried change request never commits twice.
+        by = (conf["by"][0], conf["by"][1])
+        if by in self.conf_by:
+            self._fail("membership change %r committed twice" % (by,))
+        self.conf_by[by] = len(self.conf_committed)
+        self.conf_committed.append(list(new))
 
     def _check_node(self, nid, node):
         if node.term < self.max_term.get(nid, 0):
@@ -555,6 +618,13 @@ class Cluster:
             self._fail("%s commit index went back" % nid)
         self.max_commit[nid] = node.commit_index
         if node.role == LEADER:
+            # One change at a time: at most one configuration entry beyond the commit index.
+            pending = 0
+            for c in node.conf_log:
+                if c[0] > node.commit_index:
+                    pending += 1
+            if pending > 1:
+                self._fail("%s has %d uncommitted configuration changes" % (nid, pending))
             other = self.leader_of_term.get(node.term)
             if other is None:
                 self.leader_of_term[node.term] = nid

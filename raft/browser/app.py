@@ -12,16 +12,19 @@
     app = start(Counter, on_change=lambda state: ...)
     </script>
 
-Every <raft-node> attribute is optional: size (cluster size, default 3),
-introducer (URL of the WebSocket introducer, default /ws), ice-servers (JSON
-list of RTCIceServer dicts; absent = the introducer's list), cluster (name).
+Every <raft-node> attribute is optional: size (voters the cluster starts
+with, 1..7, default 3; ?size=N overrides it), introducer (URL of the
+WebSocket introducer, default /ws), ice-servers (JSON list of RTCIceServer
+dicts; absent = the introducer's list), cluster (name).
 The node id comes from the host name (wraftN.<domain> is node N) or from
-?node=N; the cluster name from ?cluster=NAME, else the attribute, else the
+?node=N (0..63; ids from size on start outside the cluster until a member
+adds them); the cluster name from ?cluster=NAME, else the attribute, else the
 page's path (/counter -> "counter"). The URL hash is left to the app.
 
 start() returns an App handle: app.state (the local state object), await
 app.propose(command), app.submit(command) (fire-and-forget for event
-handlers), await app.read() (linearizable), app.read_only, app.error.
+handlers), await app.read() (linearizable), await app.change_membership(op,
+node) (membership changes), app.read_only, app.error.
 """
 
 import asyncio
@@ -31,7 +34,8 @@ from raft.records import DamagedStorage
 
 NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 DEFAULT_SIZE = 3
-MAX_SIZE = 9
+MAX_SIZE = 7  # voters at most (the core's Config.max_voters)
+MAX_NODE_ID = 63  # window ids 0..63; ids >= size start as non-members
 APPLIED_HISTORY = 2000  # (index, command) pairs kept for tests/inspection
 STATUS_EVERY_MS = 100  # the status component redraws at most this often
 # Log compaction defaults: keeps localStorage to a snapshot + a few hundred
@@ -69,16 +73,20 @@ def node_from_host(host):
 def resolve_config(attrs, host, path, query):
     """Everything start() needs from markup (attrs), location and ?query.
     Pure, so it is tested in CPython; raises PageConfigError on bad input."""
-    size_text = attrs.get("size") or str(DEFAULT_SIZE)
+    # ?size= (for experiments and tests) wins over the markup; every window
+    # of a cluster must start from the same size: it is the bootstrap
+    # configuration, used until the log holds a membership change.
+    size_text = query.get("size") or attrs.get("size") or str(DEFAULT_SIZE)
     if not size_text.isdigit() or not 1 <= int(size_text) <= MAX_SIZE:
         raise PageConfigError("<raft-node size=%r>: need a cluster size 1..%d" % (size_text, MAX_SIZE))
     size = int(size_text)
     node = query.get("node") or node_from_host(host)
     if node is None:
         raise PageConfigError("no node id: open this page as wraftN.<host> or add ?node=N")
-    if not node.isdigit() or int(node) >= size:
-        raise PageConfigError("node id %r: must be a number 0..%d for a cluster of %d"
-                              % (node, size - 1, size))
+    if not node.isdigit() or int(node) > MAX_NODE_ID:
+        raise PageConfigError("node id %r: must be a number 0..%d" % (node, MAX_NODE_ID))
+    # Ids 0..size-1 are the bootstrap voters; any other id is a window that
+    # is not a member yet: it connects and follows once a member adds it.
     node = str(int(node))
     cluster = query.get("cluster") or attrs.get("cluster") or cluster_from_path(path)
     if not valid_name(cluster):
@@ -195,6 +203,26 @@ class App:
         await self.driver.read()
         return self.state
 
+    async def change_membership(self, op, node):
+        """Add a window as learner ("add_learner"), promote a learner to voter
+        ("promote") or take a node out ("remove"), one change at a time.
+        Returns the new configuration {"voters": [...], "learners": [...]};
+        raises ProposalError (.error "unsafe", "invalid", "conf_pending",
+        "no_leader", ...; .reason says why in words)."""
+        if self.driver is None:
+            from raft.browser.driver import ProposalError
+            raise ProposalError("halted")
+        return await self.driver.change_membership(op, str(node))
+
+    async def _membership_action(self, op, node):
+        # The status panel's callback: never raises, so the component needs
+        # no Raft import; {"ok": config} or {"error": code, "reason": text}.
+        try:
+            return {"ok": await self.change_membership(op, node)}
+        except Exception as e:
+            return {"error": getattr(e, "error", None) or "failed",
+                    "reason": getattr(e, "reason", None) or str(e)}
+
     def _call(self, fn):
         try:
             fn(self.state)
@@ -230,13 +258,18 @@ class App:
 
     def _render_status(self, driver):
         self._status_ms = driver.clock()
-        self.status_view.update(driver.status())
+        info = driver.status()
+        info["cluster"] = self.config.get("cluster")
+        self.status_view.update(info)
 
     def _record_applied(self, first, entries):
         for fn in self._applied_hooks:
             fn(first, entries)
+        # A write retried across a leader change can sit in the log twice;
+        # the sessions applied it once, and so does this record.
+        retried = self.driver.retried_indexes() if self.driver is not None else ()
         for i, e in enumerate(entries):
-            if e[1] is not None:  # skip leader no-ops
+            if e[1] is not None and (not retried or first + i not in retried):  # skip no-ops
                 self.applied.append([first + i, e[3]])
         if len(self.applied) > APPLIED_HISTORY:
             del self.applied[:len(self.applied) - APPLIED_HISTORY]
@@ -246,25 +279,31 @@ class App:
         print("wraft: " + message)
         if self.status_view is not None:
             self.status_view.update({"node": self.config.get("node", "?"), "running": False,
-                                     "error": message, "size": self.config.get("size", 0)})
+                                     "error": message, "size": self.config.get("size", 0),
+                                     "cluster": self.config.get("cluster")})
 
 
-def _markup_attrs(document):
+NODE_ATTRS = ("size", "introducer", "ice-servers", "cluster", "snapshot-entries", "snapshot-bytes")
+NODE_QUERY = ("node", "cluster", "secret", "size")
+
+
+def markup_attrs(document, names=NODE_ATTRS):
+    """The <raft-node> attributes among `names` that the page sets."""
     el = document.querySelector("raft-node")
     attrs = {}
     if el is not None:
-        for name in ("size", "introducer", "ice-servers", "cluster",
-                     "snapshot-entries", "snapshot-bytes"):
+        for name in names:
             if el.hasAttribute(name):
                 attrs[name] = str(el.getAttribute(name))
     return attrs
 
 
-def _query(location):
+def query_params(location, names=NODE_QUERY):
+    """The ?query parameters among `names` that the URL has."""
     from js import URLSearchParams
     params = URLSearchParams.new(location.search)
     out = {}
-    for name in ("node", "cluster", "secret"):
+    for name in names:
         v = params.get(name)
         if isinstance(v, str):
             out[name] = v
@@ -286,12 +325,15 @@ def start(state_class, on_change=None):
     app = App(state, {})
     if on_change is not None:
         app._renderers.append(on_change)
-    app.status_view = ClusterStatus()
+    app.status_view = ClusterStatus(on_action=app._membership_action)
     _expose_hooks(app)
+    from raft.browser.client_app import start_client, wants_client_mode
+    if wants_client_mode(document, location):  # ?client=1: no node (raft/CLIENT.md)
+        return start_client(app, document, location)
     try:
-        attrs = _markup_attrs(document)
+        attrs = markup_attrs(document)
         app.config = resolve_config(attrs, str(location.host),
-                                    str(location.pathname), _query(location))
+                                    str(location.pathname), query_params(location))
         snap_entries, snap_bytes = snapshot_thresholds(attrs)
     except PageConfigError as e:
         app.show_error(str(e))
@@ -303,6 +345,8 @@ def start(state_class, on_change=None):
     from raft.browser.driver import Driver, GuardedState, node_storage, open_log
     from raft.browser.storage import LocalStorageKV
     from raft.browser.transport import Transport
+    from raft.browser.clients import ClientHub
+    from raft.client import is_client_id
 
     try:
         log, restored = open_log(LocalStorageKV(), cfg["cluster"], cfg["node"])
@@ -337,11 +381,15 @@ def start(state_class, on_change=None):
         transport = Transport(cluster=cfg["cluster"], node=cfg["node"],
                               on_message=driver.on_message, on_peer=driver.on_peer,
                               ws_url=ws_url(cfg["introducer"], location),
-                              ice_servers=cfg["ice_servers"], secret=cfg["secret"])
+                              ice_servers=cfg["ice_servers"], secret=cfg["secret"],
+                              # client windows get a channel only when they ask
+                              wants=lambda peer: not is_client_id(peer))
     except (ValueError, RuntimeError) as e:
         app.show_error("cannot start: %s" % e)
         return app
     driver.transport = transport
+    driver.clients = ClientHub(node, transport.send, backlog=transport.backlog,
+                               timer=lambda: float(performance.now()))
     app.driver = driver
     app.transport = transport
     client = cfg["node"] + "-" + hex(int(Math.random() * 0xFFFFFFFF))[2:]
@@ -382,6 +430,11 @@ def _expose_hooks(app):
             return {"ok": app.state.snapshot()}
         spawn(resolve, go)
 
+    def change_membership(resolve, op, node):
+        # -> {"ok": config} or {"error": code, "reason": text}
+        op, node = str(op), str(node)
+        spawn(resolve, lambda: app._membership_action(op, node))
+
     def status():
         info = app.driver.status() if app.driver else {"error": app.error, "running": False}
         info["app_error"] = app.error
@@ -390,6 +443,9 @@ def _expose_hooks(app):
             info["node_stats"] = app.driver.node.stats
             info["transport_stats"] = app.transport.stats if app.transport else None
             info["introducer_up"] = bool(app.transport.introducer_up) if app.transport else False
+            # the ClientHub of a member page (client windows it serves)
+            hub = getattr(app.driver, "clients", None)
+            info["client_hub_stats"] = hub.stats if hub is not None else None
         return json.dumps(info)
 
     def state():
@@ -403,7 +459,8 @@ def _expose_hooks(app):
         return bool(app.transport.send(str(peer), str(text))) if app.transport else False
 
     obj = Object.new()
-    for name, fn in (("propose", propose), ("read", read)):
+    for name, fn in (("propose", propose), ("read", read),
+                     ("changeMembership", change_membership)):
         proxy = create_proxy(fn)
         app._hooks.append(proxy)
         setattr(obj, name, as_promise(proxy))

@@ -14,6 +14,7 @@ the same code runs under MicroPython, Pyodide and CPython.
 import asyncio
 
 from raft import codec
+from raft.client import is_client_id
 from raft.records import RecordLog, StorageFull
 
 # How often the core is ticked. Heartbeats are 100 ms and elections 1.5-3 s;
@@ -23,6 +24,11 @@ TICK_MS = 25
 RETRY_WINDOW_MS = 8000
 RETRY_PAUSE_MS = 150
 RETRYABLE = ("no_leader", "leadership_lost", "timeout")
+# A membership change also waits out the previous one (one at a time), and a
+# promotion a learner that is a few entries behind (it acks within a round trip).
+CHANGE_RETRYABLE = RETRYABLE + ("conf_pending",)
+NOT_CAUGHT_UP = "is not caught up"  # in the core's reason (raft/membership.py)
+PROMOTE_RETRY_MS = 2000
 # on_message drains at once while at most this many writes wait here.
 SYNC_DRAIN_MAX_WAITING = 4
 SYNC_DRAIN_MAX_CHARS = 1000  # ... and the message is this short (not a big batch)
@@ -37,6 +43,9 @@ class ProposalError(Exception):
         super().__init__("%s (%s)" % (error, leader))
         self.error = error
         self.leader = leader  # the known leader, or the detail of command_failed
+        # Why, in words (command_failed, and membership refusals: the core
+        # sends a reason for unsafe / invalid / conf_pending).
+        self.reason = leader if isinstance(leader, str) and error not in RETRYABLE else None
 
 
 class GuardedState:
@@ -81,9 +90,10 @@ class Driver:
         self.log = log  # RecordLog
         self.transport = transport
         self.clock = clock  # () -> int ms, monotonic
-        self.size = size
+        self.size = size  # the page's bootstrap size; quorums use node.voters (it changes)
         self.on_change = on_change  # fn(driver), after applies / role changes
         self.on_applied = None  # fn(first_index, entries) after each apply batch
+        self.clients = None  # raft.browser.clients.ClientHub: client windows attached here
         self.restored = restored
         self.error = None  # set when the node halts
         self.running = False
@@ -117,6 +127,12 @@ class Driver:
         if self.error is not None:
             self.stats["dropped_halted"] += 1
             return
+        if self.clients is not None and is_client_id(peer):
+            # A client window (raft/CLIENT.md): never Raft, whatever it sends.
+            self.node.tick(self.clock())
+            self.clients.on_message(peer, text)
+            self._kick.set()
+            return
         try:
             msg = codec.decode(text)
         except codec.DecodeError:
@@ -142,6 +158,9 @@ class Driver:
             self._drain()
 
     def on_peer(self, peer, up):
+        if self.clients is not None and is_client_id(peer):
+            self.clients.on_peer(peer, up)
+            return
         if up:
             self.campaign_early()
         self._notify()
@@ -156,7 +175,11 @@ class Driver:
         n = self.node
         if n.role != "follower" or n.leader_id is not None or self.transport is None:
             return
-        if len(self.transport.peers_up()) + 1 < self.size // 2 + 1:
+        if n.id not in n.voters:  # learners and outsiders never campaign
+            return
+        # The live configuration, not the page's size: it may have grown.
+        up = [p for p in self.transport.peers_up() if p in n.voters]
+        if len(up) + 1 < len(n.voters) // 2 + 1:
             return
         lo, hi = EARLY_ELECTION_MS
         at = self.clock() + lo + int(n.rng() * (hi - lo))  # jittered: no split votes
@@ -169,6 +192,8 @@ class Driver:
             if self.error is None:
                 self.node.tick(self.clock())
                 self._drain()
+                if self.clients is not None and self.clients.subs:
+                    self.clients.tick()  # catch-up and status of client windows
             await asyncio.sleep(TICK_MS / 1000)
 
     async def _drainer(self):
@@ -191,6 +216,8 @@ class Driver:
                 self.node.advance(rd)
                 if rd.committed and self.on_applied is not None:
                     self.on_applied(rd.committed_from, rd.committed)
+                if self.clients is not None and (rd.committed or rd.snapshot_installed):
+                    self.clients.on_applied(rd.committed_from, rd.committed)
                 self._note_committed(rd)
                 self._resolve(rd)
         except Exception as e:  # a bug must show on the page, not kill the loop silently
@@ -241,6 +268,8 @@ class Driver:
     def _resolve(self, rd):
         for client_id, seq, error, value in rd.results:
             if client_id != self.client_id:
+                if self.clients is not None:
+                    self.clients.on_result(client_id, seq, error, value)
                 continue
             waiter = self._proposals.pop(seq, None)
             if waiter is not None:
@@ -249,6 +278,8 @@ class Driver:
             waiter = self._reads.pop(ctx, None)
             if waiter is not None:
                 waiter.resolve(error, None)
+            elif self.clients is not None:
+                self.clients.on_read(ctx, error)
 
     def halt(self, reason):
         """Stop for good: no more ticks, steps, sends or writes; fail waiters."""
@@ -297,8 +328,12 @@ class Driver:
         self.node.read_index(ctx)
         return waiter
 
-    async def _until_done(self, attempt):
-        deadline = self.clock() + RETRY_WINDOW_MS
+    async def _until_done(self, attempt, retry=None):
+        """Run attempt() until it succeeds, or fails for good: an error that
+        retry(error, value, started_ms) rejects (default: not RETRYABLE), or
+        RETRY_WINDOW_MS went by."""
+        start = self.clock()
+        deadline = start + RETRY_WINDOW_MS
         while True:
             if self.error is not None:
                 raise ProposalError("halted")
@@ -310,9 +345,62 @@ class Driver:
                 if isinstance(v, dict) and FAILED in v:
                     raise ProposalError("command_failed", v[FAILED])
                 return v
-            if waiter.error not in RETRYABLE or self.clock() >= deadline:
+            again = (waiter.error in RETRYABLE if retry is None
+                     else retry(waiter.error, waiter.value, start))
+            if not again or self.clock() >= deadline:
                 raise ProposalError(waiter.error, waiter.value)
             await asyncio.sleep(RETRY_PAUSE_MS / 1000)
+
+    async def change_membership(self, op, target):
+        """One single-server membership change (raft/API.md): op is
+        "add_learner", "promote" or "remove", target a node id. Returns the
+        new configuration {"voters", "learners"} once applied here; raises
+        ProposalError(error, reason) when refused ("unsafe", "invalid") or
+        when no leader took it within RETRY_WINDOW_MS. Retries reuse the
+        seq; a retry that finds the change already made counts as done (the
+        first attempt committed but its answer was lost). A promotion refused
+        because the learner is behind is retried for PROMOTE_RETRY_MS: under
+        steady writes it is often an entry or two behind at that instant."""
+        self._seq += 1
+        seq = self._seq
+        tries = [0]
+
+        def attempt():
+            tries[0] += 1
+            return self._change_once(seq, op, target)
+        def retry(error, reason, started):
+            if error in CHANGE_RETRYABLE:
+                return True
+            return (op == "promote" and error == "unsafe" and isinstance(reason, str)
+                    and NOT_CAUGHT_UP in reason and self.clock() - started < PROMOTE_RETRY_MS)
+        try:
+            return await self._until_done(attempt, retry)
+        except ProposalError as e:
+            if tries[0] > 1 and e.error == "invalid" and self._change_made(op, target):
+                return {"voters": list(self.node.voters), "learners": list(self.node.learners)}
+            raise
+
+    def _change_once(self, seq, op, target):
+        waiter = _Waiter()
+        self._proposals[seq] = waiter
+        self.node.tick(self.clock())
+        self.node.change_membership(self.client_id, seq, op, target)
+        return waiter
+
+    def _change_made(self, op, target):
+        n = self.node
+        if op == "add_learner":
+            return target in n.learners or target in n.voters
+        if op == "promote":
+            return target in n.voters
+        if op == "remove":
+            return target not in n.voters and target not in n.learners
+        return False
+
+    def retried_indexes(self):
+        """Indexes in the last applied batch holding a retry of a command
+        applied before (in the log twice, applied once)."""
+        return self.node.retried_indexes
 
     # ---- what the status component shows ------------------------------
     def replicated_on(self, index):
@@ -320,24 +408,27 @@ class Driver:
         knows each follower's match index; elsewhere a committed entry is
         known to be on a majority, which is the lower bound shown."""
         n = self.node
-        mine = 1 if n.last_index() >= index else 0
+        voters = n.voters  # only voters count toward "on N of M"
+        mine = 1 if n.id in voters and n.last_index() >= index else 0
         if n.role == "leader":
-            return mine + sum(1 for pr in n.progress.values() if pr.match >= index), True
+            return mine + sum(1 for pid, pr in n.progress.items()
+                              if pid in voters and pr.match >= index), True
         if n.commit_index >= index:
-            return max(mine, self.size // 2 + 1), False
+            return max(mine, len(voters) // 2 + 1), False
         return mine, False
 
     def status(self):
         n = self.node
         info = {
             "node": n.id, "role": n.role, "term": n.term, "leader": n.leader_id,
-            "commit": n.commit_index, "applied": n.applied_index,
+            "commit": n.commit_index, "applied": n.applied_index, "last_index": n.last_index(),
             "quorum": bool(n.has_quorum) and self.error is None,
             "peers": self.transport.peers_up() if self.transport else [],
-            "size": self.size, "running": self.running, "error": self.error,
+            "size": len(n.voters), "running": self.running, "error": self.error,
             "repaired": self.restored.repaired if self.restored else None,
             "last_write": None,
         }
+        info.update(self.membership_status())
         w = self.last_write
         if w is not None:
             lw = {"committed": w["committed"], "error": w["error"]}
@@ -345,6 +436,22 @@ class Driver:
                 lw["on"], lw["exact"] = self.replicated_on(w["index"])
             info["last_write"] = lw
         return info
+
+    def membership_status(self):
+        """The live configuration for the status panel: voters, learners,
+        this node's membership, whether the latest change is committed, the
+        windows of this cluster the introducer sees (client windows are not
+        candidates for membership) and, on the leader, each member's match
+        index and recent contact."""
+        n = self.node
+        present = [p for p in getattr(self.transport, "presence", None) or []
+                   if not is_client_id(p)]
+        return {
+            "voters": list(n.voters), "learners": list(n.learners),
+            "membership": n.membership, "config_committed": bool(n.config_committed),
+            "present": present,
+            "peer_status": n.peer_status() if n.role == "leader" else None,
+        }
 
     def _notify(self):
         if self.on_change is not None:

@@ -178,6 +178,8 @@ class Transport:
         ws_url=None,
         ice_servers=None,
         secret=None,
+        wants=None,
+        ask_after_ms=ASK_AFTER_MS,
     ):
         if not isinstance(cluster, str) or not isinstance(node, str):
             raise TypeError("cluster and node must be str")
@@ -192,6 +194,12 @@ class Transport:
         self._ice_fixed = ice_servers
         self.ice_servers = list(ice_servers) if ice_servers is not None else []
         self.secret = secret
+        # Connection policy: wants(peer) says whether we open (offer or ask
+        # for) a channel to that present peer on our own; None = every peer.
+        # An "ask" from a peer is always answered, wanted or not (a member
+        # serves the client windows that ask it; TRANSPORT.md).
+        self.wants = wants
+        self.ask_after_ms = ask_after_ms
         self.presence = []
         self.introducer_up = False
         self.error = None
@@ -281,6 +289,23 @@ class Transport:
 
     def peers_up(self):
         return sorted(p.id for p in self._peers.values() if p.up)
+
+    def backlog(self, peer_id):
+        """Bytes waiting to go to `peer_id`: in the channel (bufferedAmount)
+        plus our queue; 0 when there is no open channel."""
+        peer = self._peers.get(peer_id)
+        if peer is None or not peer.up:
+            return 0
+        return int(peer.conn.dc.bufferedAmount) + peer.queued_bytes
+
+    def refresh(self):
+        """The policy (wants) changed: act on it now, not at the next tick."""
+        now = now_ms()
+        for peer in list(self._peers.values()):
+            if not peer.up and (self.wants is None or self.wants(peer.id)):
+                peer.attempts = 0
+                peer.next_try_ms = 0
+            self._reconcile(peer, now)
 
     def close_peer(self, peer_id):
         """Close the channel to `peer_id`; both ends then re-establish it."""
@@ -489,6 +514,8 @@ class Transport:
             conn = None
         if not self.introducer_up or peer.id not in self.presence:
             return
+        if self.wants is not None and not self.wants(peer.id):
+            return  # only if it asks (a client of ours) or our policy changes
         if peer.missing_since_ms is None:
             peer.missing_since_ms = now
         if now < peer.next_try_ms:
@@ -498,7 +525,7 @@ class Transport:
                 peer.next_try_ms = now + backoff_delay(peer.attempts, PEER_BACKOFF_MS)
                 peer.attempts += 1
                 self._enqueue(peer, {"t": "connect"})
-        elif conn is None and now - peer.missing_since_ms >= ASK_AFTER_MS:
+        elif conn is None and now - peer.missing_since_ms >= self.ask_after_ms:
             peer.next_try_ms = now + backoff_delay(peer.attempts, PEER_BACKOFF_MS)
             peer.attempts += 1
             self._signal(peer, {"t": "ask"})

@@ -10,7 +10,10 @@ import pytest
 # benchmarks); import it from the checkout.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from components.status import is_read_only, last_write_text, page_role, render_html
+from components.status import (
+    PanelState, confirm_text, html_attributes, is_read_only, last_write_text, outcome_of,
+    page_role, render_html,
+)
 from raft.browser.app import (
     PageConfigError, cluster_from_path, node_from_host, resolve_config, ws_url,
 )
@@ -43,9 +46,12 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
 
 @pytest.mark.parametrize("attrs, host, query, message", [
     ({}, "localhost", {}, "no node id"),
-    ({}, "wraft3.localhost", {}, "must be a number 0..2"),
+    ({}, "wraft64.localhost", {}, "must be a number 0..63"),
     ({}, "localhost", {"node": "-1"}, "must be a number"),
+    ({}, "localhost", {"node": "1e3"}, "must be a number"),
     ({"size": "0"}, "wraft0.localhost", {}, "cluster size"),
+    ({"size": "8"}, "wraft0.localhost", {}, "cluster size 1..7"),
+    ({}, "wraft0.localhost", {"size": "9"}, "cluster size 1..7"),
     ({"size": "three"}, "wraft0.localhost", {}, "cluster size"),
     ({}, "wraft0.localhost", {"cluster": "bad name"}, "cluster name"),
     ({"ice-servers": "{"}, "wraft0.localhost", {}, "not JSON"),
@@ -54,6 +60,20 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
 def test_bad_markup_or_url_is_a_clear_error(attrs, host, query, message):
     with pytest.raises(PageConfigError, match=message):
         resolve_config(attrs, host, "/counter", query)
+
+
+def test_sizes_1_to_7_and_windows_beyond_the_bootstrap_voters():
+    for size in range(1, 8):
+        cfg = resolve_config({"size": str(size)}, "wraft0.localhost", "/todo", {})
+        assert cfg["voters"] == [str(i) for i in range(size)] and cfg["size"] == size
+    # ?size= wins over the markup (tests, experiments).
+    assert resolve_config({"size": "3"}, "wraft0.localhost", "/todo", {"size": "1"})["voters"] == ["0"]
+    # wraft3..63 start as windows outside the 3 bootstrap voters: still valid.
+    for host, node in (("wraft3.localhost:8000", "3"), ("wraft6.localhost", "6"),
+                       ("wraft63.localhost", "63")):
+        cfg = resolve_config({}, host, "/todo", {})
+        assert cfg["node"] == node and node not in cfg["voters"] and cfg["voters"] == ["0", "1", "2"]
+    assert resolve_config({}, "localhost", "/todo", {"node": "05"})["node"] == "5"
 
 
 def test_introducer_url_is_made_absolute():
@@ -95,3 +115,115 @@ def test_last_write_text():
     assert last_write_text(info(last_write=lw)) == "committed on 3 of 3"
     lw = {"committed": True, "error": None, "on": 2, "exact": False}
     assert last_write_text(info(last_write=lw)) == "committed on 2+ of 3"
+
+
+# ---- membership panel ------------------------------------------------------
+
+def members_info(**kw):
+    base = info(role="leader", leader="0", node="0", commit=40, peers=["1", "2", "3"],
+                voters=["0", "1", "2"], learners=["3"], membership="voter",
+                config_committed=True, present=["0", "1", "2", "3", "4"], cluster="team",
+                peer_status={"1": {"match": 40, "recent": True, "voter": True},
+                             "2": {"match": 12, "recent": False, "voter": True},
+                             "3": {"match": 40, "recent": True, "voter": False}})
+    base.update(kw)
+    return base
+
+
+def buttons(html):
+    """(action, target) of every button, in order."""
+    import re
+    return re.findall(r'data-raft-action="([a-z_]+)"(?: data-raft-target="([^"]*)")?', html)
+
+
+def test_members_table_offers_the_right_action_for_each_window():
+    html = render_html(members_info())
+    assert buttons(html) == [("remove", "0"), ("remove", "1"), ("remove", "2"),
+                             ("promote", "3"), ("remove", "3"), ("add_learner", "4")]
+    assert "3 voters, 1 learner (a majority needs 2)" in html
+    assert "\u2605 leader" in html and "this window" in html
+    # The leader knows contact and matches: live / not heard from / caught up.
+    row = lambda i: html.split('data-raft-member="%s"' % i)[1].split("</tr>")[0]
+    assert "live" in row("1") and "not heard from" in row("2")
+    assert "live, caught up" in row("3")
+    assert "live, caught up" in render_html(members_info(commit=100))  # in flight: a batch
+    assert "catching up (65 entries behind)" in render_html(members_info(commit=105))
+    # A follower knows only its own channels.
+    html = render_html(members_info(role="follower", node="1", leader="0", peer_status=None,
+                                    peers=["0", "3"]))
+    assert "not connected" in html.split('data-raft-member="2"')[1].split("</tr>")[0]
+    # Last write and peers count voters / members, not the page's size.
+    lw = {"committed": True, "error": None, "on": 3, "exact": True}
+    html = render_html(members_info(voters=["0", "1", "2", "3", "4"], learners=[], last_write=lw))
+    assert "committed on 3 of 5" in html and "3 of 4 (1, 2, 3)" in html
+
+
+def test_a_window_outside_the_cluster_says_so_and_offers_no_controls():
+    i = members_info(node="4", role="follower", leader=None, quorum=False, membership="none",
+                     peer_status=None, peers=[])
+    html = render_html(i)
+    assert "This window (node 4) is not a member of cluster team" in html
+    assert "add it from a member's status panel" in html
+    assert buttons(html) == [] and "read-only" not in html
+    assert "members as this window last knew them: 3 voters" in html
+    assert is_read_only(i)
+    attrs = dict(html_attributes(i))
+    assert attrs["data-raft-membership"] == "none" and attrs["data-raft-readonly"] == "true"
+    assert attrs["data-raft-voters"] == "0,1,2" and attrs["data-raft-learners"] == "3"
+    # A learner with a leader may write (its writes go to the leader).
+    learner = members_info(node="3", role="follower", membership="learner", peer_status=None)
+    assert not is_read_only(learner) and "is a learner" in render_html(learner)
+    # Before membership is known (older core / not started) nothing is drawn.
+    assert "members" not in render_html(info())
+    assert dict(html_attributes(info()))["data-raft-voters"] is None
+
+
+def test_every_change_is_confirmed_first_and_one_runs_at_a_time():
+    p = PanelState()
+    assert p.click("confirm") is None  # nothing asked yet
+    assert p.click("remove", "2") is None and p.confirm == ("remove", "2")
+    html = render_html(members_info(), p)
+    assert "Remove node 2 from the cluster?" in html and "2 voters (a majority needs 2)" in html
+    assert ("confirm", "") in buttons(html) and ("cancel", "") in buttons(html)
+    assert 'data-raft-action="remove" data-raft-target="1" disabled' in html
+    assert p.click("cancel") is None and p.confirm is None
+    assert "Remove node 2" not in render_html(members_info(), p)
+    p.click("promote", "3")
+    assert p.click("confirm") == ("promote", "3") and p.busy == ("promote", "3")
+    assert "Working: promoting node 3" in render_html(members_info(), p)
+    assert p.click("remove", "1") is None and p.confirm is None  # busy: ignored
+    p.finish("promote", "3", {"ok": {"voters": ["0", "1", "2", "3"], "learners": []}})
+    html = render_html(members_info(), p)
+    assert 'data-raft-outcome="ok"' in html
+    assert "Done: node 3 is now a voter (voters: 0, 1, 2, 3; learners: none)." in html
+    p.click("dismiss")
+    assert p.outcome is None
+
+
+def test_confirmation_texts_name_the_consequences():
+    i = members_info()
+    assert "It is the leader: it hands over" in confirm_text("remove", "0", i)
+    assert "this window (node 0)" in confirm_text("remove", "0", i)
+    assert confirm_text("remove", "3", i).startswith("Remove learner 3 from the cluster?")
+    assert "as a learner" in confirm_text("add_learner", "4", i)
+    assert "4 voters (a majority needs 3)" in confirm_text("promote", "3", i)
+    one = members_info(voters=["0"], learners=[])
+    assert "0 voters" in confirm_text("remove", "0", one)
+
+
+def test_outcomes_in_plain_words():
+    reason = "removing 1 would leave 1 live voter of 2 (a majority needs 2)"
+    assert outcome_of("remove", "1", {"error": "unsafe", "reason": reason}) == \
+        ("refused", "Refused: " + reason + ".")
+    kind, text = outcome_of("promote", "4", {"error": "invalid", "reason": "4 is not a learner"})
+    assert kind == "refused" and text == "Refused: 4 is not a learner."
+    kind, text = outcome_of("remove", "1", {"error": "conf_pending", "reason": "entry 9 not committed"})
+    assert kind == "failed" and "still in progress" in text and "entry 9" in text
+    assert "no leader could be reached (no_leader)" in outcome_of("remove", "1", {"error": "no_leader"})[1]
+    assert outcome_of("remove", "1", {"error": "halted"}) == ("failed", "Failed: this node has stopped.")
+    kind, text = outcome_of("add_learner", "4", {"ok": {"voters": ["0"], "learners": ["4"]}})
+    assert kind == "ok" and "node 4 was added as a learner" in text
+    # Reasons are escaped in the page.
+    p = PanelState()
+    p.finish("remove", "1", {"error": "unsafe", "reason": "<b>x</b>"})
+    assert "&lt;b&gt;x&lt;/b&gt;" in render_html(members_info(), p)

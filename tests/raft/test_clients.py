@@ -125,6 +125,20 @@ def test_restart_reapplies_committed_entries_with_sessions():
     assert again.applied_index == 0
     drain(again)
     assert again.applied_index == 3 and again.state_machine.data == {"x": 1}
+    assert again.retried_indexes == [3]          # the copy at index 3 was skipped
+
+
+def test_retried_indexes_name_the_skipped_copies_of_each_batch():
+    n = _leader_with_committed_noop()
+    n.propose("c1", 1, ["cas", "x", None, 1])
+    _commit_everything(n)
+    assert n.retried_indexes == []
+    n.propose("c1", 1, ["cas", "x", None, 1])          # index 3: a copy
+    n.propose("c1", 2, ["put", "y", 2])                # index 4: new
+    n.propose("c1", 2, ["put", "y", 2])                # index 5: a copy
+    _commit_everything(n)
+    assert n.retried_indexes == [3, 5]
+    assert n.sessions.retries == 2
 
 
 # ------------------------------------------------------------------ ReadIndex
@@ -249,8 +263,10 @@ def test_config_and_constructor_reject_bad_values():
     assert _raises(lambda: Config(max_bytes_per_msg=70000))
     assert _raises(lambda: Config(max_inflight=0))
     assert _raises(lambda: Node("", ["a"]))
-    assert _raises(lambda: Node("a", ["b", "c"]))
-    assert _raises(lambda: Node("a", ["a", "b"], storage=([1, "z", 0], [])))
+    # a node outside the bootstrap voters is an outsider (membership), not an error
+    assert Node("a", ["b", "c"]).membership == "none"
+    assert _raises(lambda: Node("a", ["a", "b"], storage=([1, 5, 0], [])))
+    assert _raises(lambda: Node("a", ["a", "b"], storage=([1, "", 0], [])))
     assert _raises(lambda: Node("a", ["a", "b"], storage=([1, None, 5], [])))
     assert _raises(lambda: Node("a", ["a", 5]))
     # a damaged persisted log is refused with a clear error, not used

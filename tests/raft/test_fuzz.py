@@ -54,6 +54,11 @@ def valid_message(draw):
         terms = sorted(draw(st.lists(st.integers(prev_term, term), max_size=6)))
         ents = [[x, "c%d" % draw(st.integers(1, 2)), draw(st.integers(1, 5)),
                  ["put", "k", draw(st.integers(0, 9))]] for x in terms]
+        if ents and draw(st.integers(0, 3)) == 0:
+            # a configuration entry (membership change)
+            ents[-1] = [ents[-1][0], None, 0, {"voters": draw(st.sampled_from([["a"], ["a", "b"], ["b", "c", "d"]])),
+                                               "learners": draw(st.sampled_from([[], ["e"], ["zz"]])),
+                                               "by": ["c1", draw(st.integers(1, 5))]}]
         return [t, src, "a", term, i(), prev_term, ents, i()]
     if t == "ar":
         return [t, src, "a", term, i(), draw(st.integers(0, 1)), i(), draw(st.integers(0, 6))]
@@ -74,6 +79,14 @@ def valid_message(draw):
                 draw(st.integers(0, 1))]
     if t == "sr":
         return [t, src, "a", term, i(), i(), draw(st.integers(0, 1))]
+    if t == "m":
+        return [t, src, "a", term, "c1", draw(st.integers(1, 5)),
+                draw(st.sampled_from(["add_learner", "promote", "remove"])),
+                draw(st.sampled_from(["a", "b", "c", "d"]))]
+    if t == "mr":
+        e = draw(st.sampled_from((None,) + codec.CHANGE_ERRORS))
+        v = {"voters": ["a", "b"], "learners": []} if e is None else draw(st.sampled_from([None, "why", "b"]))
+        return [t, src, "a", term, "c1", draw(st.integers(1, 5)), e, v]
     return [t, src, "a", term, draw(st.one_of(st.text(max_size=4), st.integers(0, 9))), i(),
             draw(st.sampled_from((None,) + codec.ERRORS))]
 
@@ -97,7 +110,9 @@ def _check_invariants(n, before):
     assert n.term >= before["term"]
     assert n.commit_index >= before["commit"]
     assert n.applied_index <= n.commit_index <= n.last_index()
-    assert n.vote is None or n.vote in n.voters
+    assert n.vote is None or (type(n.vote) is str and n.vote != "")
+    assert n.membership in ("voter", "learner", "none")
+    assert n.config_index <= n.last_index()
     if n.role == LEADER:
         assert n.leader_id == n.id
     # log[0] is the sentinel: term of the snapshot's index (0: no snapshot)

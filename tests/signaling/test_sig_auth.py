@@ -42,30 +42,34 @@ async def test_clock_skew_within_120s_is_accepted(secret_url):
 
 
 def _bad_auths():
-    now = int(time.time())
-    good = mac(SECRET, "c", "0", now)
+    """(case, auth for the time `now`, expected code). The auth is made when
+    the test runs, not at collection: a suite can take minutes to get here,
+    and a "future" ts made at collection would no longer be far enough off."""
+    def good(now):
+        return mac(SECRET, "c", "0", now)
     return [
-        ("missing", None, "auth_required"),
-        ("wrong secret", {"ts": now, "mac": mac("other", "c", "0", now)}, "auth_failed"),
-        ("other node's mac", {"ts": now, "mac": mac(SECRET, "c", "1", now)}, "auth_failed"),
-        ("other cluster's mac", {"ts": now, "mac": mac(SECRET, "d", "0", now)}, "auth_failed"),
-        ("stale", {"ts": now - 200, "mac": mac(SECRET, "c", "0", now - 200)}, "auth_failed"),
-        ("future", {"ts": now + 200, "mac": mac(SECRET, "c", "0", now + 200)}, "auth_failed"),
-        ("ts as string", {"ts": str(now), "mac": good}, "auth_failed"),
-        ("ts as float", {"ts": now + 0.0, "mac": good}, "auth_failed"),
-        ("ts as bool", {"ts": True, "mac": mac(SECRET, "c", "0", 1)}, "auth_failed"),
-        ("mac not hex", {"ts": now, "mac": "z" * 64}, "auth_failed"),
-        ("mac truncated", {"ts": now, "mac": good[:32]}, "auth_failed"),
-        ("mac missing", {"ts": now}, "auth_failed"),
-        ("auth not object", "secret", "auth_failed"),
-        ("auth list", [now, good], "auth_failed"),
+        ("missing", lambda now: None, "auth_required"),
+        ("wrong secret", lambda now: {"ts": now, "mac": mac("other", "c", "0", now)}, "auth_failed"),
+        ("other node's mac", lambda now: {"ts": now, "mac": mac(SECRET, "c", "1", now)}, "auth_failed"),
+        ("other cluster's mac", lambda now: {"ts": now, "mac": mac(SECRET, "d", "0", now)}, "auth_failed"),
+        ("stale", lambda now: {"ts": now - 200, "mac": mac(SECRET, "c", "0", now - 200)}, "auth_failed"),
+        ("future", lambda now: {"ts": now + 200, "mac": mac(SECRET, "c", "0", now + 200)}, "auth_failed"),
+        ("ts as string", lambda now: {"ts": str(now), "mac": good(now)}, "auth_failed"),
+        ("ts as float", lambda now: {"ts": now + 0.0, "mac": good(now)}, "auth_failed"),
+        ("ts as bool", lambda now: {"ts": True, "mac": mac(SECRET, "c", "0", 1)}, "auth_failed"),
+        ("mac not hex", lambda now: {"ts": now, "mac": "z" * 64}, "auth_failed"),
+        ("mac truncated", lambda now: {"ts": now, "mac": good(now)[:32]}, "auth_failed"),
+        ("mac missing", lambda now: {"ts": now}, "auth_failed"),
+        ("auth not object", lambda now: "secret", "auth_failed"),
+        ("auth list", lambda now: [now, good(now)], "auth_failed"),
     ]
 
 
-@pytest.mark.parametrize("case, auth, code", _bad_auths(), ids=[c[0] for c in _bad_auths()])
-async def test_refused_join_closes_4401(secret_url, case, auth, code):
+@pytest.mark.parametrize("case, make_auth, code", _bad_auths(), ids=[c[0] for c in _bad_auths()])
+async def test_refused_join_closes_4401(secret_url, case, make_auth, code):
     ws = await open_ws(secret_url)
     frame = {"type": "join", "v": 1, "cluster": "c", "node": "0"}
+    auth = make_auth(int(time.time()))
     if auth is not None:
         frame["auth"] = auth
     await ws.send(json.dumps(frame))

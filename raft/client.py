@@ -1,0 +1,507 @@
+"""Client windows: the wire protocol between a client and the member it is
+attached to, and the client-side session (sans-IO, pure; raft/CLIENT.md).
+
+A client is a page that is not a cluster member. It talks to one member over
+the same data-channel transport, but never speaks Raft: its messages have
+their own tag ("wc") so neither side can take one protocol for the other.
+
+Wire form: ["wc", VERSION, type, ...fields] as compact JSON.
+  client -> member:
+    sub  [from_index]            send committed entries from this index
+    p    [seq, command]          propose (the client id is the channel's sender)
+    r    [ctx]                   linearizable read (ReadIndex on the member)
+  member -> client:
+    st   [leader, quorum, voters]      member's view (leader id or null, 1 if it
+                                       has a quorum, number of voters); sent on
+                                       subscribe and on change
+    e    [first, entries]              committed entries at first, first + 1, ...
+                                       as in the log: [term, client, seq, command]
+                                       (no-ops and configuration entries have
+                                       client null and are not applied)
+    s    [index, offset, done, piece]  snapshot at `index` (JSON text of
+                                       {"sm", "sessions", "window"}), chunked
+    pr   [seq, error, value]           outcome of a proposal
+    rr   [ctx, error, index]           read may proceed once `index` is applied
+    x    [reason]                      refused (e.g. "busy"): try another member
+
+The session numbers proposals, keeps them pending and retries retryable
+failures with the SAME (client_id, seq) (the cluster's sessions make that
+exactly-once), applies the stream of committed entries in index order through
+its own copy of the cluster's session table (a retried command may sit twice
+in the log; every replica, and so every client, applies it once), and
+resubscribes when it detects a gap. It does no I/O: the runtime calls
+receive()/tick()/connected()/disconnected() and sends take_outbox().
+"""
+import json
+
+from .codec import MAX_CLIENT, MAX_INT, MAX_TEXT, json_size
+from .sessions import Sessions
+
+TAG = "wc"
+VERSION = 1
+_SEP = (",", ":")
+
+# Which fields each message type carries (after ["wc", VERSION, type]).
+FIELD_COUNT = {"sub": 1, "p": 2, "r": 1, "st": 3, "e": 2, "s": 4, "pr": 3, "rr": 3, "x": 1}
+TO_MEMBER = ("sub", "p", "r")
+TO_CLIENT = ("st", "e", "s", "pr", "rr", "x")
+# Error codes a member may report: the core's, plus the hub's own.
+ERRORS = ("no_leader", "leadership_lost", "too_many_pending", "too_large",
+          "timeout", "session_expired", "invalid", "busy", "halted")
+RETRYABLE = ("no_leader", "leadership_lost", "timeout", "too_many_pending", "busy", "halted")
+MAX_ITEMS = 10000  # entries per "e" message
+MAX_REASON = 200
+CHUNK_BUDGET = 60000  # bytes of one encoded snapshot chunk message (< 64 KiB channel limit)
+
+
+class ClientDecodeError(ValueError):
+    pass
+
+
+def is_client_id(pid):
+    """Client ids are "c" + 4..31 letters/digits; member ids never start with c."""
+    return (type(pid) is str and 5 <= len(pid) <= 32 and pid[0] == "c"
+            and all(ch.isalpha() or ch.isdigit() for ch in pid[1:]))
+
+
+def encode(msg):
+    """[type, ...fields] -> wire text."""
+    return json.dumps([TAG, VERSION] + msg, separators=_SEP)
+
+
+def _uint(x):
+    return type(x) is int and 0 <= x <= MAX_INT
+
+
+def _json_ok(x):
+    return json_size(x, 0) >= 0
+
+
+def problem(msg):
+    """None if msg ([type, ...fields]) is well formed, else why not."""
+    if type(msg) is not list or not msg:
+        return "not a list"
+    t = msg[0]
+    if type(t) is not str or t not in FIELD_COUNT:
+        return "unknown type"
+    if len(msg) != 1 + FIELD_COUNT[t]:
+        return "wrong field count"
+    f = msg[1:]
+    if t == "sub":
+        return None if _uint(f[0]) else "bad index"
+    if t == "p":
+        if type(f[0]) is not int or not 1 <= f[0] <= MAX_INT:
+            return "bad sequence number"
+        return None if _json_ok(f[1]) else "command is not JSON"
+    if t == "r":
+        return None if _uint(f[0]) else "bad read context"
+    if t == "st":
+        if f[0] is not None and (type(f[0]) is not str or not 0 < len(f[0]) <= 64):
+            return "bad leader id"
+        if type(f[1]) is not int or f[1] not in (0, 1):
+            return "bad quorum flag"
+        return None if _uint(f[2]) else "bad index"
+    if t == "e":
+        # Runs once per streamed entry: types only (decoded JSON is JSON).
+        first, entries = f
+        if not _uint(first) or first < 1:
+            return "bad index"
+        if type(entries) is not list or len(entries) > MAX_ITEMS:
+            return "bad entries"
+        for e in entries:
+            if type(e) is not list or len(e) != 4 or not _uint(e[0]):
+                return "bad entry"
+            cl = e[1]
+            if cl is None:
+                continue  # a no-op or configuration entry: never applied here
+            if type(cl) is not str or not 0 < len(cl) <= MAX_CLIENT:
+                return "bad client id"
+            if type(e[2]) is not int or not 1 <= e[2] <= MAX_INT:
+                return "bad sequence number"
+        return None
+    if t == "s":
+        if not _uint(f[0]) or f[0] < 1 or not _uint(f[1]):
+            return "bad index"
+        if type(f[2]) is not int or f[2] not in (0, 1):
+            return "bad done flag"
+        return None if type(f[3]) is str else "bad chunk"
+    if t == "pr":
+        if type(f[0]) is not int or not 1 <= f[0] <= MAX_INT:
+            return "bad sequence number"
+        if f[1] is not None and (type(f[1]) is not str or f[1] not in ERRORS):
+            return "unknown error code"
+        return None if _json_ok(f[2]) else "value is not JSON"
+    if t == "rr":
+        if not _uint(f[0]):
+            return "bad read context"
+        if f[1] is not None and (type(f[1]) is not str or f[1] not in ERRORS):
+            return "unknown error code"
+        return None if _uint(f[2]) else "bad index"
+    # "x"
+    return None if type(f[0]) is str and len(f[0]) <= MAX_REASON else "bad reason"
+
+
+def decode(text, allowed):
+    """Wire text -> validated [type, ...fields] whose type is in `allowed`
+    (TO_MEMBER on a member, TO_CLIENT on a client); ClientDecodeError else."""
+    if type(text) is not str:
+        raise ClientDecodeError("not text")
+    if len(text) > MAX_TEXT:
+        raise ClientDecodeError("message too long")
+    try:
+        raw = json.loads(text)
+    except Exception:
+        raise ClientDecodeError("malformed JSON")
+    if type(raw) is not list or len(raw) < 3 or raw[0] != TAG:
+        raise ClientDecodeError("not a client protocol message")
+    if raw[1] != VERSION or type(raw[1]) is not int:
+        raise ClientDecodeError("unsupported client protocol version")
+    msg = raw[2:]
+    err = problem(msg)
+    if err is None and msg[0] not in allowed:
+        err = "message type not allowed in this direction"
+    if err is not None:
+        raise ClientDecodeError(err)
+    return msg
+
+
+def snapshot_chunks(index, text, budget=CHUNK_BUDGET):
+    """Cut a snapshot's JSON text into encoded "s" messages of <= budget
+    bytes each (the piece is escaped again inside the message, so measure)."""
+    out = []
+    start = 0
+    n = budget // 2
+    while True:
+        piece = text[start:start + n]
+        done = 1 if start + len(piece) >= len(text) else 0
+        wire = encode(["s", index, start, done, piece])
+        size = len(wire.encode())
+        if size > budget and n > 1:
+            n = max(1, n * budget // size - 16) if n * budget // size - 16 < n else n // 2
+            continue
+        out.append(wire)
+        if done:
+            return out
+        start += len(piece)
+
+
+class ClientSession:
+    """One client incarnation's view of the cluster (see module docstring).
+
+    state: object with apply(command) and restore(data) (the app's state,
+    wrapped so apply never raises). on_applied(first, entries) is called after
+    each applied batch, like a member's (entries [term, client, seq, command]
+    at first, first + 1, ...); on_restored(index)
+    after a snapshot replaced the state.
+    """
+
+    RETRY_MS = (150, 1000)     # backoff of a retryable failure, doubling
+    RESEND_MS = 15000          # no answer at all for this long: send again
+    GIVE_UP_MS = 30000         # a request with no final outcome by then fails
+    RESYNC_MS = 3000           # a resubscription unanswered this long is repeated
+    MAX_PENDING = 64           # proposals in flight (the member allows more)
+
+    def __init__(self, client_id, state, now_ms=0, on_applied=None, on_restored=None):
+        if not is_client_id(client_id):
+            raise ValueError("client id must be c + 4..31 letters/digits, got %r" % (client_id,))
+        self.client_id = client_id
+        self.state = state
+        self.on_applied = on_applied
+        self.on_restored = on_restored
+        self.now = now_ms
+        self.member = None          # member we are attached to (channel up)
+        self.applied_index = 0
+        self.retried_indexes = []  # indexes of the last applied batch that were retries
+        self.sessions = Sessions(256)  # the cluster's default window until a snapshot says
+        self.member_status = None   # [leader, quorum, voters] from the member
+        self.next_seq = 1
+        self.next_ctx = 1
+        # seq -> [command, first_ms, next_send_ms, attempts, last_error]
+        self.pending = {}
+        # ctx -> [first_ms, next_send_ms, attempts, index or None, last_error]
+        self.reads = {}
+        self.done = []              # ["p", seq, error, value] / ["r", ctx, error]
+        self.outbox = []
+        self.snap = None            # [index, [pieces], next offset]
+        self.resync_at = None       # when we last (re)subscribed, until data arrives
+        # After (re)connecting, proposals wait until our stream is in step
+        # with the member (or RESYNC_MS): any of ours that committed while we
+        # were away then shows up in the stream and is answered from it,
+        # instead of being sent again (which would put a second copy in the log).
+        self.held_since = None
+        self.stats = {"dropped_malformed": 0, "dropped_unexpected": 0, "gaps": 0,
+                      "resubscribes": 0, "retries": 0, "snapshots": 0, "refused": 0,
+                      "bad_snapshots": 0, "late_results": 0}
+
+    # ---- requests from the app ---------------------------------------
+    def propose(self, command):
+        """Queue a command; returns its seq, or None when too many are in
+        flight (the caller waits and tries again). Outcome: take_done()."""
+        if len(self.pending) >= self.MAX_PENDING:
+            return None
+        seq = self.next_seq
+        self.next_seq += 1
+        self.pending[seq] = [command, self.now, self.now, 0, None]
+        self._send_proposal(seq)
+        return seq
+
+    def read(self):
+        """Start a linearizable read; returns its ctx. Done (in take_done())
+        once the local state has applied the member's read index."""
+        ctx = self.next_ctx
+        self.next_ctx += 1
+        self.reads[ctx] = [self.now, self.now, 0, None, None]
+        self._send_read(ctx)
+        return ctx
+
+    def take_outbox(self):
+        out, self.outbox = self.outbox, []
+        return out
+
+    def take_done(self):
+        out, self.done = self.done, []
+        return out
+
+    @property
+    def attached(self):
+        return self.member is not None
+
+    @property
+    def writable(self):
+        st = self.member_status
+        return self.member is not None and st is not None and st[1] == 1
+
+    # ---- the connection ----------------------------------------------
+    def connected(self, member, now_ms):
+        """The channel to `member` is open: subscribe, send what is pending."""
+        self.now = now_ms
+        self.member = member
+        self.member_status = None
+        self.snap = None
+        self._subscribe()
+        self.held_since = now_ms if self.pending else None
+        for ctx in sorted(self.reads):
+            r = self.reads[ctx]
+            if r[3] is None:  # an index already granted stays valid anywhere
+                r[1] = now_ms
+                self._send_read(ctx)
+
+    def disconnected(self, now_ms):
+        self.now = now_ms
+        self.member = None
+        self.member_status = None
+        self.snap = None
+        self.outbox = []  # nothing can be sent; connected() sends it all again
+
+    def _subscribe(self):
+        self.resync_at = self.now
+        self.stats["resubscribes"] += 1
+        self.outbox.append(encode(["sub", self.applied_index + 1]))
+
+    def _release_held(self):
+        """Our stream is in step (or we waited long enough): send what is
+        still pending, with the same seqs."""
+        if self.held_since is None:
+            return
+        self.held_since = None
+        for seq in sorted(self.pending):
+            self._send_proposal(seq)
+
+    def _send_proposal(self, seq):
+        p = self.pending[seq]
+        if self.member is not None and self.held_since is None:
+            p[3] += 1
+            self.outbox.append(encode(["p", seq, p[0]]))
+        p[2] = self.now + self.RESEND_MS
+
+    def _send_read(self, ctx):
+        r = self.reads[ctx]
+        if self.member is not None:
+            r[2] += 1
+            self.outbox.append(encode(["r", ctx]))
+        r[1] = self.now + self.RESEND_MS
+
+    # ---- time ---------------------------------------------------------
+    def tick(self, now_ms):
+        """Retries, resends and give-ups that are due."""
+        self.now = now_ms
+        if self.held_since is not None and now_ms - self.held_since >= self.RESYNC_MS:
+            self._release_held()
+        for seq in sorted(self.pending):
+            p = self.pending[seq]
+            if now_ms - p[1] >= self.GIVE_UP_MS:
+                del self.pending[seq]
+                self.done.append(["p", seq, p[4] or "timeout", None])
+            elif now_ms >= p[2] and self.member is not None:
+                self.stats["retries"] += 1
+                self._send_proposal(seq)
+        for ctx in sorted(self.reads):
+            r = self.reads[ctx]
+            if r[3] is not None:
+                continue  # waiting for our own stream to reach the index
+            if now_ms - r[0] >= self.GIVE_UP_MS:
+                del self.reads[ctx]
+                self.done.append(["r", ctx, r[4] or "timeout"])
+            elif now_ms >= r[1] and self.member is not None:
+                self._send_read(ctx)
+        if (self.member is not None and self.resync_at is not None
+                and now_ms - self.resync_at >= self.RESYNC_MS):
+            self._subscribe()
+
+    # ---- from the member ----------------------------------------------
+    def receive(self, text, now_ms):
+        """One message from our member; malformed ones are dropped, counted."""
+        self.now = now_ms
+        try:
+            msg = decode(text, TO_CLIENT)
+        except ClientDecodeError:
+            self.stats["dropped_malformed"] += 1
+            return
+        t = msg[0]
+        if t == "e":
+            self.handle_entries(msg[1], msg[2])
+        elif t == "s":
+            self.handle_snapshot_chunk(msg[1], msg[2], msg[3], msg[4])
+        elif t == "pr":
+            self.handle_proposal_result(msg[1], msg[2], msg[3])
+        elif t == "rr":
+            self.handle_read_reply(msg[1], msg[2], msg[3])
+        elif t == "st":
+            self.member_status = [msg[1], msg[2], msg[3]]
+        else:  # "x": the member refuses us; the runtime picks another
+            self.stats["refused"] += 1
+            self.member_status = None
+
+    def handle_entries(self, first, entries):
+        """Apply committed entries in order; a gap means we missed some
+        (the member cut our stream): resubscribe from what we have."""
+        last = first + len(entries) - 1
+        if self.snap is not None:
+            self.stats["dropped_unexpected"] += 1
+            return
+        applied = self.applied_index
+        if first > applied + 1:
+            self.stats["gaps"] += 1
+            if self.resync_at is None:
+                self._subscribe()
+            return
+        self.resync_at = None  # the stream continues from what we have
+        if last <= applied:
+            self._release_held()
+            return  # all seen (a resubscription overlaps the stream)
+        fresh = entries[applied + 1 - first:] if first <= applied else entries
+        sessions = self.sessions
+        apply = sessions.apply
+        me = self.client_id
+        pending = self.pending
+        retries = sessions.retries
+        self.retried_indexes = []
+        index = last - len(fresh)
+        for e in fresh:
+            index += 1
+            client = e[1]
+            if client is None:
+                continue  # a leader's no-op or a configuration entry
+            err, result = apply(client, e[2], e[3], self.state)  # once per (client, seq)
+            if sessions.retries != retries:  # a retry that reached the log twice
+                retries = sessions.retries
+                self.retried_indexes.append(index)
+            if client == me and e[2] in pending:
+                # Ours: the result is our own apply's, as on any replica.
+                del pending[e[2]]
+                self.done.append(["p", e[2], err, result])
+        self.applied_index = last
+        self._release_reads()
+        self._release_held()
+        if self.on_applied is not None:
+            self.on_applied(applied + 1, fresh)
+
+    def handle_snapshot_chunk(self, index, offset, done, piece):
+        snap = self.snap
+        if offset == 0:
+            snap = self.snap = [index, [], 0]
+        elif snap is None or snap[0] != index or snap[2] != offset:
+            self.stats["gaps"] += 1
+            self.snap = None
+            self._subscribe()
+            return
+        snap[1].append(piece)
+        snap[2] += len(piece)
+        if not done:
+            return
+        self.snap = None
+        if index <= self.applied_index:
+            self.resync_at = None
+            return  # we already have all of it
+        try:
+            data = json.loads("".join(snap[1]))
+            window = data.get("window", 256)
+            sessions = Sessions(window if type(window) is int and window >= 1 else 256)
+            sessions.restore(data["sessions"])
+            self.state.restore(data["sm"])
+        except Exception:
+            # A member sends what its own node restores from; this is damage.
+            self.stats["bad_snapshots"] += 1
+            self._subscribe()
+            return
+        self.sessions = sessions
+        self.applied_index = index
+        self._answer_from_sessions()
+        self.resync_at = None
+        self.stats["snapshots"] += 1
+        self._release_reads()
+        self._release_held()
+        if self.on_restored is not None:
+            self.on_restored(index)
+
+    def _answer_from_sessions(self):
+        """After a snapshot: our proposals it covers are answered from its
+        session table (what every replica would answer for a retry)."""
+        mine = self.sessions.clients.get(self.client_id)
+        if mine is None:
+            return
+        floor, results = mine
+        for seq in sorted(self.pending):
+            if seq in results:
+                del self.pending[seq]
+                self.done.append(["p", seq, None, results[seq]])
+            elif seq <= floor:
+                del self.pending[seq]
+                self.done.append(["p", seq, "session_expired", None])
+
+    def handle_proposal_result(self, seq, error, value):
+        p = self.pending.get(seq)
+        if p is None:
+            self.stats["late_results"] += 1  # answered from our stream already
+            return
+        if error is not None and error in RETRYABLE:
+            p[4] = error
+            lo, hi = self.RETRY_MS
+            p[2] = self.now + min(hi, lo << min(p[3], 8))
+            return
+        del self.pending[seq]
+        self.done.append(["p", seq, error, value])
+
+    def handle_read_reply(self, ctx, error, index):
+        r = self.reads.get(ctx)
+        if r is None or r[3] is not None:
+            self.stats["dropped_unexpected"] += 1
+            return
+        if error is not None:
+            if error not in RETRYABLE:
+                del self.reads[ctx]
+                self.done.append(["r", ctx, error])
+                return
+            r[4] = error
+            lo, hi = self.RETRY_MS
+            r[1] = self.now + min(hi, lo << min(r[2], 8))
+            return
+        r[3] = index
+        self._release_reads()
+
+    def _release_reads(self):
+        for ctx in sorted(self.reads):
+            r = self.reads[ctx]
+            if r[3] is not None and r[3] <= self.applied_index:
+                del self.reads[ctx]
+                self.done.append(["r", ctx, None])
