@@ -292,11 +292,19 @@ def render_summary(info):
         ("peers", _esc("%d of %d (%s)" % (len(peers), others, ", ".join(peers) or "none"))),
         ("last write", _esc(last_write_text(info))),
     ]
-    if role == "client":  # a client window (raft/CLIENT.md): which member serves it
+    if role == "client":
+        # A client window (raft/CLIENT.md) has no term and no peers of its
+        # own: it shows which member serves it and how far it has applied.
         member = info.get("client_of")
-        rows[1] = ("role", '<span class="raft-role-client">%s</span>' % (
-            "client of node %s" % _esc(member) if member is not None
-            else "client, connecting to a member"))
+        rows = [
+            ("client", _esc(info.get("node"))),
+            ("role", '<span class="raft-role-client">%s</span>' % (
+                "client of node %s" % _esc(member) if member is not None
+                else "client, connecting to a member")),
+            ("leader", "none" if leader is None else _esc(leader)),
+            ("applied", _esc(info.get("applied", 0))),
+            ("last write", _esc(last_write_text(info))),
+        ]
     out = ["<dl>"]
     for name, value in rows:
         out.append('<dt>%s</dt><dd data-raft-field="%s">%s</dd>' % (name, name.replace(" ", "-"), value))

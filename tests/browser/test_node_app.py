@@ -227,3 +227,12 @@ def test_outcomes_in_plain_words():
     p = PanelState()
     p.finish("remove", "1", {"error": "unsafe", "reason": "<b>x</b>"})
     assert "&lt;b&gt;x&lt;/b&gt;" in render_html(members_info(), p)
+
+
+def test_a_client_window_shows_its_member_not_a_term_or_peers():
+    html = render_html({"node": "c0123456789ab", "role": "client", "client_of": "2", "leader": "0",
+                        "applied": 41, "running": True, "quorum": True, "size": 3, "term": 0,
+                        "peers": ["2"], "last_write": None})
+    assert "client of node 2" in html and 'data-raft-field="applied">41<' in html
+    assert 'data-raft-field="term"' not in html and 'data-raft-field="peers"' not in html
+    assert "connecting to a member" in render_html({"node": "c1", "role": "client", "running": True})
