@@ -70,6 +70,28 @@ def node_from_host(host):
     return None
 
 
+def cluster_name(attrs, path, query):
+    """?cluster=NAME, else <raft-node cluster>, else the page's path."""
+    cluster = query.get("cluster") or attrs.get("cluster") or cluster_from_path(path)
+    if not valid_name(cluster):
+        raise PageConfigError("cluster name %r: use 1-64 of A-Z a-z 0-9 _ . -" % cluster)
+    return cluster
+
+
+def ice_servers(attrs):
+    """<raft-node ice-servers='[...]'>: a list of RTCIceServer dicts, or None
+    (absent: the introducer's list)."""
+    ice = attrs.get("ice-servers")
+    if ice is not None:
+        try:
+            ice = json.loads(ice)
+        except ValueError:
+            raise PageConfigError("<raft-node ice-servers>: not JSON")
+        if not isinstance(ice, list) or not all(isinstance(s, dict) for s in ice):
+            raise PageConfigError("<raft-node ice-servers>: need a JSON list of objects")
+    return ice
+
+
 def resolve_config(attrs, host, path, query):
     """Everything start() needs from markup (attrs), location and ?query.
     Pure, so it is tested in CPython; raises PageConfigError on bad input."""
@@ -88,17 +110,8 @@ def resolve_config(attrs, host, path, query):
     # Ids 0..size-1 are the bootstrap voters; any other id is a window that
     # is not a member yet: it connects and follows once a member adds it.
     node = str(int(node))
-    cluster = query.get("cluster") or attrs.get("cluster") or cluster_from_path(path)
-    if not valid_name(cluster):
-        raise PageConfigError("cluster name %r: use 1-64 of A-Z a-z 0-9 _ . -" % cluster)
-    ice = attrs.get("ice-servers")
-    if ice is not None:
-        try:
-            ice = json.loads(ice)
-        except ValueError:
-            raise PageConfigError("<raft-node ice-servers>: not JSON")
-        if not isinstance(ice, list) or not all(isinstance(s, dict) for s in ice):
-            raise PageConfigError("<raft-node ice-servers>: need a JSON list of objects")
+    cluster = cluster_name(attrs, path, query)
+    ice = ice_servers(attrs)
     introducer = attrs.get("introducer") or "/ws"
     # A server started with --secret signs joins (signaling/PROTOCOL.md);
     # the window gets the secret from ?secret=, the hash being the app's.

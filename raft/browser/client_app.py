@@ -41,21 +41,12 @@ def client_requested(attrs, query):
 
 def resolve_client_config(attrs, path, query):
     """What a client page needs from markup and URL (pure; PageConfigError)."""
-    from raft.browser.app import PageConfigError, cluster_from_path, valid_name
-    cluster = query.get("cluster") or attrs.get("cluster") or cluster_from_path(path)
-    if not valid_name(cluster):
-        raise PageConfigError("cluster name %r: use 1-64 of A-Z a-z 0-9 _ . -" % cluster)
+    from raft.browser.app import PageConfigError, cluster_name, ice_servers
+    cluster = cluster_name(attrs, path, query)
     via = query.get("via") or None
     if via is not None and not (via.isdigit() and len(via) <= 3):
         raise PageConfigError("?via=%r: need a member's node number" % via)
-    ice = attrs.get("ice-servers")
-    if ice is not None:
-        try:
-            ice = json.loads(ice)
-        except ValueError:
-            raise PageConfigError("<raft-node ice-servers>: not JSON")
-        if not isinstance(ice, list) or not all(isinstance(s, dict) for s in ice):
-            raise PageConfigError("<raft-node ice-servers>: need a JSON list of objects")
+    ice = ice_servers(attrs)
     return {"cluster": cluster, "via": str(int(via)) if via else None, "ice_servers": ice,
             "introducer": attrs.get("introducer") or "/ws",
             "secret": query.get("secret") or None, "client": True}
