@@ -35,7 +35,7 @@ receive()/tick()/connected()/disconnected() and sends take_outbox().
 import json
 
 from .codec import MAX_CLIENT, MAX_INT, MAX_TEXT, json_size
-from .sessions import Sessions
+from .sessions import Sessions, index_in
 
 TAG = "wc"
 VERSION = 1
@@ -396,16 +396,14 @@ class ClientSession:
         pending = self.pending
         retries = sessions.retries
         self.retried_indexes = []
-        index = last - len(fresh)
         for e in fresh:
-            index += 1
             client = e[1]
             if client is None:
                 continue  # a leader's no-op or a configuration entry
             err, result = apply(client, e[2], e[3], self.state)  # once per (client, seq)
             if sessions.retries != retries:  # a retry that reached the log twice
                 retries = sessions.retries
-                self.retried_indexes.append(index)
+                self.retried_indexes.append(last - len(fresh) + 1 + index_in(fresh, e))
             if client == me and e[2] in pending:
                 # Ours: the result is our own apply's, as on any replica.
                 del pending[e[2]]

@@ -22,7 +22,7 @@ from .proposals import ClientProposals
 from .reads import ReadIndex
 from .rng import Rng, seed_from_text
 from .roles import FOLLOWER, PRECANDIDATE, CANDIDATE, LEADER, NOOP, FOREVER as _FOREVER
-from .sessions import Sessions
+from .sessions import Sessions, index_in
 
 # A new commit index reaches idle followers within this long (ms).
 COMMIT_NOTIFY_MS = 10
@@ -871,9 +871,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         pending = self.pending
         retries = sessions.retries
         self.retried_indexes = []
-        index = first - 1
         for e in entries:
-            index += 1
             client = e[1]
             if client is None:
                 # A leader's no-op, or a configuration entry (in effect since
@@ -890,7 +888,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             if sessions.retries != retries:
                 # A retry that reached the log twice: applied once, skipped here.
                 retries = sessions.retries
-                self.retried_indexes.append(index)
+                self.retried_indexes.append(first + index_in(entries, e))
             if pending:
                 key = (client, e[2])
                 if key in pending:

@@ -5,6 +5,15 @@ a retried command returns the original result wherever it is applied.
 """
 
 
+def index_in(entries, entry):
+    """Position of this very entry object in the batch. Only asked for a
+    retry (rare), so appliers keep no per-entry counter on the hot path."""
+    for i in range(len(entries)):
+        if entries[i] is entry:
+            return i
+    raise ValueError("entry not in batch")
+
+
 class Sessions:
     def __init__(self, window=256):
         self.window = window

@@ -5,6 +5,8 @@ import itertools
 import json
 import time
 
+import pytest
+
 from browser_helpers import MPY_LOAD_MS, wait_until
 
 ELECT_S = 20  # election timeouts are 1.5-3 s; leave room for page loads
@@ -84,3 +86,22 @@ class Windows:
     def close(self):
         for c in self.contexts:
             c.close()
+
+
+# Fixtures shared by the app test files (import them there): one set of
+# windows per module, and their consoles dumped when a test fails.
+@pytest.fixture(scope="module")
+def win(browser, server):
+    w = Windows(browser, server)
+    yield w
+    w.close()
+
+
+@pytest.fixture(autouse=True)
+def dump_on_failure(request, win):
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is None or rep.failed:
+        win.dump()
+    else:
+        assert not win.errors(), win.errors()  # no exception in any window's handlers

@@ -10,27 +10,10 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from app_windows import Windows
+from app_windows import dump_on_failure, win  # noqa: F401 (fixtures used by every test here)
 
 pytestmark = pytest.mark.browser
 T = 15_000
-
-
-@pytest.fixture(scope="module")
-def win(browser, server):
-    w = Windows(browser, server)
-    yield w
-    w.close()
-
-
-@pytest.fixture(autouse=True)
-def _dump_on_failure(request, win):
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.failed:
-        win.dump()
-    else:
-        assert not win.errors(), win.errors()  # no exception in any window's handlers
 
 
 def op(page, button, key, value=None, expected=None, absent=False):

@@ -264,12 +264,30 @@ def test_log_matches_a_plain_list_model_after_any_appends_and_reloads(steps):
             assert r.entries == model and r.commit == commit and r.repaired is None
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
-def test_records_run_unchanged_under_micropython():
+def run_records_in_micropython(prog):
+    """Run `prog` (which imports records and prints "RESULT <json>") under
+    real MicroPython through Node.js; returns (the decoded result, stdout)."""
     mjs = os.path.join(ROOT, "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs")
     if not os.path.exists(mjs):
         pytest.skip("MicroPython npm package not installed")
     src = open(os.path.join(ROOT, "raft/records.py")).read()
+    script = """
+import { loadMicroPython } from %s;
+const mp = await loadMicroPython({stdout: (s) => console.log(s)});
+mp.FS.mkdir('/lib'); mp.FS.writeFile('/lib/records.py', %s);
+mp.runPython("import sys; sys.path.append('/lib')");
+mp.runPython(%s);
+""" % (json.dumps("file://" + mjs), json.dumps(src), json.dumps(prog))
+    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert line, out.stdout + out.stderr
+    return json.loads(line[0][7:]), out
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+def test_records_run_unchanged_under_micropython():
     prog = """
 import records
 kv = records.MemoryKV(quota=3000)
@@ -294,19 +312,8 @@ except records.DamagedStorage:
 import json
 print("RESULT " + json.dumps([r.term, r.vote, r.commit, r.entries]))
 """
-    script = """
-import { loadMicroPython } from %s;
-const mp = await loadMicroPython({stdout: (s) => console.log(s)});
-mp.FS.mkdir('/lib'); mp.FS.writeFile('/lib/records.py', %s);
-mp.runPython("import sys; sys.path.append('/lib')");
-mp.runPython(%s);
-""" % (json.dumps("file://" + mjs), json.dumps(src), json.dumps(prog))
-    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert line, out.stdout + out.stderr
-    assert json.loads(line[0][7:]) == [2, None, 1, [[1, {"op": "add", "t": "é"}], [2, "x"]]]
+    result, out = run_records_in_micropython(prog)
+    assert result == [2, None, 1, [[1, {"op": "add", "t": "é"}], [2, "x"]]]
     assert "no quota error" not in out.stdout and "no damage seen" not in out.stdout
 
 
@@ -483,10 +490,6 @@ def test_records_a_crash_left_below_the_snapshot_are_removed_at_load():
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_snapshot_records_run_unchanged_under_micropython():
-    mjs = os.path.join(ROOT, "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs")
-    if not os.path.exists(mjs):
-        pytest.skip("MicroPython npm package not installed")
-    src = open(os.path.join(ROOT, "raft/records.py")).read()
     prog = """
 import json
 import records
@@ -504,16 +507,5 @@ r2 = records.RecordLog(kv, "kv", 1).load()
 print("RESULT " + json.dumps([r.snapshot == (8, 1, state), r.entries, parts > 3,
                               list(r2.snapshot), r2.entries]))
 """
-    script = """
-import { loadMicroPython } from %s;
-const mp = await loadMicroPython({stdout: (s) => console.log(s)});
-mp.FS.mkdir('/lib'); mp.FS.writeFile('/lib/records.py', %s);
-mp.runPython("import sys; sys.path.append('/lib')");
-mp.runPython(%s);
-""" % (json.dumps("file://" + mjs), json.dumps(src), json.dumps(prog))
-    out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True,
-                         text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-    assert line, out.stdout + out.stderr
-    assert json.loads(line[0][7:]) == [True, [[1, 9], [1, 10]], True, [12, 2, {"x": 1}], []]
+    result, out = run_records_in_micropython(prog)
+    assert result == [True, [[1, 9], [1, 10]], True, [12, 2, {"x": 1}], []]
