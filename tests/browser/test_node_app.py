@@ -1,22 +1,22 @@
-"""The pure parts of the app page API and the status component, in CPython:
+"""The pure parts of the app page API and the status panel, in CPython:
 how a page's markup and URL become a node, and what the status shows."""
-
-import sys
-from pathlib import Path
 
 import pytest
 
-# components/ is not an installed package (pyproject lists raft, signaling,
-# benchmarks); import it from the checkout.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from components.status import (
+from raft.browser.page_config import (
+    PageConfigError, client_requested, cluster_from_path, node_from_host, resolve, ws_url,
+)
+from raft.browser.status_html import (
     PanelState, confirm_text, html_attributes, is_read_only, last_write_text, outcome_of,
     page_role, render_html,
 )
-from raft.browser.app import (
-    PageConfigError, cluster_from_path, node_from_host, resolve_config, ws_url,
-)
+
+
+def resolve_config(attrs, host, path, query):
+    """A member page's config (what resolve() gives without ?client=1)."""
+    cfg = resolve(attrs, host, path, query)
+    assert cfg.pop("client") is False
+    return cfg
 
 
 class Loc:
@@ -27,7 +27,8 @@ class Loc:
 def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     cfg = resolve_config({}, "wraft2.localhost:8000", "/counter", {})
     assert cfg == {"size": 3, "node": "2", "voters": ["0", "1", "2"], "cluster": "counter",
-                   "ice_servers": None, "introducer": "/ws", "secret": None}
+                   "ice_servers": None, "introducer": "/ws", "secret": None,
+                   "snapshot_entries": 2000, "snapshot_bytes": 262144}
     cfg = resolve_config({"size": "5", "cluster": "team", "introducer": "/sig",
                           "ice-servers": '[{"urls": "stun:127.0.0.1:3478"}]'},
                          "localhost:8000", "/todo", {"node": "4"})
@@ -81,6 +82,22 @@ def test_introducer_url_is_made_absolute():
     assert ws_url("ws", Loc("https:")) == "wss://wraft1.localhost:8000/ws"
     assert ws_url("wss://h/x", Loc()) == "wss://h/x"
     assert ws_url("//h:1/ws", Loc("https:")) == "wss://h:1/ws"
+
+
+def test_client_mode_is_asked_by_query_or_markup_and_needs_no_node_id():
+    assert client_requested({}, {"client": "1"})
+    assert client_requested({"role": "client"}, {})
+    assert not client_requested({"role": "client"}, {"client": "0"})
+    assert not client_requested({}, {})
+    cfg = resolve({"cluster": "notes"}, "localhost", "/todo", {"client": "1", "via": "02"})
+    assert cfg == {"client": True, "cluster": "notes", "via": "2", "introducer": "/ws",
+                   "ice_servers": None, "secret": None}
+    cfg = resolve({"role": "client"}, "localhost", "/todo", {})
+    assert cfg["via"] is None and cfg["cluster"] == "todo"
+    for attrs, query in (({}, {"via": "x"}), ({}, {"cluster": "bad name"}),
+                         ({"ice-servers": "{"}, {}), ({"ice-servers": "[1]"}, {})):
+        with pytest.raises(PageConfigError):
+            resolve(attrs, "localhost", "/todo", dict(query, client="1"))
 
 
 def info(**kw):

@@ -1,13 +1,11 @@
 """Every page loads PyScript from our server, offline, and runs its Python."""
 
-from pathlib import Path
-
 import pytest
 
-from browser_helpers import PYODIDE_LOAD_MS
+from browser_helpers import PYODIDE_LOAD_MS, ROOT, TEST_PAGES
 
-PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
-PAGES = sorted("/" if p.stem == "index" else "/" + p.stem for p in PAGES_DIR.glob("*.html"))
+APPS = sorted("/" if p.stem == "index" else "/" + p.stem for p in (ROOT / "pages").glob("*.html"))
+PAGES = APPS + sorted("/" + p.stem for p in TEST_PAGES.glob("*.html"))
 
 
 def assert_ran_cleanly(w, runtime):
@@ -19,8 +17,9 @@ def assert_ran_cleanly(w, runtime):
     assert not w.errors()
 
 
-def test_every_page_is_covered():
-    assert {"/", "/todo", "/bench", "/kv", "/transport_test"} <= set(PAGES)
+def test_every_page_is_covered_and_the_test_page_is_no_app():
+    assert {"/", "/todo", "/bench", "/kv", "/counter"} <= set(APPS)
+    assert "/transport_harness" in PAGES and "/transport_harness" not in APPS
 
 
 @pytest.mark.browser
@@ -37,7 +36,7 @@ def test_page_runs_micropython_offline(server, open_window, path):
 
 @pytest.mark.browser
 def test_pyodide_on_request(server, open_window):
-    w = open_window(server.base(1) + "/transport_test?runtime=py", wait_for="body[data-ready]",
+    w = open_window(server.base(1) + "/transport_harness?runtime=py", wait_for="body[data-ready]",
                     timeout=PYODIDE_LOAD_MS)
     assert w.page.get_attribute("body", "data-py-impl") == "cpython"
     assert_ran_cleanly(w, "py")
@@ -45,13 +44,13 @@ def test_pyodide_on_request(server, open_window):
 
 @pytest.mark.browser
 def test_micropython_page_imports_the_raft_package(server, open_window):
-    w = open_window(server.base(1) + "/transport_test", wait_for="body[data-ready]")
+    w = open_window(server.base(1) + "/transport_harness", wait_for="body[data-ready]")
     assert w.page.get_attribute("body", "data-py-impl") == "micropython"
     assert_ran_cleanly(w, "mpy")
 
 
 @pytest.mark.browser
 def test_unknown_runtime_is_reported_and_falls_back_to_micropython(server, open_window):
-    w = open_window(server.base(2) + "/transport_test?runtime=ruby", wait_for="body[data-ready]")
+    w = open_window(server.base(2) + "/transport_harness?runtime=ruby", wait_for="body[data-ready]")
     assert w.page.get_attribute("body", "data-py-impl") == "micropython"
     assert any("unknown ?runtime=ruby" in line for line in w.errors())
