@@ -253,3 +253,61 @@ def test_a_client_window_shows_its_member_not_a_term_or_peers():
     assert "client of node 2" in html and 'data-raft-field="applied">41<' in html
     assert 'data-raft-field="term"' not in html and 'data-raft-field="peers"' not in html
     assert "connecting to a member" in render_html({"node": "c1", "role": "client", "running": True})
+
+
+# ---- the App handle (raft/browser/app.py) -----------------------------------
+
+class FakeRuntime:
+    """What the App handle reads of a running runtime."""
+
+    def __init__(self):
+        self.applied_index = 0
+        self.quorum = True
+
+    def retried_indexes(self):
+        return []
+
+    def status(self):
+        return {"quorum": self.quorum}
+
+
+def test_views_render_once_at_start_and_once_per_applied_batch():
+    from raft.browser.app import App
+    renders = []
+    app = App(object(), {"node": "1"}, on_change=lambda s: renders.append("up front"))
+    rt = app.runtime = FakeRuntime()
+    app._changed(rt)  # the runtime started: its first notification
+    assert renders == ["up front"]
+    app.on_change(lambda s: renders.append("later"))  # registered after start: drawn now
+    assert renders == ["up front", "later"]
+    app._changed(rt)  # a role or connection change: nothing new applied
+    assert renders == ["up front", "later"]
+    rt.applied_index = 3
+    app._changed(rt)
+    assert renders == ["up front", "later", "up front", "later"]
+
+
+def test_the_handle_of_a_page_that_could_not_start():
+    import asyncio
+    from raft.browser.app import App
+    from raft.browser.runtime import ProposalError
+    app = App(object(), {})
+    app.error = "cannot start: damaged"
+    assert app.read_only and app.applied_index == 0 and app.node_id is None
+    for call in (app.propose(1), app.read(), app.change_membership("remove", "2")):
+        with pytest.raises(ProposalError) as e:
+            asyncio.run(call)
+        assert e.value.error == "halted" and not e.value.retryable
+    assert asyncio.run(app.membership_action("remove", "2"))["error"] == "halted"
+    assert app.status() == {"node": "?", "running": False, "error": "cannot start: damaged",
+                            "size": 0, "cluster": None}
+
+
+def test_the_handle_reads_the_running_runtime():
+    from raft.browser.app import App
+    app = App(object(), {"node": "4", "cluster": "c"})
+    rt = app.runtime = FakeRuntime()
+    rt.applied_index = 9
+    assert (app.node_id, app.applied_index, app.read_only) == ("4", 9, False)
+    rt.quorum = False
+    assert app.read_only
