@@ -210,16 +210,18 @@ class KVView:
         self.watch_info = page["watch-info"]
         self.watch_events = page["watch-events"]
         # when() needs plain functions (MicroPython cannot inspect bound methods).
-        for button, action in (("#kv-put", self.do_put), ("#kv-get", self.do_get),
-                               ("#kv-del", self.do_del), ("#kv-cas", self.do_cas)):
+        for button, action in (("#kv-get", self.do_get), ("#kv-del", self.do_del),
+                               ("#kv-cas", self.do_cas)):
             when("click", button)(self._handler(action))
-        put = self._handler(self.do_put)
+        # Not a local: on MicroPython, when() takes a closure for async when
+        # the repr of what it captures shows an async function.
+        self._put = self._handler(self.do_put)
 
         @when("submit", "#kv-form")
-        def enter_means_put(event):
+        def put_on_submit(event):  # the Put button, or Enter in a field
             import asyncio
             event.preventDefault()  # now, not after an await
-            asyncio.get_event_loop().create_task(put(event))
+            asyncio.get_event_loop().create_task(self._put(event))
 
         when("click", "#watch-start")(lambda event: self.start_watch())
         when("click", "#watch-stop")(lambda event: self.stop_watch())

@@ -16,6 +16,7 @@ import asyncio
 import json
 
 from raft.client import ClientSession, is_client_id
+from raft.codec import SEP
 from raft.browser.runtime import ProposalError, Runtime
 
 TICK_MS = 50
@@ -208,7 +209,7 @@ class ClientDriver(Runtime):
         """Replicate `command` through our member; returns apply()'s result.
         The session retries (same seq) until a final outcome or its
         GIVE_UP_MS; while it has too many in flight, this waits for room."""
-        text = json.dumps(command, separators=(",", ":"))
+        text = json.dumps(command, separators=SEP)
         if len(text.encode()) > MAX_COMMAND_BYTES:
             raise ProposalError("too_large")
 
