@@ -29,7 +29,8 @@ def test_retryable_errors_are_the_ones_raft_api_md_names():
     assert not ProposalError("invalid", "bad op").retryable
 
 
-def test_both_runtimes_implement_the_contract():
+@in_own_loop
+async def test_both_runtimes_implement_the_contract():
     session = ClientSession("cabcd1", GuardedState(object()))
     client = ClientDriver(session, lambda: 0, lambda: 0.0)
     net = Net()
