@@ -17,7 +17,7 @@ import asyncio
 from raft import codec
 from raft.client import is_client_id
 from raft.records import RecordLog, StorageFull
-from raft.browser.runtime import ProposalError, Runtime
+from raft.browser.runtime import RETRYABLE, ProposalError, Runtime
 
 # How often the core is ticked. Heartbeats are 100 ms and elections 1.5-3 s;
 # hidden tabs may stretch this to 1 s, which those timeouts tolerate.
@@ -25,8 +25,7 @@ TICK_MS = 25
 # A membership change also waits out the previous one (one at a time), and a
 # promotion a learner that is a few entries behind (it acks within a round trip).
 NOT_CAUGHT_UP = "is not caught up"  # in the core's reason (raft/membership.py)
-CHANGE_RETRYABLE = ("no_leader", "leadership_lost", "timeout", "too_many_pending",
-                    "conf_pending")
+CHANGE_RETRYABLE = RETRYABLE + ("conf_pending",)
 PROMOTE_RETRY_MS = 2000
 # on_message drains at once while at most this many writes wait here.
 SYNC_DRAIN_MAX_WAITING = 4
