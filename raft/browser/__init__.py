@@ -9,7 +9,7 @@ Modules (raft/browser/APP.md for page authors, TRANSPORT.md for the transport):
   client_hub    a member's side of the client windows it serves (pure)
   status_html   the status panel's content (pure)
   status_panel  <raft-status>: throttled redraws and the membership controls
-  hooks         window.wraft, for automation and the console
+  automation    window.wraft, for tests, tools and the console
   timings       the driver's instrumentation hook (benchmarks)
   transport     WebRTC data channels and the introducer
   storage       localStorage as the record log's key/value store

@@ -159,7 +159,7 @@ def start(state_class, on_change=None, on_applied=None):
     replayed as well."""
     from js import Math, performance, window
     from pyscript import document
-    from raft.browser import hooks
+    from raft.browser import automation
     from raft.browser.page_config import PageConfigError, page_attrs, page_query, resolve
     from raft.browser.status_panel import StatusPanel
 
@@ -172,7 +172,7 @@ def start(state_class, on_change=None, on_applied=None):
     location = window.location
     app = App(state_class(), {}, on_change, on_applied)
     app.status_panel = StatusPanel(app.status, clock, on_action=app.membership_action)
-    app.proxies = hooks.expose(app)
+    app.proxies = automation.expose(app)
     try:
         app.config = resolve(page_attrs(document), str(location.host), str(location.pathname),
                              page_query(location))
