@@ -1,4 +1,4 @@
-"""The walls of the house (DESIGN.md), read from the source (no browser):
+"""The layering rules, read from the source (no browser):
 no import cycle, no arrow from raft/ up to components/, js/pyscript only in
 raft/browser/ (and there not in the modules that are tested in CPython),
 and components use only what raft/browser/APP.md documents of the handle."""
