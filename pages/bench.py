@@ -68,10 +68,11 @@ class Profiler:
     def __init__(self, driver):
         self.driver = driver
         self.t0 = now_ms()
-        driver.timings = Timings(now_ms)
+        driver.instrument(Timings(now_ms))
 
     def stop(self):
-        t, self.driver.timings = self.driver.timings, None
+        t = self.driver.timings
+        self.driver.instrument(None)
         return t.report(now_ms() - self.t0)
 
 
@@ -252,7 +253,7 @@ class Bench:
         driver = app.runtime
         own = driver.timings is None  # (a profiled run has them already)
         if own:
-            driver.timings = Timings(now_ms, phases=False)  # message arrivals only
+            driver.instrument(Timings(now_ms, phases=False))  # message arrivals only
         trace = driver.timings
         try:
             while True:
@@ -282,7 +283,7 @@ class Bench:
                     show("sequential: %d writes, %.0f writes/s" % (len(lat), len(lat) * 1000 / (t1 - t0)))
         finally:
             if own:
-                driver.timings = None
+                driver.instrument(None)
         seconds = (now_ms() - t0) / 1000
         to_ack.sort()
         after_ack.sort()

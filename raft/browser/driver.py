@@ -52,6 +52,7 @@ class Driver(Runtime):
         self._read_ctx = 0
         self._wake = asyncio.Event()
         self._draining = False
+        self._timed = None  # self.timings when it times phases, else None (the fast path)
         self.stats = {"dropped_garbage": 0, "dropped_spoofed": 0, "dropped_halted": 0,
                       "readies": 0, "persist_batches": 0}
 
@@ -85,11 +86,12 @@ class Driver(Runtime):
             self.stats["dropped_spoofed"] += 1
             return
         self._tick()  # the core knows the time only from tick
-        t = self.timings
+        if self.timings is not None:
+            self.timings.saw(msg[0])
+        t = self._timed
         if t is None:
             self.node.step(msg)
         else:
-            t.saw(msg[0])
             t.run("step", self.node.step, msg)
         # Drain now rather than in the drainer task: waking a task costs a
         # setTimeout hop (clamped to 4 ms once timers nest), and an ack or a
@@ -132,9 +134,13 @@ class Driver(Runtime):
         if at < n.election_deadline:
             n.election_deadline = at
 
+    def instrument(self, timings):
+        Runtime.instrument(self, timings)
+        self._timed = timings if timings is not None and timings.phases else None
+
     # ---- the Ready loop ----------------------------------------------
     def _tick(self):
-        t = self.timings
+        t = self._timed
         if t is None:
             self.node.tick(self.clock())
         else:
@@ -160,7 +166,7 @@ class Driver(Runtime):
             self._drain()
 
     def _drain(self):
-        t = self.timings
+        t = self._timed
         if t is None:
             self._drain_readies()
         else:
@@ -170,7 +176,7 @@ class Driver(Runtime):
         if self.error is not None or self._draining:
             return
         self._draining = True  # a callback re-entering must not split a Ready
-        node, t = self.node, self.timings
+        node, t = self.node, self._timed
         try:
             while node.has_ready():
                 rd = node.ready() if t is None else t.run("ready", node.ready)
@@ -224,7 +230,7 @@ class Driver(Runtime):
         return True
 
     def send(self, rd):
-        send, t = self.transport.send, self.timings
+        send, t = self.transport.send, self._timed
         for msg in rd.messages:
             if t is None:
                 send(msg[2], codec.encode(msg))
@@ -291,10 +297,10 @@ class Driver(Runtime):
         """One try of a request to the core; its outcome comes in a Ready."""
         waiter = self._wait(table, key, deadline)
         self._tick()
-        if self.timings is None:
+        if self._timed is None:
             request(*args)
         else:
-            self.timings.run(label, request, *args)
+            self._timed.run(label, request, *args)
         return waiter
 
     async def change_membership(self, op, target):

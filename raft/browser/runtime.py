@@ -15,6 +15,7 @@ raft.client.ClientSession attached to one member). The App handle
                                       were retries (in the log twice, applied once)
     rt.on_applied = fn(first, entries)  after each applied batch
     rt.on_change = fn(rt)             after applies and role/connection changes
+    rt.instrument(timings)            the instrumentation hook (raft/browser/timings.py)
     rt.error, rt.running, rt.transport, rt.timings
 
 Every call ends, within DEADLINE_MS, with its result or a ProposalError;
@@ -105,7 +106,7 @@ class Runtime:
         self.on_change = None  # fn(runtime)
         self.on_applied = None  # fn(first_index, entries)
         self.transport = None
-        self.timings = None  # raft.browser.timings.Timings while instrumented
+        self.timings = None  # raft.browser.timings.Timings: set with instrument()
         self.error = None  # set when the runtime halts
         self.running = False
         self.last_write = None  # the page's latest propose: {"seq", "committed", "error", ...}
@@ -118,6 +119,10 @@ class Runtime:
         self.running = False
         for t in self._tasks:
             t.cancel()
+
+    def instrument(self, timings):
+        """Turn the instrumentation hook on (a Timings) or off (None)."""
+        self.timings = timings
 
     # ---- waiters --------------------------------------------------------
     def _wait(self, table, key, deadline_ms):

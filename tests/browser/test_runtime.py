@@ -11,6 +11,7 @@ from raft import client as proto
 from raft.browser.client_driver import ClientDriver
 from raft.browser.driver import Driver
 from raft.browser.runtime import RETRYABLE, GuardedState, ProposalError, Runtime
+from raft.browser.timings import LABELS, Timings
 from raft.client import ClientSession
 from raft.records import MemoryKV
 
@@ -18,7 +19,7 @@ from test_node_driver import Net, in_own_loop, leaders, make, wait_for
 
 CONTRACT = ("propose", "read", "change_membership", "status", "diagnostics",
             "retried_indexes", "applied_index", "on_applied", "on_change", "error",
-            "running", "transport", "timings")
+            "running", "transport", "timings", "instrument")
 
 
 def test_retryable_errors_are_the_ones_raft_api_md_names():
@@ -147,3 +148,32 @@ async def test_a_client_with_no_room_waits_for_room_within_its_deadline():
         assert 0.3 < took < 2.0
     finally:
         d.stop()
+
+
+@in_own_loop
+async def test_the_drivers_instrumentation_hook():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    try:
+        await wait_for(lambda: len(leaders(net)) == 1)
+        lead = leaders(net)[0]
+        t = Timings(time.perf_counter)
+        lead.instrument(t)
+        for i in range(5):
+            await lead.propose(i)
+        assert set(t.calls) == set(LABELS) and t.calls["propose"] == 5
+        assert t.calls["drain"] > 0 and t.calls["persist"] > 0 and t.calls["transport_send"] > 0
+        assert t.ms["drain"] >= t.ms["persist"] and "ar" in t.arrived  # a follower's ack
+        lead.instrument(None)
+        calls = dict(t.calls)
+        await lead.propose(9)
+        assert t.calls == calls and lead.timings is None  # off: nothing counted
+        # arrivals only: the loop takes its usual path, no phase is counted
+        arrivals = Timings(time.perf_counter, phases=False)
+        lead.instrument(arrivals)
+        await lead.propose(10)
+        assert "ar" in arrivals.arrived and set(arrivals.calls.values()) == {0}
+        lead.instrument(None)
+    finally:
+        for d in ds:
+            d.stop()
