@@ -23,5 +23,28 @@ if (type === "py") {
   for (const script of document.querySelectorAll('script[type="mpy"]')) script.type = "py";
 }
 
+// Without hints the browser fetches one thing after another: core.js, then the
+// config, then the interpreter, then its wasm, then the page's Python. Ask for
+// the interpreter's files now, beside core.js. (The paths are where core.js's
+// `offline` attribute looks; the page's <head> preloads its config and bundle.)
+const RUNTIME_FILES = {
+  mpy: [["modulepreload", "/pyscript/micropython/micropython.mjs"],
+        ["preload", "/pyscript/micropython/micropython.wasm"]],
+  py: [["modulepreload", "/pyscript/pyodide/pyodide.mjs"],
+       ["preload", "/pyscript/pyodide/pyodide.asm.wasm"],
+       ["preload", "/pyscript/pyodide/python_stdlib.zip"],
+       ["preload", "/pyscript/pyodide/pyodide-lock.json"]],
+};
+for (const [rel, href] of RUNTIME_FILES[type]) {
+  const link = document.createElement("link");
+  link.rel = rel;
+  link.href = href;
+  if (rel === "preload") {
+    link.as = "fetch";  // the runtime fetch()es these
+    link.crossOrigin = "anonymous";
+  }
+  document.head.append(link);
+}
+
 // Tests and tools wait for this: every Python script of the page has run.
 addEventListener("py:all-done", () => { document.documentElement.dataset.wraftDone = "1"; });

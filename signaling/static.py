@@ -1,14 +1,22 @@
 """Safe static hosting: the pages at clean paths, the repo's browser code, and the
 pinned offline PyScript runtime from node_modules (URL layout in README/DESIGN)."""
 
+import hashlib
+import io
 import mimetypes
 import re
+import tomllib
+import zipfile
 from pathlib import Path
 
 from aiohttp import hdrs, web
 
-RUNTIME_CACHE = "public, max-age=31536000, immutable"  # versioned by package.json pins
+RUNTIME_CACHE = "public, max-age=31536000, immutable"  # content-hashed names only
 DEV_CACHE = "no-cache"  # pages, raft/, components/ change while developing
+# The runtime's fixed names (core.js, micropython.wasm, ...) change content when
+# package.json's pins move: revalidate them (ETag), never cache them for good.
+# Bundler chunks are named after their content (core-C9KDLldu.js): immutable.
+HASHED_NAME = re.compile(r".+-[A-Za-z0-9_]{8}\.(js|css)(\.map)?")
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -29,9 +37,14 @@ CONTENT_TYPES = {
 }
 
 PAGE_NAME = re.compile(r"/([A-Za-z0-9_-]+)")
+# /bundle/<page>.zip: the files a page's config lists under [wraft] bundle, as
+# one archive (PyScript's [files] unpacks it with "./*"): one request, not 30.
+BUNDLE = re.compile(r"/bundle/([A-Za-z0-9_-]+)\.zip")
 PAGE_NAME_SLASH = re.compile(r"/([A-Za-z0-9_-]+)/")
 # Encoded separators and NUL in the raw path: never legitimate here, refuse outright.
 RAW_FORBIDDEN = re.compile(r"%(2f|5c|00)", re.IGNORECASE)
+
+BUNDLE_FROM = ("/raft/", "/components/", "/pages/")  # what a bundle may hold
 
 NPM_HINT = "run `npm ci` in {root} to install the offline PyScript runtime"
 
@@ -80,6 +93,7 @@ class StaticSite:
             ("/pages/", self.pages, DEV_CACHE),
         ]
         self.single_files = {"/pyscript.toml": (self.root, "pyscript.toml")}
+        self._bundles = {}  # page -> (file stamps, zip bytes, etag)
 
     def missing_runtime(self) -> list[Path]:
         """Runtime folders (from npm) that are absent."""
@@ -108,8 +122,43 @@ class StaticSite:
         for prefix, base, cache in self.mounts:
             if path.startswith(prefix):
                 found = safe_join(base, path[len(prefix):])
+                if found and cache == RUNTIME_CACHE and not HASHED_NAME.fullmatch(found.name):
+                    cache = DEV_CACHE
                 return (found, cache) if found else None
         return None
+
+    def bundle(self, page: str) -> tuple[bytes, str] | None:
+        """(zip bytes, etag) of the files pages/<page>.toml lists under
+        [wraft] bundle (URL paths this site serves from raft/, components/ or
+        pages/), or None when the page has no such list. Rebuilt when the
+        config or a listed file changes."""
+        config = safe_join(self.pages, page + ".toml")
+        if config is None:
+            return None
+        try:
+            listed = tomllib.loads(config.read_text()).get("wraft", {}).get("bundle")
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
+            return None
+        if not isinstance(listed, list) or not all(isinstance(u, str) for u in listed):
+            return None
+        files = []
+        for url in listed:
+            hit = self.locate(url)
+            if hit is None or hit[1] != DEV_CACHE or not url.startswith(BUNDLE_FROM):
+                return None  # a bad list serves nothing rather than part of it
+            files.append((url.lstrip("/"), hit[0]))
+        stamp = tuple((name, f.stat().st_mtime_ns, f.stat().st_size) for name, f in files)
+        cached = self._bundles.get(page)
+        if cached is not None and cached[0] == stamp:
+            return cached[1], cached[2]
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+            for name, f in files:
+                z.writestr(zipfile.ZipInfo(name, (2020, 1, 1, 0, 0, 0)), f.read_bytes())
+        data = out.getvalue()
+        etag = '"%s"' % hashlib.sha256(data).hexdigest()[:32]
+        self._bundles[page] = (stamp, data, etag)
+        return data, etag
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
@@ -120,6 +169,9 @@ class StaticSite:
             # /todo/ would resolve ./pyscript/ under /todo/: send it to /todo.
             query = request.rel_url.raw_query_string
             raise web.HTTPMovedPermanently("/" + m.group(1) + ("?" + query if query else ""))
+        m = BUNDLE.fullmatch(path)
+        if m:
+            return self.serve_bundle(request, m.group(1))
         hit = self.locate(path)
         if hit is None:
             raise web.HTTPNotFound()
@@ -129,3 +181,14 @@ class StaticSite:
             hdrs.CACHE_CONTROL: cache,
             "X-Content-Type-Options": "nosniff",
         })
+
+    def serve_bundle(self, request: web.Request, page: str) -> web.Response:
+        built = self.bundle(page)
+        if built is None:
+            raise web.HTTPNotFound()
+        data, etag = built
+        headers = {hdrs.CACHE_CONTROL: DEV_CACHE, hdrs.ETAG: etag, "X-Content-Type-Options": "nosniff"}
+        if etag in request.headers.get(hdrs.IF_NONE_MATCH, ""):
+            return web.Response(status=304, headers=headers)
+        headers[hdrs.CONTENT_TYPE] = "application/zip"
+        return web.Response(body=data, headers=headers)

@@ -29,9 +29,13 @@ def test_page_runs_micropython_offline(server, open_window, path):
     w = open_window(server.base(0) + path, record_requests=urls)
     assert_ran_cleanly(w, "mpy")
     assert any(u.endswith("/pyscript/micropython/micropython.wasm") for u in urls), urls
+    # blob: of our own origin: PyScript's unzip worker for the page's bundle
     foreign = [u for u in urls if not u.startswith(server.base(0) + "/")
-               and not u.startswith("data:")]
+               and not u.startswith("data:") and not u.startswith("blob:" + server.base(0) + "/")]
     assert not foreign, foreign  # everything from our own server
+    # one archive for the page's Python (signaling/static.py), not a request per module
+    assert not any("/raft/" in u for u in urls), urls
+    assert any("/bundle/" in u for u in urls), urls
 
 
 @pytest.mark.browser

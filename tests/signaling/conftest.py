@@ -23,6 +23,7 @@ def site_root(tmp_path: Path) -> Path:
         "pyproject.toml": "[project]\n",
         "pages/.hidden.html": "hidden",
         "node_modules/@pyscript/core/dist/core.js": "export {}",
+        "node_modules/@pyscript/core/dist/core-C9KDLldu.js": "export {}",
         "node_modules/@pyscript/core/dist/core.css": ".py{}",
         "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs": "export {}",
         "node_modules/@micropython/micropython-webassembly-pyscript/micropython.wasm": "\0asm",

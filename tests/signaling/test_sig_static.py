@@ -1,7 +1,9 @@
 """Static hosting: clean page paths, runtime URL layout, MIME types, cache
-headers, only GET/HEAD, and every traversal trick gets 404."""
+headers, only GET/HEAD, page bundles, and every traversal trick gets 404."""
 
 import asyncio
+import io
+import zipfile
 
 import aiohttp
 import pytest
@@ -39,15 +41,17 @@ async def raw_get(base: str, target: str) -> tuple[int, bytes]:
     ("/raft/inside.py", b"# raft", "text/plain", DEV_CACHE),  # symlink that stays inside
     ("/components/status.py", b"# status", "text/plain", DEV_CACHE),
     ("/pyscript.toml", b'name = "wraft"\n', "application/toml", DEV_CACHE),
-    ("/pyscript/core.js", b"export {}", "text/javascript", RUNTIME_CACHE),
-    ("/pyscript/core.css", b".py{}", "text/css", RUNTIME_CACHE),
-    ("/pyscript/micropython/micropython.mjs", b"export {}", "text/javascript", RUNTIME_CACHE),
-    ("/pyscript/micropython/micropython.wasm", b"\0asm", "application/wasm", RUNTIME_CACHE),
-    ("/pyscript/pyodide/pyodide.mjs", b"export {}", "text/javascript", RUNTIME_CACHE),
-    ("/pyscript/pyodide/pyodide.asm.wasm", b"\0asm", "application/wasm", RUNTIME_CACHE),
-    ("/pyscript/pyodide/python_stdlib.zip", b"PK", "application/zip", RUNTIME_CACHE),
-    ("/pyscript/pyodide/pyodide-lock.json", b"{}", "application/json", RUNTIME_CACHE),
-    ("/vendor/todomvc-app-css/index.css", b"body{}", "text/css", RUNTIME_CACHE),
+    # fixed runtime names revalidate (a new pin changes them); hashed chunks never change
+    ("/pyscript/core.js", b"export {}", "text/javascript", DEV_CACHE),
+    ("/pyscript/core-C9KDLldu.js", b"export {}", "text/javascript", RUNTIME_CACHE),
+    ("/pyscript/core.css", b".py{}", "text/css", DEV_CACHE),
+    ("/pyscript/micropython/micropython.mjs", b"export {}", "text/javascript", DEV_CACHE),
+    ("/pyscript/micropython/micropython.wasm", b"\0asm", "application/wasm", DEV_CACHE),
+    ("/pyscript/pyodide/pyodide.mjs", b"export {}", "text/javascript", DEV_CACHE),
+    ("/pyscript/pyodide/pyodide.asm.wasm", b"\0asm", "application/wasm", DEV_CACHE),
+    ("/pyscript/pyodide/python_stdlib.zip", b"PK", "application/zip", DEV_CACHE),
+    ("/pyscript/pyodide/pyodide-lock.json", b"{}", "application/json", DEV_CACHE),
+    ("/vendor/todomvc-app-css/index.css", b"body{}", "text/css", DEV_CACHE),
 ])
 async def test_serves_file_with_mime_and_cache(base_url, path, body, ctype, cache):
     status, headers, data = await get(base_url, path)
@@ -183,7 +187,12 @@ async def test_real_repo_runtime_layout(aiohttp_client):
         r = await client.head(path)
         assert r.status == 200, path
         assert r.headers["Content-Type"].split(";")[0] == ctype, path
-        assert r.headers["Cache-Control"] == IMMUTABLE, path
+        assert r.headers["Cache-Control"] == "no-cache", path  # fixed names revalidate
+        assert r.headers["ETag"], path
+    chunks = [p.name for p in (REPO_ROOT / "node_modules/@pyscript/core/dist").glob("core-*.js")]
+    assert chunks, "PyScript's content-hashed chunks"
+    r = await client.head("/pyscript/" + chunks[0])
+    assert r.headers["Cache-Control"] == IMMUTABLE
 
 
 async def test_plain_http_get_on_ws_is_400_not_a_crash(base_url):
@@ -191,3 +200,59 @@ async def test_plain_http_get_on_ws_is_400_not_a_crash(base_url):
     assert status == 400
     status, _, _ = await get(base_url, "/todo")
     assert status == 200
+
+
+def write_bundle_config(root, page, urls, files=True):
+    lines = ['[files]\n"/bundle/%s.zip" = "./*"\n' % page if files else "",
+             "[wraft]\nbundle = [%s]\n" % ", ".join('"%s"' % u for u in urls)]
+    (root / "pages" / (page + ".toml")).write_text("\n".join(lines))
+
+
+async def test_bundle_holds_exactly_the_listed_files(make_server, site_root):
+    (site_root / "raft" / "browser").mkdir()
+    (site_root / "raft" / "browser" / "x.py").write_text("X = 1\n")
+    write_bundle_config(site_root, "todo", ["/raft/__init__.py", "/raft/browser/x.py",
+                                            "/components/status.py"])
+    base = await make_server()
+    status, headers, data = await get(base, "/bundle/todo.zip")
+    assert status == 200 and headers["Content-Type"] == "application/zip"
+    assert headers["Cache-Control"] == DEV_CACHE and headers["ETag"]
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert sorted(z.namelist()) == ["components/status.py", "raft/__init__.py",
+                                        "raft/browser/x.py"]
+        assert z.read("raft/browser/x.py") == b"X = 1\n"
+    # revalidation: unchanged -> 304; a listed file changes -> new archive and tag
+    status, _, _ = await get(base, "/bundle/todo.zip", headers={"If-None-Match": headers["ETag"]})
+    assert status == 304
+    (site_root / "raft" / "browser" / "x.py").write_text("X = 22\n")
+    status, headers2, data = await get(base, "/bundle/todo.zip",
+                                       headers={"If-None-Match": headers["ETag"]})
+    assert status == 200 and headers2["ETag"] != headers["ETag"]
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert z.read("raft/browser/x.py") == b"X = 22\n"
+
+
+@pytest.mark.parametrize("urls", [
+    ["/raft/leak.py"],                      # symlink out of the tree
+    ["/raft/../pyproject.toml"],            # traversal
+    ["/pyproject.toml"],                    # not under raft/, components/ or pages/
+    ["/pyscript/core.js"],                  # the runtime is never bundled
+    ["/raft/__init__.py", "/raft/missing.py"],  # one bad entry spoils the list
+    ["/components/outdir/secret.txt"],
+])
+async def test_bundle_refuses_a_bad_list(make_server, site_root, urls):
+    write_bundle_config(site_root, "todo", urls)
+    base = await make_server()
+    status, _, data = await get(base, "/bundle/todo.zip")
+    assert status == 404 and b"SECRET" not in data
+
+
+async def test_bundle_of_a_page_without_a_list_or_with_a_bad_config_is_404(make_server, site_root):
+    base = await make_server()
+    assert (await get(base, "/bundle/todo.zip"))[0] == 404   # no pages/todo.toml
+    (site_root / "pages" / "todo.toml").write_text("[wraft\nbundle = ")
+    assert (await get(base, "/bundle/todo.zip"))[0] == 404   # not TOML
+    (site_root / "pages" / "todo.toml").write_text("[wraft]\nbundle = 3\n")
+    assert (await get(base, "/bundle/todo.zip"))[0] == 404   # not a list
+    assert (await get(base, "/bundle/nope.zip"))[0] == 404
+    assert (await get(base, "/bundle/../todo.zip"))[0] == 404
