@@ -78,6 +78,13 @@ class App:
     async def propose(self, command):
         return await self._running().propose(command)
 
+    async def propose_many(self, commands):
+        """A burst of writes (each its own command) in one go: one round of
+        replication and one wake-up instead of one per command. Returns
+        apply()'s results in order, or raises the first ProposalError once
+        every command has its outcome (.results holds each)."""
+        return await self._running().propose_many(commands)
+
     async def read(self):
         """Linearizable read: the state, once it reflects every write
         committed before the call."""
@@ -157,14 +164,15 @@ def start(state_class, on_change=None, on_applied=None):
     on_change(state) and on_applied(state, first_index, entries) are
     registered before anything is applied, so they see the stored log
     replayed as well."""
-    from js import Math, performance, window
+    from js import Math, window
     from pyscript import document
     from raft.browser import automation
+    from raft.browser.ffi import now_ms
     from raft.browser.page_config import PageConfigError, page_attrs, page_query, resolve
     from raft.browser.status_panel import StatusPanel
 
     def clock():
-        return int(performance.now())
+        return int(now_ms())
 
     def rand():
         return float(Math.random())
@@ -194,7 +202,7 @@ def _attach(app, runtime):
 
 def _start_member(app, location, clock, rand):
     """The member runtime: the node's stored state, a raft.Node, the transport."""
-    from js import performance
+    from raft.browser.ffi import now_ms
     from raft.client import is_client_id
     from raft.config import Config
     from raft.node import Node
@@ -226,7 +234,7 @@ def _start_member(app, location, clock, rand):
     driver.transport = _transport(cfg, cfg["node"], location, driver,
                                   wants=lambda peer: not is_client_id(peer))
     driver.clients = ClientHub(node, driver.transport.send, backlog=driver.transport.backlog,
-                               timer=lambda: float(performance.now()))
+                               timer=lambda: float(now_ms()))
     _attach(app, driver)
     driver.start(new_client_id(rand))
     driver.transport.start()

@@ -2,6 +2,7 @@
 automation (the end-to-end tests) and the browser console (raft/browser/APP.md).
 
     await wraft.propose(jsonText)      -> '{"ok": result}' | '{"error": code}'
+    await wraft.proposeMany(jsonList)  -> '{"ok": [result, ...]}' | '{"error": code}'
     await wraft.read()                 -> '{"ok": state.snapshot()}' | '{"error": code}'
     await wraft.changeMembership(op, node) -> '{"ok": config}' | '{"error", "reason"}'
     wraft.status()   the status dict + the runtime's counters + app_error
@@ -38,6 +39,15 @@ def expose(app):
             return {"ok": await app.propose(command)}
         spawn(resolve, go)
 
+    def propose_many(resolve, text):
+        commands = json.loads(str(text))
+
+        async def go():
+            if not isinstance(commands, list):
+                return {"error": "invalid"}
+            return {"ok": await app.propose_many(commands)}
+        spawn(resolve, go)
+
     def read(resolve):
         async def go():
             await app.read()
@@ -67,7 +77,7 @@ def expose(app):
 
     obj = Object.new()
     kept = []
-    for name, fn in (("propose", propose), ("read", read),
+    for name, fn in (("propose", propose), ("proposeMany", propose_many), ("read", read),
                      ("changeMembership", change_membership)):
         proxy = create_proxy(fn)
         kept.append(proxy)

@@ -5,7 +5,10 @@ Loop (raft/API.md): tick -> Ready -> persist -> send -> advance (apply) ->
 resolve proposal and ReadIndex waiters. Nothing that depends on a Ready is
 sent before its hard state and entries are stored, so a node never
 acknowledges what it could not persist; when storage is full the node halts
-(offline, visible error) instead.
+(offline, visible error) instead. The one exception is the leader's own
+AppendEntries (Raft thesis §10.2.1): they go out before its log write, so
+the followers store the entries while the leader does; the leader counts
+itself toward a majority only once advance() says its write is done.
 
 This module imports neither js nor pyscript: the clock, the record log and
 the transport are passed in (raft/browser/app.py wires the real ones), so the
@@ -17,7 +20,8 @@ import asyncio
 from raft import codec
 from raft.client import is_client_id
 from raft.records import RecordLog, StorageFull
-from raft.browser.runtime import RETRYABLE, ProposalError, Runtime
+from raft.browser.runtime import (RETRY_PAUSE_MS, RETRYABLE, Group, ProposalError, Runtime,
+                                  Waiter, all_or_first_error, outcome)
 
 # How often the core is ticked. Heartbeats are 100 ms and elections 1.5-3 s;
 # hidden tabs may stretch this to 1 s, which those timeouts tolerate.
@@ -52,6 +56,9 @@ class Driver(Runtime):
         self._read_ctx = 0
         self._wake = asyncio.Event()
         self._draining = False
+        # The term in storage: AppendEntries of that term may leave before the
+        # Ready's own write (never those of a term not stored yet).
+        self._stored_term = node.term
         self._timed = None  # self.timings when it times phases, else None (the fast path)
         self.stats = {"dropped_garbage": 0, "dropped_spoofed": 0, "dropped_halted": 0,
                       "readies": 0, "persist_batches": 0}
@@ -181,13 +188,14 @@ class Driver(Runtime):
             while node.has_ready():
                 rd = node.ready() if t is None else t.run("ready", node.ready)
                 self.stats["readies"] += 1
+                rest = self.send_appends_early(rd)
                 if not (self.persist(rd) if t is None else t.run("persist", self.persist, rd)):
                     return
                 if t is None:
-                    self.send(rd)
+                    self.send(rest)
                     node.advance(rd)
                 else:
-                    t.run("send", self.send, rd)
+                    t.run("send", self.send, rest)
                     t.run("advance", node.advance, rd)
                 if rd.committed and self.on_applied is not None:
                     self.on_applied(rd.committed_from, rd.committed)
@@ -223,15 +231,34 @@ class Driver(Runtime):
                 self.stats["persist_batches"] += 1
             if hs is not None:
                 self.log.set_hard_state(hs[0], hs[1], hs[2])
+                self._stored_term = hs[0]
         except StorageFull:
             self.halt("localStorage is full: this node stopped and accepts no writes "
                       "(nothing it could not store was acknowledged). Free space and reload.")
             return False
         return True
 
-    def send(self, rd):
+    def send_appends_early(self, rd):
+        """Leader, Raft thesis §10.2.1: send the AppendEntries of a Ready that
+        has entries to store before storing them, so the followers' writes
+        run beside ours. Safe because the leader counts its own entries only
+        after advance(), and the term they carry is already stored (a term
+        not yet stored could be reused after a crash). Returns the messages
+        still to send once the Ready is persisted."""
+        msgs = rd.messages
+        if not rd.entries or not msgs or self.node.role != "leader":
+            return msgs
+        term = self._stored_term
+        early = [m for m in msgs if m[0] == "a" and m[3] == term]
+        if not early:
+            return msgs
+        self.send(early)
+        self.stats["sent_before_persist"] = self.stats.get("sent_before_persist", 0) + len(early)
+        return [m for m in msgs if not (m[0] == "a" and m[3] == term)]
+
+    def send(self, msgs):
         send, t = self.transport.send, self._timed
-        for msg in rd.messages:
+        for msg in msgs:
             if t is None:
                 send(msg[2], codec.encode(msg))
             else:
@@ -283,6 +310,53 @@ class Driver(Runtime):
         return await self._tracked_write(self._until_done(
             lambda deadline: self._attempt(self._proposals, seq, deadline, "propose",
                                            self.node.propose, self.client_id, seq, command)), seq)
+
+    async def propose_many(self, commands):
+        """Replicate a burst of commands (a paste of many lines, a bulk edit)
+        in one go: each is its own write with its own seq, proposed in one
+        turn (one Ready, one log record, one AppendEntries per follower),
+        with one wake-up for the whole batch instead of one per write.
+        Returns apply()'s results in order; if any failed for good, raises
+        the first ProposalError once all are settled (.results: each
+        outcome, a value or a ProposalError). Retryable failures are retried
+        with the same seq, as propose() does."""
+        commands = list(commands)
+        seqs = []
+        for _ in commands:
+            self._seq += 1
+            seqs.append(self._seq)
+        return await self._tracked_write(self._batch(commands, seqs), seqs[-1] if seqs else None)
+
+    async def _batch(self, commands, seqs):
+        start = self.clock()
+        deadline = start + self.DEADLINE_MS
+        out = [None] * len(commands)
+        todo = list(range(len(commands)))
+        while todo:
+            if self.error is not None:
+                for i in todo:
+                    out[i] = ProposalError("halted")
+                break
+            group = Group(len(todo))
+            waiting = []
+            self._tick()
+            propose, table, client = self.node.propose, self._proposals, self.client_id
+            for i in todo:
+                w = table[seqs[i]] = Waiter(deadline, group)
+                waiting.append((i, w))
+                propose(client, seqs[i], commands[i])
+            self._kick()
+            await group.event.wait()
+            todo = []
+            for i, w in waiting:
+                if (w.error is not None and self.clock() < deadline
+                        and self._retry(w.error, w.value, start)):
+                    todo.append(i)
+                else:
+                    out[i] = outcome(w)
+            if todo:
+                await asyncio.sleep(RETRY_PAUSE_MS / 1000)
+        return all_or_first_error(out)
 
     async def read(self):
         """Linearizable read (ReadIndex): returns once the local state is at

@@ -64,13 +64,18 @@ async def bytes_received(pc):
     return await _received(pc)
 
 
+# A kept JS function: one FFI call (~2 us on MicroPython) instead of two
+# attribute lookups and a call (~13 us); the runtimes read the clock per message.
+_now = js.Function.new("return performance.now()")
+
+
 def now_ms():
     """Milliseconds since the page loaded (monotonic, float).
 
     Not Date.now(): MicroPython wraps integral JS numbers to 32 bits, so
     Date.now() (about 1.8e12) arrives mangled there.
     """
-    return js.performance.now()
+    return _now()
 
 
 # Divide on the JS side, for the same reason (the result fits 31 bits until 2038).

@@ -6,6 +6,8 @@ raft.client.ClientSession attached to one member). The App handle
 (raft.browser.app) talks to either through this contract:
 
     await rt.propose(command)         -> apply()'s result, or ProposalError
+    await rt.propose_many(commands)   -> [apply()'s result, ...] in order, or the
+                                      first ProposalError (.results: every outcome)
     await rt.read()                   linearizable read (returns once caught up)
     await rt.change_membership(op, node) -> {"voters", "learners"}, or ProposalError
     rt.status()                       plain dict for the status panel
@@ -80,17 +82,57 @@ def new_client_id(rand):
 
 class Waiter:
     """One request in flight; resolved by the runtime, or by expire() once
-    its deadline passed. (MicroPython's asyncio has Event, no usable Future.)"""
+    its deadline passed. (MicroPython's asyncio has Event, no usable Future.)
+    With a Group, the group's one event wakes its caller once all are in."""
 
-    def __init__(self, deadline_ms):
-        self.event = asyncio.Event()
+    def __init__(self, deadline_ms, group=None):
+        self.group = group
+        self.event = asyncio.Event() if group is None else group.event
         self.deadline_ms = deadline_ms
         self.error = None
         self.value = None
 
     def resolve(self, error, value=None):
         self.error, self.value = error, value
-        self.event.set()
+        if self.group is None:
+            self.event.set()
+        else:
+            self.group.one_done()
+
+
+class Group:
+    """Waiters of one batch (propose_many): a single wake-up for all."""
+
+    def __init__(self, count):
+        self.event = asyncio.Event()
+        self.left = count
+        if count <= 0:
+            self.event.set()
+
+    def one_done(self):
+        self.left -= 1
+        if self.left <= 0:
+            self.event.set()
+
+
+def outcome(waiter):
+    """A resolved waiter's result, or the ProposalError it stands for."""
+    if waiter.error is not None:
+        return ProposalError(waiter.error, waiter.value)
+    v = waiter.value
+    if isinstance(v, dict) and FAILED in v:
+        return ProposalError("command_failed", v[FAILED])
+    return v
+
+
+def all_or_first_error(outcomes):
+    """propose_many's answer: the results, or the first failure (with every
+    outcome in .results: some commands of the batch may have committed)."""
+    for x in outcomes:
+        if isinstance(x, ProposalError):
+            x.results = outcomes
+            raise x
+    return outcomes
 
 
 class Runtime:
@@ -171,9 +213,9 @@ class Runtime:
             self._kick()
             await waiter.event.wait()
             if waiter.error is None:
-                v = waiter.value
-                if isinstance(v, dict) and FAILED in v:
-                    raise ProposalError("command_failed", v[FAILED])
+                v = outcome(waiter)
+                if isinstance(v, ProposalError):
+                    raise v
                 return v
             if self.clock() >= deadline or not retry(waiter.error, waiter.value, start):
                 raise ProposalError(waiter.error, waiter.value)
@@ -205,6 +247,17 @@ class Runtime:
                 self.on_change(self)
             except Exception as e:  # a rendering bug must not stop the runtime
                 print("wraft: on_change failed: %r" % (e,))
+
+    async def propose_many(self, commands):
+        """Several writes at once (each its own command, applied in order).
+        Default: all proposed side by side; a runtime that can batch them
+        (the member) overrides this."""
+        async def one(command):
+            try:
+                return await self.propose(command)
+            except ProposalError as e:
+                return e
+        return all_or_first_error(list(await asyncio.gather(*[one(c) for c in commands])))
 
     # ---- the rest of the contract ----------------------------------------
     @property

@@ -314,3 +314,77 @@ async def test_a_follower_answers_within_the_message_callback():
     follower.transport.send = real_send
     for d in ds:
         d.stop()
+
+
+async def settle_leader(drivers):
+    net = drivers[0].transport.net
+    await wait_for(lambda: len(leaders(net)) == 1 and all(
+        d.node.leader_id == leaders(net)[0].node.id for d in drivers))
+    lead = leaders(net)[0]
+    await lead.propose(0)  # the leader's term has an entry committed: writes are quick
+    await wait_for(lambda: all(d.app_state.ops == [0] for d in drivers))
+    for d in drivers:
+        d.app_state.ops.clear()
+    return lead
+
+
+@in_own_loop
+async def test_the_leader_sends_appendentries_before_its_own_log_write():
+    """Raft thesis §10.2.1: the followers store a write while the leader does;
+    the leader still counts itself only once its own write is done."""
+    net = Net()
+    drivers = [make(net, str(i), MemoryKV()) for i in range(3)]
+    lead = await settle_leader(drivers)
+    events = []
+    kv = lead.log.kv
+    real_set, real_send = kv.set, lead.transport.send
+
+    def set_(key, value):
+        events.append(("store", key.rsplit(":", 2)[-2]))
+        real_set(key, value)
+
+    def send(peer, text):
+        events.append(("send", text.split(",", 2)[1]))
+        return real_send(peer, text)
+    kv.set, lead.transport.send = set_, send
+    assert await lead.propose(7) == 1
+    first_store = events.index(("store", "log"))
+    assert [e for e in events[:first_store] if e[0] == "send"] == [("send", '"a"')] * 2, events
+    assert lead.stats["sent_before_persist"] >= 2
+    # A term not in storage yet is never sent ahead of the write (it could be
+    # reused after a crash): a Ready whose AppendEntries carry another term.
+    lead._stored_term -= 1
+    sent = []
+    lead.transport.send = lambda peer, text: sent.append(text) or True
+
+    class Rd:
+        entries = [[1, None, 0, None]]
+        messages = [["a", lead.node.id, "x", lead.node.term, 0, 0, [], 0]]
+    assert lead.send_appends_early(Rd) == Rd.messages and sent == []
+    for d in drivers:
+        d.stop()
+
+
+@in_own_loop
+async def test_propose_many_writes_a_burst_in_order_with_one_wakeup():
+    net = Net()
+    drivers = [make(net, str(i), MemoryKV()) for i in range(3)]
+    lead = await settle_leader(drivers)
+    before = lead.stats["persist_batches"]
+    assert await lead.propose_many([1, 2, 3, 4, 5]) == [1, 2, 3, 4, 5]
+    assert lead.stats["persist_batches"] - before <= 2  # the burst is one record, not five
+    assert lead.app_state.ops == [1, 2, 3, 4, 5]
+    assert await lead.propose_many([]) == []
+    # one command the app rejects fails alone; the others commit, in order
+    with pytest.raises(ProposalError) as e:
+        await lead.propose_many([6, "bad", 8])
+    assert e.value.error == "command_failed"
+    assert e.value.results[0] == 6 and e.value.results[2] == 7
+    assert isinstance(e.value.results[1], ProposalError)
+    await wait_for(lambda: all(d.app_state.ops == [1, 2, 3, 4, 5, 6, 8] for d in drivers))
+    # a follower's burst is forwarded and applied exactly once
+    follower = next(d for d in drivers if d is not lead)
+    assert await follower.propose_many([9, 10]) == [8, 9]
+    await wait_for(lambda: all(d.app_state.ops[-2:] == [9, 10] for d in drivers))
+    for d in drivers:
+        d.stop()
