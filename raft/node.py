@@ -234,6 +234,19 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             self.next_expiry_check = now + self.cfg.heartbeat_ms
             self._expire_requests()
 
+    def leader_unreachable(self, campaign_at_ms):
+        """The driver saw its channel to the leader close (the leader's
+        window went away): stop trusting the leader's lease and campaign at
+        campaign_at_ms (PreVote first, if on) instead of waiting out the
+        election timeout. Safe when the leader is in fact alive: a PreVote
+        moves no term, and voters that still hear the leader refuse it
+        (CheckQuorum lease); a leader heard from again resets the timer."""
+        if self.role != FOLLOWER or self.leader_id is None or not self.self_voter:
+            return
+        self.last_leader_contact = -_FOREVER
+        if campaign_at_ms < self.election_deadline:
+            self.election_deadline = campaign_at_ms
+
     def _expire_requests(self):
         now = self.now
         for key in [k for k in self.pending if self.pending[k] <= now]:

@@ -388,3 +388,50 @@ async def test_propose_many_writes_a_burst_in_order_with_one_wakeup():
     await wait_for(lambda: all(d.app_state.ops[-2:] == [9, 10] for d in drivers))
     for d in drivers:
         d.stop()
+
+
+SLOW = dict(election_min_ms=2000, election_max_ms=3000, heartbeat_ms=50)
+
+
+@in_own_loop
+async def test_followers_campaign_at_once_when_the_leaders_channel_closes():
+    net = Net()
+    drivers = [make(net, str(i), MemoryKV(), timing=SLOW) for i in range(3)]
+    for d in drivers:
+        d.campaign_early()  # every voter is "up" in this network: no 2-3 s wait
+    lead = await settle_leader(drivers)
+    term = lead.node.term
+    rest = [d for d in drivers if d is not lead]
+    lead.stop()
+    del net.drivers[lead.node.id]
+    t0 = time.monotonic()
+    for d in rest:
+        d.on_peer(lead.node.id, False)
+    await wait_for(lambda: len(leaders(net)) == 1, timeout=1.5)
+    assert time.monotonic() - t0 < 1.0  # well inside the 2-3 s election timeout
+    new = leaders(net)[0]
+    assert new.node.term > term
+    assert await new.propose(5) == 1
+    for d in rest:
+        d.stop()
+
+
+@in_own_loop
+async def test_a_closed_channel_to_a_live_leader_unsettles_nobody():
+    net = Net()
+    drivers = [make(net, str(i), MemoryKV(), timing=SLOW) for i in range(3)]
+    for d in drivers:
+        d.campaign_early()
+    lead = await settle_leader(drivers)
+    term = lead.node.term
+    follower = next(d for d in drivers if d is not lead)
+    net.cut.add(follower.node.id)  # its channels are gone; the others still talk
+    follower.on_peer(lead.node.id, False)
+    await asyncio.sleep(0.6)  # past its early campaign: a PreVote the others refuse
+    assert lead.node.role == "leader" and lead.node.term == term
+    assert all(d.node.term == term for d in drivers if d is not follower)
+    net.cut.clear()
+    await wait_for(lambda: follower.node.leader_id == lead.node.id, timeout=4)
+    assert follower.node.term == term  # PreVote: its campaign moved no term
+    for d in drivers:
+        d.stop()

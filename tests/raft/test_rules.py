@@ -343,3 +343,41 @@ def test_batch_byte_cap_counts_utf8_bytes_not_characters():
     assert sent
     for m in sent:
         assert len(codec.encode(m).encode()) <= 64 * 1024
+
+
+def test_leader_unreachable_campaigns_early_and_never_disrupts_a_live_leader():
+    """raft.Node.leader_unreachable (the driver saw the leader's channel
+    close): a follower campaigns at the given time; while the leader lives,
+    the other voters' leases refuse its PreVote and no term moves."""
+    from raft.config import Config
+    from raft.sim import Cluster
+    c = Cluster(3, seed=5, config=Config(election_min_ms=2000, election_max_ms=3000))
+    lead = c.check_one_leader(20000)
+    c.run_for(200)  # every follower has heard it
+    term = c.nodes[lead].term
+    f1, f2 = [n for n in c.ids if n != lead]
+    assert all(c.nodes[n].leader_id == lead for n in (f1, f2))
+    # the leader lives: one follower suspects it, nothing changes
+    c.disconnect(f1)
+    node = c.nodes[f1]
+    node.leader_unreachable(c.now + 10)
+    c._schedule_tick(f1)
+    assert node.election_deadline <= c.now + 10
+    c.run_for(50)
+    c.connect(f1)
+    c.run_for(500)
+    assert c.nodes[lead].role == "leader" and all(c.nodes[n].term == term for n in c.ids)
+    # the leader is gone: both followers campaign at once, long before a timeout
+    c.crash(lead)
+    c.run_for(10)  # its last messages in flight land (a closed channel delivers none after)
+    for n in (f1, f2):
+        c.nodes[n].leader_unreachable(c.now + (10 if n == f1 else 210))
+        c._schedule_tick(n)  # the sim ticks at next_deadline(); a driver ticks every 25 ms
+    t0 = c.now
+    assert c.run_until(lambda: any(c.nodes[n].role == "leader" for n in (f1, f2)), 1000)
+    assert c.now - t0 < 300  # the election timeout is 2-3 s
+    # a leader, a learner or a node with no leader ignores it
+    new = next(n for n in (f1, f2) if c.nodes[n].role == "leader")
+    before = c.nodes[new].election_deadline
+    c.nodes[new].leader_unreachable(0)
+    assert c.nodes[new].role == "leader" and c.nodes[new].election_deadline == before
