@@ -8,14 +8,20 @@ Hermetic: runs inside scripts/in-netns (re-executes itself through it when
 started outside). Starts `python -m signaling` on 127.0.0.1, opens the bench
 page in three windows, lets the leader's window measure the raw data-channel
 round-trip rate (the baseline), sequential writes (each awaited until
-committed: the original's method) and pipelined writes (K in flight); then
-cold start -> first commit (per runtime) and leader closed -> next commit
-(benchmarks/browser_timings.py); then log compaction in the KV app
-(benchmarks/compaction.py: localStorage after N writes, catch_up_s of a window
-closed for 5,000 writes). Medians over --repeats fresh clusters.
+committed: the original's method), pipelined writes (K in flight) and batched
+writes (bursts of K, app.propose_many); the same under Pyodide (one repeat,
+unless --no-pyodide); then cold start -> first commit beside its baseline, a
+bare page of the same runtime (tests/browser/pages/bare.html), and the
+leader's window closed (or hung) -> next commit (benchmarks/browser_timings.py);
+the core's own rate in the same runtime (benchmarks/core_rate.mjs); then log
+compaction in the KV app (benchmarks/compaction.py). Medians over --repeats
+fresh clusters; every goal is also a ratio to a baseline measured in the same
+run (this machine's speed swings 2-3x between runs).
 Prints a table with each target and whether it is met, then where the time
 goes (a separate profiled run, so timers do not touch the figures), and
-writes benchmarks/results/latest.json. `--quick` takes well under a minute.
+writes benchmarks/results/latest.json and a self-contained HTML report
+(latest.html: latency histograms, throughput over time, the cold-start
+timeline per window). `--quick` takes about a minute.
 A script that prints figures, never a test: nothing here asserts a speed.
 """
 
@@ -24,6 +30,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,14 +40,22 @@ REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
 IN_NETNS = REPO / "scripts" / "in-netns"
 
+# The election timeout the pages use (raft.Config defaults): a hung leader is
+# noticed within it.
+ELECTION_MAX_S = 3.0
+
 # (key, label, target as text, rule(value, figures) -> met?)
 TARGETS = {
-    "sequential_writes_per_s": (">= 0.8 x rtt baseline",
-                                lambda v, f: v >= 0.8 * f["rtt_baseline_per_s"]),
+    "seq_to_rtt_ratio": (">= 0.8", lambda v, f: v >= 0.8),
     "pipelined_writes_per_s": (">= 20000 (all 3 windows, mpy)", lambda v, f: v >= 20000),
-    "cold_start_mpy_s": ("<= 1.5", lambda v, f: v <= 1.5),
-    "failover_s": ("<= 2.5", lambda v, f: v <= 2.5),
+    "pipelined_to_core_ratio": (">= 1.5", lambda v, f: v >= 1.5),
+    "cold_start_to_bare_ratio": ("<= 1.5", lambda v, f: v <= 1.5),
+    "cold_start_mpy_s": ("<= 1.0 (quiet machine)", lambda v, f: v <= 1.0),
+    "failover_close_s": ("<= 0.5", lambda v, f: v <= 0.5),
+    "failover_silent_s": ("<= %.1f (election timeout)" % ELECTION_MAX_S,
+                          lambda v, f: v <= ELECTION_MAX_S),
 }
+CORE_RATE = REPO / "benchmarks" / "core_rate.mjs"
 
 
 def parse_args(argv):
@@ -54,8 +69,8 @@ def parse_args(argv):
     ap.add_argument("--runtime", choices=["mpy", "py"], default="mpy",
                     help="runtime of the bench windows (cold start runs both)")
     ap.add_argument("--pyodide", dest="pyodide", action="store_true", default=None,
-                    help="also time the Pyodide cold start (default on, off with --quick: "
-                         "three Pyodide windows take ~50 s to load on 2 cores)")
+                    help="also bench and time Pyodide windows (default on, off with --quick: "
+                         "three Pyodide windows take ~10-50 s to load on 2 cores)")
     ap.add_argument("--no-pyodide", dest="pyodide", action="store_false")
     ap.add_argument("--profile", dest="profile", action="store_true", default=None,
                     help="add a profiled run: where each window's time goes (default on, off with --quick)")
@@ -119,7 +134,7 @@ def collect(args, browser, server, log):
     """Every measurement; one that fails is logged and left out (its figure
     becomes null), the others still run."""
     from benchmarks.browser import bench_once, cold_start_breakdown
-    from benchmarks.browser_timings import one_run
+    from benchmarks.browser_timings import bare_load, one_run
 
     errors = []
 
@@ -131,34 +146,55 @@ def collect(args, browser, server, log):
             log("FAILED %s: %s" % (what, errors[-1]))
             return None
 
-    runs = []
-    for r in range(args.repeats):
-        res = attempt("bench %d" % (r + 1), lambda: bench_once(
-            browser, server, args.duration, args.inflight, args.runtime))
-        if res is None:
-            continue
-        runs.append(res)
-        log("bench %d/%d: rtt %.0f/s, sequential %.0f writes/s (p50 %.2f ms), pipelined %.0f "
-            "writes/s on all 3 windows (%.0f at the leader)"
-            % (r + 1, args.repeats, res["rtt"]["per_s"], res["sequential"]["per_s"],
-               res["sequential"]["p50_ms"], res["pipelined"]["all_windows_per_s"],
-               res["pipelined"]["per_s"]))
+    def bench_runs(runtime, repeats):
+        out = []
+        for r in range(repeats):
+            res = attempt("bench %s %d" % (runtime, r + 1), lambda: bench_once(
+                browser, server, args.duration, args.inflight, runtime))
+            if res is None:
+                continue
+            out.append(res)
+            log("bench %s %d/%d: rtt %.0f/s, sequential %.0f writes/s (p50 %.2f ms), pipelined "
+                "%.0f writes/s on all 3 windows (%.0f at the leader), batched %.0f writes/s"
+                % (runtime, r + 1, repeats, res["rtt"]["per_s"], res["sequential"]["per_s"],
+                   res["sequential"]["p50_ms"], res["pipelined"]["all_windows_per_s"],
+                   res["pipelined"]["per_s"], res["batched"]["per_s"]))
+        return out
+    runs = bench_runs(args.runtime, args.repeats)
+    other = "py" if args.runtime == "mpy" else "mpy"
+    other_runs = bench_runs(other, 1) if args.pyodide or args.runtime == "py" else []
     cold = {"mpy": [], "py": []}
+    bare = {"mpy": [], "py": []}
     failover = {"mpy": [], "py": []}
+    silent = {"mpy": [], "py": []}
     runtimes = ["mpy"] + (["py"] if args.pyodide else [])
     if not args.timings:
         runtimes = []
     for rt in runtimes:
-        n = args.repeats if rt == "mpy" else max(1, args.repeats - 1)
+        n = args.repeats if rt == "mpy" else max(1, args.repeats - 2)
         for r in range(n):
-            got = attempt("timings %s %d" % (rt, r + 1), lambda: one_run(browser, server, r, rt))
-            if got is None:
-                continue
-            first, fail = got
-            cold[rt].append(round(first, 3))
-            failover[rt].append(round(fail, 3))
-            log("timings %s %d/%d: open 3 windows -> first commit %.2f s; "
-                "leader closed -> next commit %.2f s" % (rt, r + 1, n, first, fail))
+            # the baseline right before each cold start: the machine drifts
+            b = attempt("bare page %s %d" % (rt, r + 1), lambda: bare_load(browser, server, rt))
+            if b is not None:
+                bare[rt].append(round(b, 3))
+            for failure, into in (("close", failover), ("silent", silent)):
+                got = attempt("timings %s %s %d" % (rt, failure, r + 1),
+                              lambda: one_run(browser, server, r, rt, failure))
+                if got is None:
+                    continue
+                first, fail = got
+                cold[rt].append(round(first, 3))
+                into[rt].append(round(fail, 3))
+                log("timings %s %d/%d: 3 bare pages loaded %s s; open 3 windows -> first commit "
+                    "%.2f s; leader %s -> next commit %.2f s"
+                    % (rt, r + 1, n, "-" if b is None else "%.2f" % b, first,
+                       "closed" if failure == "close" else "hung", fail))
+    core = {}
+    for rt in (["mpy", "py"] if args.pyodide or args.runtime == "py" else ["mpy"]):
+        got = attempt("core rate %s" % rt, lambda: core_rate(rt, 5000 if args.quick else 20000))
+        if got is not None:
+            core[rt] = got
+            log("core in the simulator (%s, 3 nodes, Node.js): %d entries/CPU-s" % (rt, got))
     breakdown = None
     if args.timings:
         breakdown = attempt("cold start breakdown", lambda: cold_start_breakdown(
@@ -171,12 +207,49 @@ def collect(args, browser, server, log):
             browser, server, args.duration, args.inflight, args.runtime, profile=True))
         if profiled is not None:
             log("profiled run done (its figures are not used above: timers slow it)")
-    return runs, cold, failover, profiled, breakdown, errors
+    timings = {"cold": cold, "bare": bare, "failover": failover, "silent": silent}
+    return runs, other_runs, timings, core, profiled, breakdown, errors
 
 
-def summarize(args, runs, cold, failover, profiled, chromium):
+def core_rate(runtime, entries):
+    """Entries per CPU second of the core in raft/sim.py, 3 nodes, JSON codec,
+    in `runtime` under Node.js (the same build the pages load)."""
+    proc = subprocess.run(["node", str(CORE_RATE), runtime, str(entries)], capture_output=True,
+                          text=True, timeout=600)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("BENCH ")]
+    if proc.returncode != 0 or not line:
+        raise RuntimeError((proc.stdout + proc.stderr)[-500:])
+    return json.loads(line[-1][6:])["entries_per_cpu_s"]
+
+
+def ratio(a, b):
+    return round(a / b, 3) if a is not None and b else None
+
+
+def bench_figures(runs):
+    """Medians of the bench page's figures over fresh clusters of one runtime."""
     seq = [r["sequential"] for r in runs]
     pip = [r["pipelined"] for r in runs]
+    bat = [r["batched"] for r in runs if r.get("batched")]
+    f = {
+        "rtt_baseline_per_s": median([r["rtt"]["per_s"] for r in runs]),
+        "sequential_writes_per_s": median([s["per_s"] for s in seq]),
+        "pipelined_writes_per_s": median([p["all_windows_per_s"] for p in pip]),
+        "batched_writes_per_s": median([b["per_s"] for b in bat]),
+        # the ratio of each run, then the median: both halves from one cluster
+        "seq_to_rtt_ratio": median([ratio(r["sequential"]["per_s"], r["rtt"]["per_s"])
+                                    for r in runs]),
+    }
+    return f
+
+
+def summarize(args, runs, cold, failover, profiled, chromium, other_runs=(), core=None,
+              bare=None, silent=None):
+    seq = [r["sequential"] for r in runs]
+    pip = [r["pipelined"] for r in runs]
+    core = core or {}
+    bare = bare or {"mpy": [], "py": []}
+    silent = silent or {"mpy": [], "py": []}
     f = {
         "runtime": args.runtime,
         "rtt_baseline_per_s": median([r["rtt"]["per_s"] for r in runs]),
@@ -192,28 +265,52 @@ def summarize(args, runs, cold, failover, profiled, chromium):
         "pipelined_latency_p99_ms": median([p["p99_ms"] for p in pip]),
         "pipelined_inflight": args.inflight,
         "cold_start_first_commit_s": {rt: median(v) for rt, v in cold.items() if v},
+        "bare_page_load_s": {rt: median(v) for rt, v in bare.items() if v},
         "failover_s": median(failover["mpy"]),
         "failover_py_s": median(failover["py"]),
+        "failover_close_s": median(failover["mpy"]),
+        "failover_silent_s": median(silent["mpy"]),
+        "failover_silent_py_s": median(silent["py"]),
+        "core_entries_per_cpu_s": core,
         "localstorage_bytes_after": max(runs[-1]["storage_bytes"]),
         "localstorage_writes": max(runs[-1]["counts"]),
         "chromium_version": chromium,
         "machine": machine(),
         "options": {"quick": args.quick, "repeats": args.repeats, "duration_s": args.duration,
                     "inflight": args.inflight, "root": str(args.root) if args.root else None},
-        "runs": {"bench": runs, "cold_start_s": cold, "failover_s": failover},
+        "runs": {"bench": runs, "cold_start_s": cold, "failover_s": failover,
+                 "failover_silent_s": silent, "bare_page_load_s": bare},
         "profile": profiled,
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
     }
-    checks = {"sequential_writes_per_s": f["sequential_writes_per_s"],
+    mine = bench_figures(runs)
+    f["batched_writes_per_s"] = mine["batched_writes_per_s"]
+    f["seq_to_rtt_ratio"] = mine["seq_to_rtt_ratio"]
+    f["pipelined_to_core_ratio"] = ratio(f["pipelined_writes_per_s"], core.get(args.runtime))
+    f["batched_to_core_ratio"] = ratio(f["batched_writes_per_s"], core.get(args.runtime))
+    rt_cold = f["cold_start_first_commit_s"].get("mpy")
+    f["cold_start_to_bare_ratio"] = ratio(rt_cold, f["bare_page_load_s"].get("mpy"))
+    if other_runs:  # the other runtime, side by side (Pyodide beside MicroPython)
+        other = "py" if args.runtime == "mpy" else "mpy"
+        o = bench_figures(other_runs)
+        o["pipelined_to_core_ratio"] = ratio(o["pipelined_writes_per_s"], core.get(other))
+        o["cold_start_to_bare_ratio"] = ratio(f["cold_start_first_commit_s"].get(other),
+                                              f["bare_page_load_s"].get(other))
+        f["other_runtime"] = dict(o, runtime=other)
+        f["runs"]["bench_" + other] = list(other_runs)
+    checks = {"seq_to_rtt_ratio": f["seq_to_rtt_ratio"],
               "pipelined_writes_per_s": f["pipelined_writes_per_s"],
-              "cold_start_mpy_s": f["cold_start_first_commit_s"].get("mpy"),
-              "failover_s": f["failover_s"]}
+              "pipelined_to_core_ratio": f["pipelined_to_core_ratio"],
+              "cold_start_to_bare_ratio": f["cold_start_to_bare_ratio"],
+              "cold_start_mpy_s": rt_cold,
+              "failover_close_s": f["failover_close_s"],
+              "failover_silent_s": f["failover_silent_s"]}
     f["targets"] = {}
     for key, (text, rule) in TARGETS.items():
         v = checks[key]
         met = None
-        if v is not None and not (key == "pipelined_writes_per_s" and args.runtime != "mpy"):
+        if v is not None and not (key.startswith("pipelined") and args.runtime != "mpy"):
             met = bool(rule(v, f))
         f["targets"][key] = {"value": v, "target": text, "met": met}
     return f
@@ -231,27 +328,52 @@ def fmt(v, unit=""):
 
 def print_table(f):
     t = f["targets"]
+
+    def target(key):
+        return (t[key]["target"], t[key]["met"]) if key in t else ("", "")
+    o = f.get("other_runtime") or {}
+    core = f.get("core_entries_per_cpu_s") or {}
     rows = [
         ("data-channel round trips (baseline)", fmt(f["rtt_baseline_per_s"], "/s"), "", ""),
-        ("sequential writes (each awaited)", fmt(f["sequential_writes_per_s"], "/s"),
-         t["sequential_writes_per_s"]["target"], t["sequential_writes_per_s"]["met"]),
+        ("sequential writes (each awaited)", fmt(f["sequential_writes_per_s"], "/s"), "", ""),
+        ("  sequential / round trips, same cluster", fmt(f["seq_to_rtt_ratio"], "x"))
+        + target("seq_to_rtt_ratio"),
         ("  commit latency p50 / p99", "%s / %s ms" % (fmt(f["commit_latency_p50_ms"]),
                                                       fmt(f["commit_latency_p99_ms"])), "", ""),
         ("  propose -> first ack / ack -> done p50", "%s / %s ms" % (
             fmt(f["sequential_to_first_ack_p50_ms"]), fmt(f["sequential_after_ack_p50_ms"])), "", ""),
         ("pipelined writes, K=%d, on all 3 windows" % f["pipelined_inflight"],
-         fmt(f["pipelined_writes_per_s"], "/s"), t["pipelined_writes_per_s"]["target"],
-         t["pipelined_writes_per_s"]["met"]),
+         fmt(f["pipelined_writes_per_s"], "/s")) + target("pipelined_writes_per_s"),
         ("  at the leader; latency p50 / p99", "%s/s; %s / %s ms" % (
             fmt(f["pipelined_leader_writes_per_s"]), fmt(f["pipelined_latency_p50_ms"]),
             fmt(f["pipelined_latency_p99_ms"])), "", ""),
+        ("  core alone in the simulator, same runtime", fmt(core.get(f["runtime"]), "/CPU-s"),
+         "", ""),
+        ("  pipelined / core", fmt(f["pipelined_to_core_ratio"], "x"))
+        + target("pipelined_to_core_ratio"),
+        ("batched writes (propose_many, bursts of K)", fmt(f["batched_writes_per_s"], "/s"), "", ""),
+        ("  batched / core", fmt(f.get("batched_to_core_ratio"), "x"), "", ""),
     ]
     for rt, v in sorted(f["cold_start_first_commit_s"].items()):
-        key = "cold_start_mpy_s" if rt == "mpy" else None
-        rows.append(("cold start -> first commit (%s)" % rt, fmt(v, " s"),
-                     t[key]["target"] if key else "", t[key]["met"] if key else ""))
-    rows.append(("failover: leader closed -> next commit", fmt(f["failover_s"], " s"),
-                 t["failover_s"]["target"], t["failover_s"]["met"]))
+        rows.append(("cold start -> first commit (%s)" % rt, fmt(v, " s"))
+                    + (target("cold_start_mpy_s") if rt == "mpy" else ("", "")))
+        rows.append(("  3 bare %s pages loaded (baseline)" % rt,
+                     fmt(f["bare_page_load_s"].get(rt), " s"), "", ""))
+        r = f["cold_start_to_bare_ratio"] if rt == "mpy" else o.get("cold_start_to_bare_ratio")
+        rows.append(("  cold start / bare (%s)" % rt, fmt(r, "x"))
+                    + (target("cold_start_to_bare_ratio") if rt == "mpy" else ("", "")))
+    rows.append(("failover: leader window closed -> next commit", fmt(f["failover_close_s"], " s"))
+                + target("failover_close_s"))
+    rows.append(("failover: leader hung -> next commit", fmt(f["failover_silent_s"], " s"))
+                + target("failover_silent_s"))
+    if o:
+        rows.append(("%s, side by side: round trips / sequential" % o["runtime"], "%s / %s" % (
+            fmt(o["rtt_baseline_per_s"], "/s"), fmt(o["sequential_writes_per_s"], "/s")), "", ""))
+        rows.append(("  seq/rtt; pipelined; batched", "%s; %s; %s" % (
+            fmt(o["seq_to_rtt_ratio"], "x"), fmt(o["pipelined_writes_per_s"], "/s"),
+            fmt(o["batched_writes_per_s"], "/s")), "", ""))
+        rows.append(("  core alone; pipelined / core", "%s; %s" % (
+            fmt(core.get(o["runtime"]), "/CPU-s"), fmt(o["pipelined_to_core_ratio"], "x")), "", ""))
     rows.append(("localStorage after %s writes" % f["localstorage_writes"],
                  fmt(f["localstorage_bytes_after"], " B"), "", ""))
     w = max(len(r[0]) for r in rows)
@@ -260,12 +382,13 @@ def print_table(f):
           % (f["runtime"], f["chromium_version"], f["machine"]["cores"],
              f["options"]["repeats"], f["options"]["duration_s"]))
     print("load average during the run: %.1f (on %s cores: other work on the machine skews "
-          "every figure)" % (f["load_average"][0], f["machine"]["cores"]))
+          "every figure; the ratios are taken inside this run)"
+          % (f["load_average"][0], f["machine"]["cores"]))
     print("%-*s  %-22s %-30s %s" % (w, "measure", "median", "target", "met?"))
     print("-" * (w + 62))
-    for name, value, target, met in rows:
+    for name, value, target_text, met in rows:
         mark = {True: "yes", False: "NO", None: "n/a", "": ""}[met]
-        print("%-*s  %-22s %-30s %s" % (w, name, value, target, mark))
+        print("%-*s  %-22s %-30s %s" % (w, name, value, target_text, mark))
 
 
 def print_profile(p):
@@ -312,7 +435,7 @@ def main(argv=None):
     from playwright.sync_api import sync_playwright
 
     from benchmarks.browser import launch
-    from benchmarks.browser_timings import Introducer
+    from benchmarks.browser_timings import Introducer, test_site
 
     t0 = time.monotonic()
     load_at_start = os.getloadavg()
@@ -321,14 +444,16 @@ def main(argv=None):
         print("[%5.1f s] %s" % (time.monotonic() - t0, msg), flush=True)
 
     logs = Path(tempfile.mkdtemp(prefix="wraft-bench-"))  # the server's log
-    server = Introducer(logs, args=["--root", str(args.root.resolve())] if args.root else [])
+    # The apps (of this checkout, or of --root) plus the bare baseline page.
+    site = test_site(logs / "site", root=args.root.resolve() if args.root else REPO)
+    server = Introducer(logs, root=site)
     server.start()
     log("server on 127.0.0.1:%d" % server.port)
     try:
         with sync_playwright() as pw:
             browser = launch(pw)
             try:
-                runs, cold, failover, profiled, breakdown, errors = collect(
+                runs, other_runs, timings, core, profiled, breakdown, errors = collect(
                     args, browser, server, log)
                 compaction = None
                 if args.compaction_writes:
@@ -350,7 +475,8 @@ def main(argv=None):
     if not runs:
         print("benchmarks: no bench run succeeded:\n  " + "\n  ".join(errors), file=sys.stderr)
         raise SystemExit(1)
-    f = summarize(args, runs, cold, failover, profiled, chromium)
+    f = summarize(args, runs, timings["cold"], timings["failover"], profiled, chromium,
+                  other_runs, core, timings["bare"], timings["silent"])
     f["errors"] = errors
     f.update(compaction or {})
     f["cold_start_breakdown_mpy_s"] = breakdown
@@ -378,8 +504,11 @@ def main(argv=None):
         print("not measured: " + e)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(f, indent=1) + "\n")
-    print("\nwrote %s (%.0f s)" % (args.out.relative_to(REPO) if args.out.is_relative_to(REPO)
-                                   else args.out, f["elapsed_s"]))
+    from benchmarks.report import write_report
+    html = write_report(f, args.out.with_suffix(".html"))
+    print("\nwrote %s and %s (%.0f s)" % (
+        args.out.relative_to(REPO) if args.out.is_relative_to(REPO) else args.out,
+        html.name, f["elapsed_s"]))
 
 
 if __name__ == "__main__":

@@ -129,8 +129,8 @@ def bench_once(browser, server, duration_s, inflight, runtime="mpy", profile=Fal
         c.run(lead, modes=["sequential"], duration_s=0.5)
         if profile:
             c.profile_start(others)
-        r = c.run(lead, modes=["rtt", "sequential", "pipelined"], duration_s=duration_s,
-                  inflight=inflight, profile=profile)
+        r = c.run(lead, modes=["rtt", "sequential", "pipelined", "batched"],
+                  duration_s=duration_s, inflight=inflight, profile=profile)
         if profile:
             r["follower_profiles"] = c.profile_stop(others)
         p = r["pipelined"]
@@ -138,6 +138,8 @@ def bench_once(browser, server, duration_s, inflight, runtime="mpy", profile=Fal
         start = c.time_origin(lead) + p["start_ms"]
         p["all_windows_s"] = round((max(times) - start) / 1000, 4)
         p["all_windows_per_s"] = round(p["count"] / ((max(times) - start) / 1000), 1)
+        # throughput over time at the leader (the HTML report): [applied index, ms]
+        r["timeline"] = json.loads(c.pages[lead].evaluate("wraftBench.timeline()"))
         r["leader_window"] = lead
         r["storage_bytes"] = [c.storage_bytes(i) for i in range(3)]
         r["counts"] = [json.loads(c.pages[i].evaluate("wraft.state()")) for i in range(3)]

@@ -27,7 +27,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests" / "browser"))
 
-from browser_helpers import CHROMIUM, CHROMIUM_FLAGS, Introducer  # noqa: E402
+from browser_helpers import CHROMIUM, CHROMIUM_FLAGS, Introducer, test_site  # noqa: E402,F401
 
 RESULTS = REPO / "benchmarks" / "results" / "browser_timings.json"
 
@@ -42,7 +42,42 @@ def propose_until_ok(page, command, deadline_s):
     raise RuntimeError("no commit within %ss" % deadline_s)
 
 
-def one_run(browser, server, run, runtime):
+def bare_load(browser, server, runtime):
+    """The cold-start baseline: from starting to open three windows of a bare
+    PyScript page of the same runtime (tests/browser/pages/bare.html: the
+    apps' loader and runtime, no app Python) to all three done. Seconds."""
+    query = "?runtime=py" if runtime == "py" else ""
+    load_ms = 60_000 if runtime == "py" else 20_000
+    contexts = [browser.new_context() for _ in range(3)]
+    try:
+        t0 = time.monotonic()
+        pages = []
+        for i in range(3):
+            page = contexts[i].new_page()
+            page.goto(server.base(i) + "/bare" + query, wait_until="commit")
+            pages.append(page)
+        for p in pages:
+            p.wait_for_selector("html[data-wraft-done]", state="attached", timeout=load_ms)
+        return time.monotonic() - t0
+    finally:
+        for c in contexts:
+            c.close()
+
+
+def freeze(page):
+    """Stop the page's main thread dead, as a hung window does: the debugger
+    pauses its JS at the next task (no CPU spent), while the browser's network
+    thread keeps its data channels open and acknowledged."""
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Debugger.enable")
+    cdp.send("Debugger.pause")
+    return cdp
+
+
+def one_run(browser, server, run, runtime, failure="close"):
+    """(open -> first commit s, leader lost -> next commit s). failure:
+    "close" (the leader's window closes: its channels close) or "silent"
+    (it hangs: channels stay open, nothing answers)."""
     name = "bench-%d-%d" % (run, int(time.time() * 1000) % 10**8)
     query = "?cluster=" + name + ("&runtime=py" if runtime == "py" else "")
     load_ms = 60_000 if runtime == "py" else 20_000
@@ -74,7 +109,10 @@ def one_run(browser, server, run, runtime):
         survivor = pages[(lead + 1) % 3]
         propose_until_ok(survivor, 2, 30)  # survivor is caught up and connected
         t1 = time.monotonic()
-        pages[lead].close()
+        if failure == "silent":
+            freeze(pages[lead])
+        else:
+            pages[lead].close()
         pages[lead] = None
         propose_until_ok(survivor, 3, 60)
         failover = time.monotonic() - t1

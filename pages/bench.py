@@ -5,6 +5,7 @@
 #   sequential the original's method: one client, each write awaited until
 #              committed and applied here, running average shown live;
 #   pipelined  K writes in flight (default 256), for a fixed duration;
+#   batched    bursts of K writes, each burst one app.propose_many() call;
 #   hop        (diagnostic) bare asyncio task switches per second.
 # Options (JSON): modes, duration_s, inflight, profile (time the driver's
 # steps during the run, raft/browser/timings.py). Results: <pre id="results"> (JSON),
@@ -27,7 +28,9 @@ from raft.browser.timings import Timings  # noqa: E402
 
 DEFAULTS = {"modes": ["rtt", "sequential", "pipelined"], "duration_s": 3.0, "inflight": 256,
             "profile": False}
-MODES = ("rtt", "sequential", "pipelined", "hop")
+MODES = ("rtt", "sequential", "pipelined", "batched", "hop")
+# Latency histogram bucket bounds (ms), for the runner's HTML report.
+HIST_MS = (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 MAX_DURATION_S = 120
 MAX_INFLIGHT = 4096
 STALL_MS = 5000        # no progress for this long: the run stops with an error
@@ -84,9 +87,21 @@ def percentile(sorted_values, q):
     return sorted_values[max(0, min(len(sorted_values) - 1, k - 1))]
 
 
+def histogram(sorted_us):
+    """[[upper bound ms, count], ...] over HIST_MS (the last bound: beyond)."""
+    out = [[b, 0] for b in HIST_MS] + [[None, 0]]
+    i = 0
+    for v in sorted_us:
+        while i < len(HIST_MS) and v > HIST_MS[i] * 1000:
+            i += 1
+        out[i][1] += 1
+    return out
+
+
 def summary(name, count, seconds, lat_us, extra=None):
     lat_us.sort()
     out = {
+        "hist_ms": histogram(lat_us),
         "mode": name, "count": count, "seconds": round(seconds, 4),
         "per_s": round(count / seconds, 1) if seconds > 0 else 0.0,
         "p50_ms": None if not lat_us else percentile(lat_us, 50) / 1000,
@@ -362,6 +377,34 @@ class Bench:
             "start_ms": t0,
         })
 
+    async def batched(self, duration_s, burst):
+        """Bursts of `burst` writes, each one app.propose_many() (the API
+        for apps that write bursts); latency is per burst."""
+        app = self.app
+        lat = []
+        count = errors = 0
+        t0 = now_ms()
+        end = t0 + duration_s * 1000
+        last_show = t0
+        while now_ms() < end:
+            t = now_ms()
+            try:
+                results = await app.propose_many([1] * burst)
+            except Exception as e:
+                errors += 1
+                if errors > 10:
+                    raise BenchError("batched: bursts keep failing: %r" % (e,))
+                continue
+            t1 = now_ms()
+            count += len(results)
+            lat.append(int((t1 - t) * 1000))
+            self.progress_ms = t1
+            if t1 - last_show > 250:
+                last_show = t1
+                show("batched: %d writes, %.0f writes/s" % (count, count * 1000 / (t1 - t0)))
+        return summary("batched", count, (now_ms() - t0) / 1000, lat,
+                       {"burst": burst, "bursts": len(lat), "errors": errors})
+
     def stalled(self):
         return now_ms() - self.progress_ms > STALL_MS
 
@@ -372,6 +415,8 @@ class Bench:
             out["hop"] = await self.hop(o["duration_s"])
         elif mode == "sequential":
             out["sequential"] = await self.sequential(o["duration_s"])
+        elif mode == "batched":
+            out["batched"] = await self.batched(o["duration_s"], o["inflight"])
         else:
             out["pipelined"] = await self.pipelined(o["duration_s"], o["inflight"])
 
@@ -461,7 +506,8 @@ def render(results):
     rows = []
     for mode, label, unit in (("rtt", "data-channel round trips (baseline)", "/s"),
                               ("sequential", "sequential writes", " writes/s"),
-                              ("pipelined", "pipelined writes", " writes/s")):
+                              ("pipelined", "pipelined writes", " writes/s"),
+                              ("batched", "batched writes (propose_many)", " writes/s")):
         r = results.get(mode)
         if r:
             rows.append("<tr><td>%s</td><td>%.0f%s</td><td>%.2f</td><td>%.2f</td><td>%d</td></tr>"
@@ -529,7 +575,7 @@ _kept = expose(bench)
 def run_from_the_form(event):
     try:
         opts = {"duration_s": float(el("duration").value), "inflight": int(el("inflight").value),
-                "modes": [m for m in MODES if el("mode-" + m).checked]}
+                "modes": [m for m in MODES if el("mode-" + m) and el("mode-" + m).checked]}
     except Exception as e:
         show("error: %r" % (e,))
         return

@@ -41,6 +41,7 @@ ASK_AFTER_MS = 1200  # the answering side waits this long for an offer before as
 # peer busy with a backlog of messages answers late, but its SCTP acks).
 PING_AFTER_MS = 1500
 DEAD_AFTER_MS = 6000
+BYE = "bye"  # on the control channel: this window is closing (pagehide)
 PEER_BACKOFF_MS = (250, 10000)
 INTRODUCER_BACKOFF_MS = (500, 15000)
 
@@ -205,6 +206,7 @@ class Transport:
             "offers": 0,
             "channels_opened": 0,
             "silent_peers_closed": 0,
+            "peers_said_bye": 0,
             "introducer_attempts": 0,
             "introducer_connects": 0,
         }
@@ -226,6 +228,10 @@ class Transport:
         self._stopped = False
         self._tick_proxy = self._timers.make(self._tick)
         self._tick_id = js.setInterval(self._tick_proxy, TICK_MS)
+        # A closed tab's channel can look open to its peers for 15-30 s:
+        # say goodbye on every channel when the window goes away.
+        self._bye_proxy = self._timers.make(self._on_pagehide)
+        js.window.addEventListener("pagehide", self._bye_proxy)
         self._reconnect_proxy = self._timers.make(self._connect_introducer)
         self._connect_introducer()
 
@@ -233,6 +239,7 @@ class Transport:
         self._stopped = True
         if self._tick_id is not None:
             js.clearInterval(self._tick_id)
+            js.window.removeEventListener("pagehide", self._bye_proxy)
         if self._retry_id is not None:
             js.clearTimeout(self._retry_id)
         self._close_ws()
@@ -300,6 +307,15 @@ class Transport:
         peer = self._peers.get(peer_id)
         if peer is not None and peer.conn is not None:
             peer.conn.dc.close()
+
+    def _on_pagehide(self, _event):
+        """The window is closing: tell each peer on its control channel, so
+        it sees the channel go now (on_peer(peer, False)) rather than after
+        the keepalive's DEAD_AFTER_MS, then close everything."""
+        for peer in list(self._peers.values()):
+            if peer.up:
+                peer.conn.ctl_send(BYE)
+        self.stop()
 
     # ----- introducer (WebSocket) ---------------------------------------
 
@@ -680,6 +696,9 @@ class Transport:
             conn.rx += 1
             if event.data == "ping":
                 conn.ctl_send("pong")
+            elif event.data == BYE:  # the peer's window is closing
+                self.stats["peers_said_bye"] += 1
+                self._channel_closed(peer, conn)
 
         conn.pc.onicecandidate = make(on_ice)
         conn.pc.onconnectionstatechange = make(on_state)

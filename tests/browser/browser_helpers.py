@@ -32,20 +32,21 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_site(path):
-    """A site root at `path` serving the repository as it is plus the test
-    pages (tests/browser/pages/*), which never ship with the apps: pages/ is
-    a copy (the server refuses symlinks out of it), the rest are symlinks."""
+def test_site(path, root=ROOT):
+    """A site root at `path` serving the repository `root` (default: this
+    one) as it is plus the test pages (tests/browser/pages/*), which never
+    ship with the apps: pages/ is a copy (the server refuses symlinks out of
+    it), the rest are symlinks."""
     path.mkdir(parents=True, exist_ok=True)
     for name in ("raft", "components", "node_modules"):
         link = path / name
         if not link.exists():
-            link.symlink_to(ROOT / name)
+            link.symlink_to(Path(root) / name)
     pages = path / "pages"
     if pages.exists():
         shutil.rmtree(pages)
     pages.mkdir()
-    for src in list((ROOT / "pages").iterdir()) + list(TEST_PAGES.iterdir()):
+    for src in list((Path(root) / "pages").iterdir()) + list(TEST_PAGES.iterdir()):
         if src.is_file():
             shutil.copy(src, pages / src.name)
     return path

@@ -212,10 +212,19 @@ def test_runner_medians_and_targets():
     assert f["failover_s"] == 2.2
     assert f["localstorage_bytes_after"] == 120 and f["localstorage_writes"] == 30
     t = f["targets"]
-    assert t["sequential_writes_per_s"]["met"] is False  # 850 < 0.8 * 1100
+    assert f["seq_to_rtt_ratio"] == pytest.approx(0.818, abs=0.001)  # median of per-run ratios
+    assert t["seq_to_rtt_ratio"]["met"] is True
     assert t["pipelined_writes_per_s"]["met"] is True
-    assert t["cold_start_mpy_s"]["met"] is True
-    assert t["failover_s"]["met"] is True
+    assert t["cold_start_mpy_s"]["met"] is False  # 1.4 s > 1.0 s
+    assert t["failover_close_s"]["met"] is False  # 2.2 s > 0.5 s
+    # the same-run baselines: the core's own rate and a bare page's load
+    f = summarize(args, runs, {"mpy": [1.2, 2.0, 1.4], "py": []}, {"mpy": [0.3], "py": []},
+                  None, "156", core={"mpy": 10000}, bare={"mpy": [1.0, 1.1, 1.2], "py": []},
+                  silent={"mpy": [2.5], "py": []})
+    assert f["pipelined_to_core_ratio"] == 2.1 and f["targets"]["pipelined_to_core_ratio"]["met"]
+    assert f["cold_start_to_bare_ratio"] == pytest.approx(1.4 / 1.1, abs=0.001)
+    assert f["failover_close_s"] == 0.3 and f["failover_silent_s"] == 2.5
+    assert f["targets"]["failover_silent_s"]["met"] is True
     for key in ("sequential_writes_per_s", "rtt_baseline_per_s", "pipelined_writes_per_s",
                 "commit_latency_p50_ms", "commit_latency_p99_ms", "cold_start_first_commit_s",
                 "failover_s", "localstorage_bytes_after", "runtime", "chromium_version",

@@ -20,6 +20,7 @@ def assert_ran_cleanly(w, runtime):
 def test_every_page_is_covered_and_the_test_page_is_no_app():
     assert {"/", "/todo", "/bench", "/kv", "/counter"} <= set(APPS)
     assert "/transport_harness" in PAGES and "/transport_harness" not in APPS
+    assert "/bare" in PAGES and "/bare" not in APPS
 
 
 @pytest.mark.browser
@@ -35,7 +36,8 @@ def test_page_runs_micropython_offline(server, open_window, path):
     assert not foreign, foreign  # everything from our own server
     # one archive for the page's Python (signaling/static.py), not a request per module
     assert not any("/raft/" in u for u in urls), urls
-    assert any("/bundle/" in u for u in urls), urls
+    if path != "/bare":  # the cold-start baseline has no Python of ours
+        assert any("/bundle/" in u for u in urls), urls
 
 
 @pytest.mark.browser
