@@ -158,7 +158,7 @@ def collect(args, browser, server, log):
                 "%.0f writes/s on all 3 windows (%.0f at the leader), batched %.0f writes/s"
                 % (runtime, r + 1, repeats, res["rtt"]["per_s"], res["sequential"]["per_s"],
                    res["sequential"]["p50_ms"], res["pipelined"]["all_windows_per_s"],
-                   res["pipelined"]["per_s"], res["batched"]["per_s"]))
+                   res["pipelined"]["per_s"], res.get("batched", {}).get("per_s", 0)))
         return out
     runs = bench_runs(args.runtime, args.repeats)
     other = "py" if args.runtime == "mpy" else "mpy"

@@ -201,6 +201,18 @@ def new_todo_command(text, make_id):
     return ["add", make_id(), title]
 
 
+def paste_commands(text, make_id):
+    """A paste of several lines into .new-todo: one add command per non-blank
+    line (written as one burst, app.propose_many), or None for a single line
+    (the input takes it as usual)."""
+    if type(text) is not str:
+        return None
+    titles = [t for t in (clean_title(line) for line in text.splitlines()) if t is not None]
+    if len(titles) < 2:
+        return None
+    return [["add", make_id(), t] for t in titles]
+
+
 def edit_done_command(item_id, text):
     """Enter/blur in .edit: an emptied title destroys the item (spec)."""
     if type(text) is str and not text.strip():
@@ -247,6 +259,7 @@ class TodoView:
         # on_edit_blur must see; writes go out as tasks (send()).
         for event, target, handler in (
                 ("keydown", self.new_todo, self.on_new_todo_key),
+                ("paste", self.new_todo, self.on_new_todo_paste),
                 ("change", self.toggle_all_box, self.on_toggle_all),
                 ("click", self.clear, self.on_clear_completed),
                 ("change", self.list, self.on_list_change),
@@ -278,6 +291,19 @@ class TodoView:
                     self.new_todo.value = restore_text
         asyncio.get_event_loop().create_task(go())
 
+    def send_many(self, commands):
+        """A burst of writes (a paste of many lines): one propose_many."""
+        import asyncio
+
+        async def go():
+            try:
+                await self.app.propose_many(commands)
+                self.show_error("")
+            except Exception as e:
+                self.show_error("not all saved (%s): %d todos" % (getattr(e, "error", "error"),
+                                                                 len(commands)))
+        asyncio.get_event_loop().create_task(go())
+
     def show_error(self, text):
         if self.error:
             self.error.textContent = text
@@ -297,6 +323,16 @@ class TodoView:
             return  # empty input is ignored
         self.new_todo.value = ""
         self.send(command, restore_text=text)
+
+    def on_new_todo_paste(self, event):
+        # Synchronous: preventDefault must run before the browser pastes.
+        if self.app.read_only:
+            return
+        commands = paste_commands(str(event.clipboardData.getData("text/plain")), self.make_id)
+        if commands is None:
+            return  # one line: the input takes it as usual
+        event.preventDefault()
+        self.send_many(commands)
 
     def on_toggle_all(self, event):
         if self.app.read_only:

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from components.todo import (MAX_TITLE, TodoState, edit_done_command, items_left_html,
-                             new_todo_command, new_todo_id, render_list_html, route_filter,
+                             new_todo_command, new_todo_id, paste_commands, render_list_html, route_filter,
                              visible_items)
 
 
@@ -190,3 +190,17 @@ def test_edit_done_command():
     assert edit_done_command("x", "  new ") == ["edit", "x", "new"]
     assert edit_done_command("x", "   ") == ["destroy", "x"]
     assert edit_done_command("x", "y" * (MAX_TITLE + 1)) is None
+
+
+def test_a_paste_of_several_lines_is_one_add_per_line_and_one_line_is_left_alone():
+    ids = iter(range(100))
+    make = lambda: "n0-%d-ab" % next(ids)
+    assert paste_commands("milk\n  \neggs \r\nbread", make) == [
+        ["add", "n0-0-ab", "milk"], ["add", "n0-1-ab", "eggs"], ["add", "n0-2-ab", "bread"]]
+    assert paste_commands("just one", make) is None
+    assert paste_commands("one\n\n   \n", make) is None
+    assert paste_commands(None, make) is None
+    s = TodoState()
+    for c in paste_commands("a\nb", make):
+        s.apply(c)
+    assert titles(s) == ["a", "b"]

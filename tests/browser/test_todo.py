@@ -49,6 +49,20 @@ def test_add_trims_ignores_blank_and_replicates(win):
     assert len(set(ids)) == 2 and all(i.startswith("0-") for i in ids), ids  # made by node 0
 
 
+PASTE = ("text => { const dt = new DataTransfer(); dt.setData('text/plain', text);"
+         " const e = new ClipboardEvent('paste', {clipboardData: dt, bubbles: true, cancelable: true});"
+         " document.querySelector('.new-todo').dispatchEvent(e); return e.defaultPrevented }")
+
+
+def test_a_paste_of_several_lines_adds_one_todo_per_line_in_one_burst(win):
+    p0, _, _ = win.open("/todo", "todo-paste")
+    expect(p0.locator(".new-todo")).to_be_enabled(timeout=T)
+    assert p0.evaluate(PASTE, "milk\n\n  eggs \nbread") is True  # taken over: one add per line
+    expect_everywhere(win, ["milk", "eggs", "bread"])
+    assert p0.evaluate(PASTE, "just one line") is False  # the input pastes it as usual
+    expect(labels(p0)).to_have_count(3)
+
+
 def test_toggle_counter_and_clear_completed_visibility(win):
     p0, p1, p2 = win.open("/todo", "todo-toggle")
     add(p0, "one", "two", "three")
