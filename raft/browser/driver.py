@@ -214,7 +214,8 @@ class Driver(Runtime):
             while node.has_ready():
                 rd = node.ready() if t is None else t.run("ready", node.ready)
                 self.stats["readies"] += 1
-                rest = self.send_appends_early(rd)
+                rest = (self.send_appends_early(rd) if t is None
+                        else t.run("send", self.send_appends_early, rd))
                 if not (self.persist(rd) if t is None else t.run("persist", self.persist, rd)):
                     return
                 if t is None:
