@@ -8,7 +8,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def browser_python_files():
     files = sorted(ROOT.glob("raft/**/*.py")) + sorted(ROOT.glob("components/*.py"))
-    return {"/" + p.relative_to(ROOT).as_posix() for p in files if "__pycache__" not in p.parts}
+    return {"/" + p.relative_to(ROOT).as_posix() for p in files if "__pycache__" not in p.parts
+            and p.parts[-3:-1] != ("raft", "replica")}  # CPython only, never in the browser
 
 
 def listed_files():
