@@ -275,6 +275,8 @@ class Replica:
         info = self.driver.status()
         info["cluster"] = self.opts.cluster
         info["introducer_up"] = bool(self.transport.introducer_up)
+        info["clients"] = sorted(self.driver.clients.subs)  # attached client windows / CLIs
+        info["presence"] = list(self.transport.presence)  # everyone joined to the introducer
         info["state_note"] = "not applying" if isinstance(self.state, OpaqueState) else None
         return info
 
