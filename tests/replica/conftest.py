@@ -4,6 +4,7 @@ in CPython connect with no network (browsers never offer loopback
 candidates: tests with Chromium run in scripts/in-netns instead)."""
 
 import asyncio
+import importlib.util
 import sys
 import time
 from pathlib import Path
@@ -15,6 +16,17 @@ from signaling.app import make_app
 # the browser tests' helpers (signaling subprocess, Chromium flags, windows)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
 from browser_helpers import Introducer  # noqa: E402
+
+# Chromium fixtures for the end-to-end tests (browser marker): the same as
+# tests/browser's (scripts/in-netns only; skipped or failed elsewhere).
+_spec = importlib.util.spec_from_file_location(
+    "browser_conftest", Path(__file__).resolve().parents[1] / "browser" / "conftest.py")
+_browser_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_browser_conftest)
+browser = _browser_conftest.browser
+server = _browser_conftest.server
+_browser_guard = _browser_conftest._browser_guard
+pytest_runtest_makereport = _browser_conftest.pytest_runtest_makereport
 
 
 @pytest.fixture
