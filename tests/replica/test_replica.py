@@ -176,3 +176,43 @@ def test_a_full_disk_stops_the_replica_and_loses_no_acknowledged_write(signaling
         assert all(state.get(k) == v for k, v in acked.items())
     finally:
         r.kill()
+
+
+def test_an_opaque_replica_keeps_the_leaders_snapshot_and_passes_it_on(signaling, tmp_path):
+    """Without the state class the replica applies nothing, yet as the last
+    member it hands a new member the snapshot it got plus the log after it."""
+    small = ["--snapshot-entries", "20"]
+    reps = [ReplicaProc(signaling.ws, "op", n, tmp_path / ("r%s.sqlite" % n), state=KV, extra=small)
+            for n in ("0", "1", "2")]
+    try:
+        wait_until(lambda: leader_of(reps), timeout=40, what="a leader")
+        for i in range(50):
+            assert "ok" in reps[i % 3].command('propose ["put", "k%d", %d]' % (i % 7, i))
+        want = dict(reps[0].command("state")["ok"])
+        opaque = ReplicaProc(signaling.ws, "op", "3", tmp_path / "r3.sqlite")  # no --state
+        reps.append(opaque)
+        wait_until(lambda: opaque.status()["peers"], what="connected")
+        assert "ok" in reps[1].command("add_learner 3")
+        wait_until(lambda: opaque.status()["membership"] == "learner", what="learner")
+        assert "ok" in reps[1].command("promote 3")
+        for n in ("0", "1", "2"):
+            out = opaque.command("remove %s" % n)
+            assert "ok" in out, out
+        wait_until(lambda: opaque.status()["role"] == "leader", what="opaque leads alone")
+        for r in reps[:3]:
+            r.kill()
+        assert opaque.status()["applied"] >= 50 and opaque.command("state")["error"] == "invalid"
+        fresh = ReplicaProc(signaling.ws, "op", "4", tmp_path / "r4.sqlite", state=KV)
+        reps.append(fresh)
+        wait_until(lambda: "4" in opaque.status()["peers"], what="fresh connected")
+        assert "ok" in opaque.command("add_learner 4")
+        wait_until(lambda: fresh.status()["membership"] == "learner", what="fresh learner")
+        wait_until(lambda: dict(fresh.command("state")["ok"]) == want, what="fresh has it all")
+        assert "ok" in opaque.command('propose ["put", "after", 1]')
+        wait_until(lambda: dict(fresh.command("state")["ok"]).get("after") == 1, what="and more")
+    finally:
+        for r in reps:
+            r.kill()
+    store, _, restored = open_records(tmp_path / "r3.sqlite", "op", "3")
+    store.close()
+    assert restored.snapshot is not None  # the leader's, kept as received
