@@ -11,6 +11,7 @@ new window; or type the same on its stdin:
 
 stdin commands (one per line, a JSON line answers each on stdout):
     add_learner N | promote N | remove N | propose JSON | read | status | state | quit
+    bench {"seconds": S, "inflight": K, "command": JSON, "writes": N}  (pipelined writes from here)
 Status (role, term, leader, commit, peers) goes to stderr. Exit codes: see
 raft/replica/host.py (0 clean stop, 3 storage refused, 4 disk full,
 5 introducer unreachable at start, 6 refused by the introducer).

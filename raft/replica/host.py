@@ -277,6 +277,7 @@ class Replica:
         info["introducer_up"] = bool(self.transport.introducer_up)
         info["clients"] = sorted(self.driver.clients.subs)  # attached client windows / CLIs
         info["presence"] = list(self.transport.presence)  # everyone joined to the introducer
+        info["db_bytes"] = self.store.file_bytes()
         info["state_note"] = "not applying" if isinstance(self.state, OpaqueState) else None
         return info
 
@@ -285,6 +286,36 @@ class Replica:
 
     def _show(self, force=False):
         self.printer.show(self.status(), force=force)
+
+    async def bench(self, seconds=3.0, inflight=256, command=1, writes=None):
+        """Pipelined writes proposed here: `inflight` at a time for `seconds`
+        (or until `writes` are done), each awaited until committed and
+        applied here. What the bench page measures in a window."""
+        lat = []
+        errors = []
+        t0 = time.perf_counter()
+        end = t0 + float(seconds)
+
+        async def one():
+            while time.perf_counter() < end and (writes is None or len(lat) < writes):
+                t = time.perf_counter()
+                try:
+                    await self.driver.propose(command)
+                except ProposalError as e:
+                    errors.append(e.error)
+                    if len(errors) > 10 * inflight:
+                        return
+                    await asyncio.sleep(0.01)
+                    continue
+                lat.append(time.perf_counter() - t)
+        await asyncio.gather(*(one() for _ in range(int(inflight))))
+        seconds = time.perf_counter() - t0
+        lat.sort()
+        return {"writes": len(lat), "seconds": round(seconds, 3),
+                "per_s": round(len(lat) / seconds, 1) if seconds else None,
+                "p50_ms": round(1000 * lat[len(lat) // 2], 2) if lat else None,
+                "p99_ms": round(1000 * lat[len(lat) * 99 // 100], 2) if lat else None,
+                "errors": len(errors), "last_index": self.driver.node.applied_index}
 
     # ---- commands on stdin (one per line; JSON lines on stdout) ---------
     def _read_commands(self, loop):
@@ -312,15 +343,17 @@ class Replica:
                 out = {"ok": self.status()}
             elif word == "state" and not isinstance(self.state, OpaqueState):
                 out = {"ok": self.state.snapshot(), "applied": self.driver.node.applied_index}
+            elif word == "bench":
+                out = {"ok": await self.bench(**json.loads(rest or "{}"))}
             elif word == "quit":
                 self.stop()
                 out = {"ok": "stopping"}
             else:
                 out = {"error": "invalid", "reason": "commands: add_learner N | promote N | "
-                       "remove N | propose JSON | read | status | state | quit"}
+                       "remove N | propose JSON | read | status | state | bench {...} | quit"}
         except ProposalError as e:
             out = {"error": e.error, "reason": e.reason or (str(e.leader) if e.leader else None)}
-        except ValueError as e:
+        except (ValueError, TypeError) as e:
             out = {"error": "invalid", "reason": str(e)}
         out["command"] = line
         self.out.write(json.dumps(out) + "\n")
