@@ -154,3 +154,43 @@ def test_replica_learner_promoted_killed_then_sole_holder_restores_fresh_windows
         if rep is not None:
             rep.kill()
         w.close_all()
+
+
+def test_cli_client_and_a_replica_on_the_kv_app_agree_with_the_windows(browser, server, tmp_path):
+    """The client's default state class is the /kv app's (KVState): its
+    writes show in the windows, its reads see theirs; a replica with the
+    same class stamps the same revisions as the windows do."""
+    w = Windows(browser, server, "repkv", path="/kv")
+    ws = "ws://127.0.0.1:%d/ws" % server.port
+    rep = None
+    try:
+        for i in (0, 1, 2):
+            w.open(i)
+        w.one_leader((0, 1, 2))
+        assert w.propose(1, ["put", "from-window", 1]) == {"ok": None}
+        code, out, err = run_client(ws, w.cluster, "put", "greeting", '"hello"', loopback=False)
+        assert (code, out) == (0, [{"ok": True, "key": "greeting", "value": "hello",
+                                    "previous": None}]), err
+        code, out, err = run_client(ws, w.cluster, "get", "from-window", loopback=False)
+        assert code == 0 and out[0]["value"] == 1, (out, err)
+        code, out, _ = run_client(ws, w.cluster, "cas", "greeting", '"nope"', '"x"', loopback=False)
+        assert code == 1 and out[0]["value"] == "hello"
+        wait_until(lambda: dict(w.state(2)["data"]).get("greeting") == "hello", what="in window 2")
+        rep = ReplicaProc(ws, w.cluster, 3, tmp_path / "kv.sqlite",
+                          state="components.kv_view:KVState", loopback=False)
+        wait_until(lambda: "3" in w.status(0)["present"], what="replica present")
+        assert "ok" in w.change(0, "add_learner", "3")
+        assert w.propose(2, ["put", "after", 2]) == {"ok": None}
+        want = wait_until(lambda: converged(w, (0, 1, 2)), what="windows agree")[0]
+        wait_until(lambda: rep.command("state")["ok"] == want, what="replica, revisions included")
+        assert [r[0] for r in want["revisions"]] == ["after", "from-window", "greeting"]
+        assert not w.errors(), w.errors()
+    except BaseException:
+        w.dump()
+        if rep is not None:
+            print("----- replica stderr -----\n" + rep.stderr())
+        raise
+    finally:
+        if rep is not None:
+            rep.kill()
+        w.close_all()
