@@ -40,7 +40,7 @@ import time
 from raft.browser.client_app import ClientDriver, new_client_id
 from raft.browser.driver import GuardedState, ProposalError
 from raft.client import ClientSession
-from raft.replica.__main__ import add_connection_args, check_connection_args
+from raft.replica.options import add_connection_args, check_connection_args
 from raft.replica.host import EXIT_INTRODUCER, EXIT_REFUSED, EXIT_USAGE, OpaqueState, load_state_class
 from raft.replica.status import StatusPrinter
 from raft.replica.transport import Transport
@@ -48,6 +48,8 @@ from raft.replica.transport import Transport
 EXIT_NOT_SWAPPED = 1
 EXIT_NO_LEADER = 7
 EXIT_FAILED = 8
+# The /kv app's state class, imported by name at run time (nothing in raft/
+# imports components/); --state names another.
 KV_STATE = "components.kv_view:KVState"
 RETRYABLE = ("no_leader", "leadership_lost", "timeout", "too_many_pending", "busy", "halted")
 
@@ -169,6 +171,9 @@ class Client:
             where = "not joined to the introducer"
         elif not d.present:
             where = "no member of cluster %s is present" % self.opts.cluster
+        elif s.stats["refused"]:
+            where = ("member %s refused us (busy, or a replica without --state that does not "
+                     "apply the log) and no other member took us" % d.member)
         elif s.member is None:
             where = "members present (%s) but no channel to one yet" % ",".join(d.present)
         else:
@@ -279,8 +284,8 @@ def main(argv=None):
         return asyncio.run(client.run())
     except ClientError as e:
         return fail(e.code, e.error, e.message)
-    except KeyboardInterrupt:
-        return 0
+    except KeyboardInterrupt:  # the way to end `watch`; anything else was cut short
+        return 0 if opts.command == "watch" else 130
     finally:
         sys.stdout = out
 
