@@ -29,6 +29,7 @@ import asyncio
 import importlib
 import json
 import random
+import signal
 import sys
 import threading
 import time
@@ -160,7 +161,7 @@ class Replica:
         self.driver = None
         self.transport = None
         self.store = None
-        self.state_note = None
+        self.state = None
 
     # ---- start --------------------------------------------------------
     def build(self):
@@ -169,12 +170,12 @@ class Replica:
         o = self.opts
         cls, why = load_state_class(o.state)
         if cls is None:
-            self.state_note = "not applying: %s; keeping the log and the leader's snapshots" % why
+            note = "not applying: %s; keeping the log and the leader's snapshots" % why
             state, snap_entries, snap_bytes = OpaqueState(), 0, 0
         else:
-            self.state_note = "applying with %s" % o.state
+            note = "applying with %s" % o.state
             state, snap_entries, snap_bytes = cls(), o.snapshot_entries, o.snapshot_bytes
-        self.printer.say("wraft replica: " + self.state_note)
+        self.printer.say("wraft replica: " + note)
         try:
             self.store, log, restored = open_records(o.db, o.cluster, o.node,
                                                       max_bytes=o.max_db_bytes)
@@ -192,8 +193,7 @@ class Replica:
             return self.fail(EXIT_STORAGE, "cannot start: stored state in %s does not fit this "
                                            "cluster (%s)" % (o.db, e))
         self.state = state
-        driver = self.driver = ReplicaDriver(node, log, None, clock, o.size, restored=restored,
-                                             on_change=self._changed)
+        driver = self.driver = ReplicaDriver(node, log, None, clock, o.size, restored=restored)
         driver.store = self.store
         if callable(getattr(state, "place", None)):
             # The KV app stamps revisions from its on_applied hook
@@ -222,9 +222,9 @@ class Replica:
             return self.exit_code
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
-        for sig in ("SIGINT", "SIGTERM"):
+        for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(getattr(__import__("signal"), sig), self.stop)
+                loop.add_signal_handler(sig, self.stop)
             except (NotImplementedError, RuntimeError):
                 pass
         o = self.opts
@@ -280,9 +280,6 @@ class Replica:
         info["db_bytes"] = self.store.file_bytes()
         info["state_note"] = "not applying" if isinstance(self.state, OpaqueState) else None
         return info
-
-    def _changed(self, driver):
-        pass  # the run loop redraws every STATUS_EVERY_S
 
     def _show(self, force=False):
         self.printer.show(self.status(), force=force)

@@ -88,7 +88,7 @@ class ReplicaProc(Proc):
         return self.command("status")["ok"]
 
 
-def wait_until(fn, timeout=20.0, interval=0.1, what="condition"):
+def wait_until(fn, timeout=30.0, interval=0.1, what="condition"):
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
