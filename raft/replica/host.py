@@ -42,7 +42,7 @@ from raft.config import Config
 from raft.node import Node
 from raft.records import DamagedStorage, StorageFull
 from raft.replica.status import StatusPrinter
-from raft.replica.storage import StoreRefused, open_records, persist_ready
+from raft.replica.storage import StoreRefused, must_sync, open_records, persist_ready
 from raft.replica.transport import Transport
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
@@ -118,16 +118,19 @@ class NoClients:
 
 
 class ReplicaDriver(Driver):
-    """The browser's Driver with SQLite persistence: one transaction per Ready."""
+    """The browser's Driver with SQLite persistence: one transaction per
+    Ready, synced unless it only moves the commit index (storage.must_sync)."""
 
     store = None
     exit_code = None
+    synced_term_vote = (0, None)  # (term, vote) as last synced to disk
 
     def persist(self, rd):
         if not rd.entries and rd.hard_state is None and rd.snapshot is None:
             return True
+        sync = must_sync(rd, self.synced_term_vote)
         try:
-            with self.store.transaction():
+            with self.store.transaction(sync=sync):
                 persist_ready(self.log, rd)
         except StorageFull as e:
             self.exit_code = EXIT_DISK_FULL
@@ -138,6 +141,10 @@ class ReplicaDriver(Driver):
             self.exit_code = EXIT_STORAGE
             self.halt("cannot write %s: %s" % (self.store.path, e))
             return False
+        if sync:
+            self.stats["synced"] = self.stats.get("synced", 0) + 1
+            if rd.hard_state is not None:
+                self.synced_term_vote = (rd.hard_state[0], rd.hard_state[1])
         if rd.snapshot is not None:
             self.stats["snapshots_saved"] = self.stats.get("snapshots_saved", 0) + 1
         if rd.entries:
@@ -195,6 +202,7 @@ class Replica:
         self.state = state
         driver = self.driver = ReplicaDriver(node, log, None, clock, o.size, restored=restored)
         driver.store = self.store
+        driver.synced_term_vote = (restored.term, restored.vote)
         if callable(getattr(state, "place", None)):
             # The KV app stamps revisions from its on_applied hook
             # (components/kv_view.py, track_revisions): do as its page does.

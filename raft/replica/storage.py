@@ -14,6 +14,12 @@ Durability: journal_mode=WAL with synchronous=FULL. In WAL mode FULL syncs
 the WAL on every COMMIT before it returns, so a Ready that was persisted
 (and then acknowledged) survives a power cut; NORMAL would keep the file
 intact but could lose the last transactions, i.e. acknowledged entries.
+The one exception is etcd's MustSync rule: a Ready that changes only the
+commit index (no entries, no snapshot, same term and vote) is committed
+without the sync (transaction(sync=False)); the next synced commit carries
+it. Losing it to a power cut only makes the node restart with a lower commit
+index, which Raft tolerates (the leader tells it again), and it spares an
+fsync (about 4 ms here) for every acknowledgement a leader counts.
 
 The file also names the cluster and node it belongs to (table meta), and an
 advisory lock keeps a second process off it: two processes acting as the
@@ -150,24 +156,31 @@ class SQLiteStore:
 
     # ---- transactions ---------------------------------------------------
     @contextmanager
-    def transaction(self):
-        """Everything inside commits as one step, or not at all. A nested
-        use joins the outer transaction."""
+    def transaction(self, sync=True):
+        """Everything inside commits as one step, or not at all; with sync,
+        durably (fsync) before this returns. A nested use joins the outer
+        transaction."""
         if self.db.in_transaction:
             yield
             return
-        self._exec("BEGIN IMMEDIATE")
+        if not sync:
+            self._exec("PRAGMA synchronous=NORMAL")
         try:
-            yield
-            self._exec("COMMIT")
-            self.commits += 1
-        except BaseException:
-            if self.db.in_transaction:
-                try:
-                    self.db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass
-            raise
+            self._exec("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._exec("COMMIT")
+                self.commits += 1
+            except BaseException:
+                if self.db.in_transaction:
+                    try:
+                        self.db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                raise
+        finally:
+            if not sync:
+                self.db.execute("PRAGMA synchronous=FULL")
 
     def file_bytes(self):
         """Bytes on disk: the database file and its WAL."""
@@ -211,6 +224,15 @@ def open_records(path, cluster, node, max_bytes=None):
         store.close()
         raise
     return store, log, restored
+
+
+def must_sync(rd, synced_term_vote):
+    """etcd's MustSync: a Ready must reach the disk before anything is sent
+    when it holds entries or a snapshot, or changes the term or the vote
+    (what this node promised); a commit index alone need not."""
+    hs = rd.hard_state
+    return bool(rd.entries or rd.snapshot is not None
+                or (hs is not None and (hs[0], hs[1]) != synced_term_vote))
 
 
 def persist_ready(log, rd):

@@ -542,3 +542,25 @@ def test_a_full_disk_fails_the_persist_and_keeps_the_previous_state(tmp_path):
         persist_ready(log, Ready(n, [[1, "c", n, "y"]], [1, "0", n]))
     store.close()
     assert _state(path)[2][-1] == [1, "c", n, "y"]
+
+
+def test_must_sync_is_etcds_rule():
+    from raft.replica.storage import must_sync
+    tv = (3, "1")
+    assert not must_sync(Ready(hard_state=[3, "1", 9]), tv)  # commit only
+    assert must_sync(Ready(hard_state=[4, None, 9]), tv)  # a new term
+    assert must_sync(Ready(hard_state=[3, "2", 9]), tv)  # a vote
+    assert must_sync(Ready(5, entries(5, 1, 3)), tv)
+    assert must_sync(Ready(snapshot=[4, 3, {}]), tv)
+
+
+def test_an_unsynced_commit_only_transaction_is_still_atomic_and_kept(tmp_path):
+    path = str(tmp_path / "db.sqlite")
+    store, log, _ = open_records(path, "c", "3")
+    with store.transaction():
+        persist_ready(log, Ready(1, entries(1, 5, 1), [1, "0", 2]))
+    with store.transaction(sync=False):
+        persist_ready(log, Ready(hard_state=[1, "0", 5]))
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
+    store.close()
+    assert _state(path)[0] == [1, "0", 5]
