@@ -198,6 +198,8 @@ def leader_comparison(args, server, tmp, log):
                 wait(lambda: str(n) in lead.status()["presence"], 30, "window %d present" % n)
                 lead.command("add_learner %d" % n)
             for n in (1, 2):
+                wait(lambda: (lead.status()["peer_status"] or {}).get(str(n), {}).get("recent"),
+                     30, "learner %d heard from" % n)
                 lead.command("promote %d" % n)
             wait(lambda: all(window_status(p)["membership"] == "voter" for p in r_pages.values()),
                  30, "windows promoted")

@@ -23,7 +23,9 @@ def test_kv_commands_print_json_lines_with_exit_codes(signaling, tmp_path):
                                     "previous": None}]), err
         code, out, _ = run_client(signaling.ws, "kvc", *kv, "put", "n", "41")
         assert code == 0 and out[0]["value"] == 41  # JSON values; a bare word is a string
-        code, out, _ = run_client(signaling.ws, "kvc", *kv, "--via", lead, "get", "greeting")
+        # a linearizable read through a follower sees the write just committed
+        follower = next(r.node for r in reps if r.node != lead)
+        code, out, _ = run_client(signaling.ws, "kvc", *kv, "--via", follower, "get", "greeting")
         assert code == 0 and out[0]["value"] == "hello" and out[0]["found"] and out[0]["index"] > 0
         code, out, _ = run_client(signaling.ws, "kvc", *kv, "cas", "n", "40", "42")
         assert code == 1 and out == [{"ok": True, "key": "n", "swapped": False, "value": 41}]
