@@ -200,6 +200,7 @@ class Transport:
             "introducer_attempts", "introducer_connects"), 0)
         self._peers = {}
         self._ws = None
+        self._outbox = None
         self._ws_attempts = 0
         self._stopped = True
         self._sid_next = random.randrange(1 << 30)
@@ -299,13 +300,19 @@ class Transport:
                     async with http.ws_connect(self.ws_url, max_msg_size=1 << 20,
                                                autoping=True) as ws:
                         self._ws = ws
+                        self._outbox = asyncio.Queue()
+                        sender = asyncio.get_event_loop().create_task(self._ws_sender(ws))
                         self.stats["introducer_connects"] += 1
-                        await ws.send_str(json.dumps(self._join_frame()))
-                        async for msg in ws:
-                            if msg.type == aiohttp.WSMsgType.TEXT:
-                                self._on_ws_message(msg.data)
-                            elif msg.type in (aiohttp.WSMsgType.ERROR, aiohttp.WSMsgType.CLOSE):
-                                break
+                        try:
+                            await ws.send_str(json.dumps(self._join_frame()))
+                            async for msg in ws:
+                                if msg.type == aiohttp.WSMsgType.TEXT:
+                                    self._on_ws_message(msg.data)
+                                elif msg.type in (aiohttp.WSMsgType.ERROR,
+                                                  aiohttp.WSMsgType.CLOSE):
+                                    break
+                        finally:
+                            sender.cancel()
                         code = ws.close_code
                         self.last_error = "introducer closed the connection (code %s)" % code
                 except asyncio.CancelledError:
@@ -337,13 +344,16 @@ class Transport:
         ws = self._ws
         if ws is None or ws.closed:
             return False
-        asyncio.get_event_loop().create_task(self._ws_send_now(ws, json.dumps(frame)))
+        self._outbox.put_nowait(json.dumps(frame))
         return True
 
-    @staticmethod
-    async def _ws_send_now(ws, text):
+    async def _ws_sender(self, ws):
+        """Frames go out one at a time, in the order they were made."""
         try:
-            await ws.send_str(text)
+            while True:
+                await ws.send_str(await self._outbox.get())
+        except asyncio.CancelledError:
+            raise
         except Exception:
             pass  # the socket is going; the loop reconnects
 

@@ -3,10 +3,8 @@ app) on 127.0.0.1, and ICE host candidates on loopback only, so aiortc peers
 in CPython connect with no network (browsers never offer loopback
 candidates: tests with Chromium run in scripts/in-netns instead)."""
 
-import asyncio
 import importlib.util
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,16 +33,6 @@ async def introducer_url(aiohttp_server):
     gather_on(["127.0.0.1"])
     srv = await aiohttp_server(make_app(), host="127.0.0.1")
     return "ws://127.0.0.1:%d/ws" % srv.port
-
-
-async def until(pred, timeout=10.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = pred()
-        if value:
-            return value
-        await asyncio.sleep(0.02)
-    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 through its stdin commands; plain threads, no asyncio (the browser tests
 keep Playwright's loop in the main thread)."""
 
+import asyncio
 import json
 import os
 import queue
@@ -113,3 +114,13 @@ def run_client(introducer, cluster, *args, timeout=60, loopback=True):
                        capture_output=True, text=True, timeout=timeout,
                        env=dict(os.environ, PYTHONPATH=str(ROOT)))
     return p.returncode, [json.loads(x) for x in p.stdout.splitlines() if x.strip()], p.stderr
+
+
+async def until(pred, timeout=10.0, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = pred()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))

@@ -13,7 +13,7 @@ import pytest
 from raft.replica import transport as tr
 from raft.replica.transport import MessageTooLarge, Transport, join_auth, parse_candidate
 
-from conftest import until
+from replica_helpers import until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
