@@ -27,13 +27,15 @@ result is null).
 Exit codes: 0 done; 1 a compare-and-set that did not swap; 2 bad command
 line; 5 introducer unreachable; 6 refused by the introducer (wrong
 --secret); 7 no leader (or no member) within --timeout; 8 the cluster
-refused the command (invalid, too large, failed in the app).
+refused the command (invalid, too large, failed in the app); 130 cut short
+by Ctrl-C (which ends `watch` with 0).
 """
 
 import argparse
 import asyncio
 import json
 import random
+import signal
 import sys
 import time
 
@@ -48,6 +50,7 @@ from raft.replica.transport import Transport
 EXIT_NOT_SWAPPED = 1
 EXIT_NO_LEADER = 7
 EXIT_FAILED = 8
+EXIT_INTERRUPTED = 130
 # The /kv app's state class, imported by name at run time (nothing in raft/
 # imports components/); --state names another.
 KV_STATE = "components.kv_view:KVState"
@@ -138,14 +141,20 @@ class Client:
             self.printer.show(info)
 
     async def run(self):
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         self.driver.start()
         self.transport.start()
+        work = asyncio.ensure_future(self.command())
         try:
-            work = asyncio.ensure_future(self.command())
             start = time.monotonic()
             while not work.done():
                 self.show()
                 self.check_introducer(start)
+                if stop.is_set():  # Ctrl-C: the way to end `watch`; else cut short
+                    return 0 if self.opts.command == "watch" else EXIT_INTERRUPTED
                 await asyncio.wait([work], timeout=0.25)
             return work.result()
         finally:
@@ -284,8 +293,6 @@ def main(argv=None):
         return asyncio.run(client.run())
     except ClientError as e:
         return fail(e.code, e.error, e.message)
-    except KeyboardInterrupt:  # the way to end `watch`; anything else was cut short
-        return 0 if opts.command == "watch" else 130
     finally:
         sys.stdout = out
 

@@ -5,6 +5,7 @@ candidates: tests with Chromium run in scripts/in-netns instead)."""
 
 import importlib.util
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,18 +14,46 @@ from signaling.app import make_app
 
 # the browser tests' helpers (signaling subprocess, Chromium flags, windows)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
-from browser_helpers import Introducer  # noqa: E402
+from browser_helpers import CHROMIUM, CHROMIUM_FLAGS, Introducer  # noqa: E402
 
-# Chromium fixtures for the end-to-end tests (browser marker): the same as
-# tests/browser's (scripts/in-netns only; skipped or failed elsewhere).
+# For the end-to-end tests (browser marker): tests/browser's server fixture
+# and guard (scripts/in-netns only; skipped, or failed in CI, elsewhere).
 _spec = importlib.util.spec_from_file_location(
     "browser_conftest", Path(__file__).resolve().parents[1] / "browser" / "conftest.py")
 _browser_conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_browser_conftest)
-browser = _browser_conftest.browser
 server = _browser_conftest.server
 _browser_guard = _browser_conftest._browser_guard
-pytest_runtest_makereport = _browser_conftest.pytest_runtest_makereport
+
+
+@pytest.fixture
+def in_browser():
+    """in_browser(body): body(browser) in a thread of its own, with its own
+    Playwright and Chromium. tests/browser's session-wide Playwright keeps
+    its asyncio loop running in the main thread, where a second sync
+    Playwright cannot start; one thread holds one."""
+    def run(body, timeout=600):
+        from playwright.sync_api import sync_playwright
+        box = {}
+
+        def main():
+            try:
+                with sync_playwright() as p:
+                    b = p.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                          args=CHROMIUM_FLAGS)
+                    try:
+                        body(b)
+                    finally:
+                        b.close()
+            except BaseException as e:  # re-raised in the test's thread
+                box["error"] = e
+        t = threading.Thread(target=main)
+        t.start()
+        t.join(timeout)
+        assert not t.is_alive(), "browser scenario hung"
+        if "error" in box:
+            raise box["error"]
+    return run
 
 
 @pytest.fixture

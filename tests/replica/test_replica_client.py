@@ -37,11 +37,14 @@ def test_kv_commands_print_json_lines_with_exit_codes(signaling, tmp_path):
         assert code == 0 and out[0]["found"] is False
         # watch prints each change as it commits
         w = Proc(client_cmd(signaling.ws, "kvc", *kv, "watch"), stdin=False)
-        wait_until(lambda: "watching" in w.stderr(), what="watch started")
-        assert run_client(signaling.ws, "kvc", *kv, "put", "w", "1")[0] == 0
-        wait_until(lambda: any('"command": ["put", "w", 1]' in line for line in w.out),
-                   what="watch line")
-        assert w.interrupt() == 0
+        try:
+            wait_until(lambda: "watching" in w.stderr(), what="watch started")
+            assert run_client(signaling.ws, "kvc", *kv, "put", "w", "1")[0] == 0
+            wait_until(lambda: any('"command": ["put", "w", 1]' in line for line in w.out),
+                       what="watch line")
+            assert w.interrupt() == 0  # Ctrl-C is how a watch ends
+        finally:
+            w.kill()
     finally:
         for r in reps:
             r.kill()

@@ -54,7 +54,11 @@ def wipe(w, i):
 
 
 def test_replica_learner_promoted_killed_then_sole_holder_restores_fresh_windows(
-        browser, server, tmp_path):
+        in_browser, server, tmp_path):
+    in_browser(lambda browser: replica_story(browser, server, tmp_path))
+
+
+def replica_story(browser, server, tmp_path):
     t0 = time.monotonic()
     w = Windows(browser, server, "rep", path="/todo")
     ws = "ws://127.0.0.1:%d/ws" % server.port
@@ -156,10 +160,15 @@ def test_replica_learner_promoted_killed_then_sole_holder_restores_fresh_windows
         w.close_all()
 
 
-def test_cli_client_and_a_replica_on_the_kv_app_agree_with_the_windows(browser, server, tmp_path):
+def test_cli_client_and_a_replica_on_the_kv_app_agree_with_the_windows(in_browser, server,
+                                                                        tmp_path):
     """The client's default state class is the /kv app's (KVState): its
     writes show in the windows, its reads see theirs; a replica with the
     same class stamps the same revisions as the windows do."""
+    in_browser(lambda browser: kv_story(browser, server, tmp_path))
+
+
+def kv_story(browser, server, tmp_path):
     w = Windows(browser, server, "repkv", path="/kv")
     ws = "ws://127.0.0.1:%d/ws" % server.port
     rep = None
