@@ -693,8 +693,8 @@ class Transport:
             if event.data == "ping":
                 conn.ctl_send("pong")
 
-        conn.pc.onicecandidate = make(on_ice)
-        conn.pc.onconnectionstatechange = make(on_state)
+        conn.pc.onicecandidate = conn.proxies.handler(on_ice)
+        conn.pc.onconnectionstatechange = conn.proxies.handler(on_state)
         conn.dc.onopen = make(on_open)
         conn.dc.onclose = make(on_close)
         conn.dc.onmessage = make(on_dc_message)
