@@ -266,6 +266,7 @@ _EVALUATE = ("async (argText) => { const arg = JSON.parse(argText); let v = (%s)
              " if (typeof v === 'function') v = v(arg); v = await v;"
              " return v === undefined ? 'null' : JSON.stringify(v); }")
 
+WAIT = {"commit": "none", "domcontentloaded": "interactive", "load": "complete"}
 KEYS = {"Enter": "\ue007", "Escape": "\ue00c", "Tab": "\ue004", "Backspace": "\ue003"}
 
 
@@ -296,14 +297,15 @@ class FirefoxPage:
     def on(self, event, callback):
         self._handlers[event].append(callback)
 
-    def goto(self, url, timeout=60_000):
+    def goto(self, url, wait_until="load", timeout=60_000):
         self.url = url
         self.firefox.command("browsingContext.navigate",
-                             {"context": self.context, "url": url, "wait": "complete"},
+                             {"context": self.context, "url": url, "wait": WAIT[wait_until]},
                              timeout=timeout / 1000)
 
-    def reload(self, timeout=60_000):
-        self.firefox.command("browsingContext.reload", {"context": self.context, "wait": "complete"},
+    def reload(self, wait_until="load", timeout=60_000):
+        self.firefox.command("browsingContext.reload",
+                             {"context": self.context, "wait": WAIT[wait_until]},
                              timeout=timeout / 1000)
 
     def evaluate(self, expression, arg=None):
@@ -319,18 +321,27 @@ class FirefoxPage:
             raise BidiError("evaluate(%r) threw: %s" % (expression[:80], details.get("text")))
         return json.loads(result["result"]["value"])
 
-    def wait_for_selector(self, selector, state="visible", timeout=30_000):
-        """Poll until `selector` matches (state 'attached') or matches a
-        rendered element ('visible'); raises on timeout."""
-        check = ("s => { const e = document.querySelector(s[0]); if (!e) return false;"
-                 " return s[1] !== 'visible' || e.getClientRects().length > 0; }")
+    def wait_for_function(self, expression, arg=None, timeout=30_000):
+        """Poll evaluate(expression, arg) until it is truthy; returns it. A
+        navigation in progress (no document to run in yet) counts as falsy."""
         deadline = time.monotonic() + timeout / 1000
         while True:
-            if self.evaluate(check, [selector, state]):
-                return
+            try:
+                value = self.evaluate(expression, arg)
+            except BidiError:
+                value = None
+            if value:
+                return value
             if time.monotonic() > deadline:
-                raise TimeoutError("%s: no %s %r within %d ms" % (self.url, state, selector, timeout))
-            time.sleep(0.1)
+                raise TimeoutError("%s: %s not true within %d ms" % (self.url, expression[:80], timeout))
+            time.sleep(0.05)
+
+    def wait_for_selector(self, selector, state="visible", timeout=30_000):
+        """Wait until `selector` matches (state 'attached') or matches a
+        rendered element ('visible')."""
+        check = ("s => { const e = document.querySelector(s[0]); if (!e) return false;"
+                 " return s[1] !== 'visible' || e.getClientRects().length > 0; }")
+        self.wait_for_function(check, [selector, state], timeout)
 
     def _element(self, selector):
         found = self.firefox.command("script.callFunction", {
@@ -409,11 +420,13 @@ def firefox(tmp_path_factory):
 
 class Mix:
     """A stand-in browser whose new_context() comes from each of `browsers` in
-    turn, so the helpers written for one browser (one context per window)
-    open a mixed cluster: Cluster(Mix([chromium, chromium, firefox]), ...)."""
+    turn, round and round, so the helpers written for one browser (a context
+    per window, windows 0, 1, 2 in that order) open a mixed cluster:
+    Cluster(Mix([chromium, chromium, firefox]), ...)."""
 
     def __init__(self, browsers):
-        self._browsers = iter(browsers)
+        self.browsers = list(browsers)
+        self._next = itertools.cycle(self.browsers)
 
     def new_context(self, **options):
-        return next(self._browsers).new_context(**options)
+        return next(self._next).new_context(**options)

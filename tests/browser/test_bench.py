@@ -174,7 +174,7 @@ def test_runner_medians_and_targets():
     args = parse_args(["--quick"])
     runs = [_fake_run(1000, 850, 21000), _fake_run(1200, 700, 1000), _fake_run(1100, 900, 25000)]
     f = summarize(args, runs, {"mpy": [1.2, 2.0, 1.4], "py": []},
-                  {"mpy": [3.0, 2.0, 2.2], "py": []}, None, "156")
+                  {"mpy": [3.0, 2.0, 2.2], "py": []}, None, "chromium", "Chromium 156 x3")
     assert f["rtt_baseline_per_s"] == 1100 and f["sequential_writes_per_s"] == 850
     assert f["pipelined_writes_per_s"] == 21000
     assert f["cold_start_first_commit_s"] == {"mpy": 1.4}
@@ -187,7 +187,7 @@ def test_runner_medians_and_targets():
     assert t["failover_s"]["met"] is True
     for key in ("sequential_writes_per_s", "rtt_baseline_per_s", "pipelined_writes_per_s",
                 "commit_latency_p50_ms", "commit_latency_p99_ms", "cold_start_first_commit_s",
-                "failover_s", "localstorage_bytes_after", "runtime", "chromium_version",
+                "failover_s", "localstorage_bytes_after", "runtime", "browser", "browsers",
                 "machine"):
         assert key in f
     assert f["machine"]["cores"] >= 1
@@ -197,8 +197,11 @@ def test_runner_refuses_bad_arguments(capsys):
     from benchmarks.__main__ import parse_args
 
     for argv in (["--repeats", "0"], ["--duration", "-1"], ["--inflight", "0"],
-                 ["--runtime", "ruby"]):
+                 ["--runtime", "ruby"], ["--browser", "safari"], ["--browser", "firefox,"],
+                 ["--browser", "mixed,opera"]):
         with pytest.raises(SystemExit) as e:
             parse_args(argv)
         assert e.value.code == 2
     assert "error" in capsys.readouterr().err
+    assert parse_args(["--browser", "chromium,firefox,mixed"]).browsers == [
+        "chromium", "firefox", "mixed"]
