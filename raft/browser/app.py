@@ -92,6 +92,15 @@ def ice_servers(attrs):
     return ice
 
 
+def ice_transport_policy(attrs, query):
+    """?ice-transport-policy=relay (or the <raft-node> attribute): gather TURN
+    relay candidates only, to check a TURN set-up; default "all"."""
+    policy = query.get("ice-transport-policy") or attrs.get("ice-transport-policy") or "all"
+    if policy not in ("all", "relay"):
+        raise PageConfigError("ice-transport-policy %r: use all or relay" % policy)
+    return policy
+
+
 def resolve_config(attrs, host, path, query):
     """Everything start() needs from markup (attrs), location and ?query.
     Pure, so it is tested in CPython; raises PageConfigError on bad input."""
@@ -118,7 +127,7 @@ def resolve_config(attrs, host, path, query):
     secret = query.get("secret") or None
     return {"size": size, "node": node, "voters": [str(i) for i in range(size)],
             "cluster": cluster, "ice_servers": ice, "introducer": introducer,
-            "secret": secret}
+            "secret": secret, "ice_transport_policy": ice_transport_policy(attrs, query)}
 
 
 def snapshot_thresholds(attrs):
@@ -273,6 +282,7 @@ class App:
         self._status_ms = driver.clock()
         info = driver.status()
         info["cluster"] = self.config.get("cluster")
+        info["ice_error"] = self.transport.ice_error if self.transport else None
         self.status_view.update(info)
 
     def _record_applied(self, first, entries):
@@ -296,8 +306,9 @@ class App:
                                      "cluster": self.config.get("cluster")})
 
 
-NODE_ATTRS = ("size", "introducer", "ice-servers", "cluster", "snapshot-entries", "snapshot-bytes")
-NODE_QUERY = ("node", "cluster", "secret", "size")
+NODE_ATTRS = ("size", "introducer", "ice-servers", "cluster", "snapshot-entries", "snapshot-bytes",
+              "ice-transport-policy")
+NODE_QUERY = ("node", "cluster", "secret", "size", "ice-transport-policy")
 
 
 def markup_attrs(document, names=NODE_ATTRS):
@@ -395,6 +406,7 @@ def start(state_class, on_change=None):
                               on_message=driver.on_message, on_peer=driver.on_peer,
                               ws_url=ws_url(cfg["introducer"], location),
                               ice_servers=cfg["ice_servers"], secret=cfg["secret"],
+                              ice_transport_policy=cfg["ice_transport_policy"],
                               # client windows get a channel only when they ask
                               wants=lambda peer: not is_client_id(peer))
     except (ValueError, RuntimeError) as e:

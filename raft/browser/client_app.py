@@ -41,7 +41,7 @@ def client_requested(attrs, query):
 
 def resolve_client_config(attrs, path, query):
     """What a client page needs from markup and URL (pure; PageConfigError)."""
-    from raft.browser.app import PageConfigError, cluster_name, ice_servers
+    from raft.browser.app import PageConfigError, cluster_name, ice_servers, ice_transport_policy
     cluster = cluster_name(attrs, path, query)
     via = query.get("via") or None
     if via is not None and not (via.isdigit() and len(via) <= 3):
@@ -49,7 +49,8 @@ def resolve_client_config(attrs, path, query):
     ice = ice_servers(attrs)
     return {"cluster": cluster, "via": str(int(via)) if via else None, "ice_servers": ice,
             "introducer": attrs.get("introducer") or "/ws",
-            "secret": query.get("secret") or None, "client": True}
+            "secret": query.get("secret") or None, "client": True,
+            "ice_transport_policy": ice_transport_policy(attrs, query)}
 
 
 def choose_member(members, via, avoid, r):
@@ -358,6 +359,7 @@ def start_client(app, document, location):
                               on_presence=driver.on_presence,
                               ws_url=ws_url(cfg["introducer"], location),
                               ice_servers=cfg["ice_servers"], secret=cfg["secret"],
+                              ice_transport_policy=cfg["ice_transport_policy"],
                               wants=driver.wants, ask_after_ms=0)
     except (ValueError, RuntimeError) as e:
         app.show_error("cannot start: %s" % e)

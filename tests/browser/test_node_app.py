@@ -27,7 +27,8 @@ class Loc:
 def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     cfg = resolve_config({}, "wraft2.localhost:8000", "/counter", {})
     assert cfg == {"size": 3, "node": "2", "voters": ["0", "1", "2"], "cluster": "counter",
-                   "ice_servers": None, "introducer": "/ws", "secret": None}
+                   "ice_servers": None, "introducer": "/ws", "secret": None,
+                   "ice_transport_policy": "all"}
     cfg = resolve_config({"size": "5", "cluster": "team", "introducer": "/sig",
                           "ice-servers": '[{"urls": "stun:127.0.0.1:3478"}]'},
                          "localhost:8000", "/todo", {"node": "4"})
@@ -56,6 +57,7 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     ({}, "wraft0.localhost", {"cluster": "bad name"}, "cluster name"),
     ({"ice-servers": "{"}, "wraft0.localhost", {}, "not JSON"),
     ({"ice-servers": '{"urls": "x"}'}, "wraft0.localhost", {}, "JSON list"),
+    ({}, "wraft0.localhost", {"ice-transport-policy": "turn"}, "use all or relay"),
 ])
 def test_bad_markup_or_url_is_a_clear_error(attrs, host, query, message):
     with pytest.raises(PageConfigError, match=message):
