@@ -179,7 +179,7 @@ class Coturn(Process):
     def start(self, timeout=15):
         conf = self.workdir / "turnserver.conf"
         conf.write_text(self.config())
-        self.spawn(["turnserver", "-c", str(conf)])
+        self.spawn([tool("turnserver"), "-c", str(conf)])
         try:
             wait_for(lambda: (self.check_running() or True) and self.answers_stun(),
                      timeout, "coturn on %s:%d" % (self.address, self.port))
@@ -262,5 +262,15 @@ class SecondMachine:
         subprocess.run(["ip", "link", "del", self.a_dev], capture_output=True)
 
 
+def tool(program):
+    """The path of a Debian tool (nginx, turnserver live in /usr/sbin, which a
+    normal user's PATH may lack), or None."""
+    found = shutil.which(program)
+    if found is None and os.access("/usr/sbin/" + program, os.X_OK):
+        found = "/usr/sbin/" + program
+    return found
+
+
 def have(*programs):
-    return [p for p in programs if shutil.which(p) is None]
+    """The programs that are missing."""
+    return [p for p in programs if tool(p) is None]

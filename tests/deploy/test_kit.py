@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import websockets.sync.client as ws_client
 
-from services import DEPLOY, ROOT, Process, have, tcp_open, wait_for
+from services import DEPLOY, ROOT, Process, have, tcp_open, tool, wait_for
 
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 from browser_helpers import Introducer, free_port  # noqa: E402
@@ -128,10 +128,11 @@ def test_nginx_proxies_pages_and_the_websocket_with_the_headers(tmp_path):
     srv.start()
     http_port, https_port = free_port(), free_port()
     main, crt = nginx_site(tmp_path, srv.port, http_port, https_port)
-    out = run(["nginx", "-t", "-p", str(tmp_path), "-c", str(main), "-e", "stderr"])
+    nginx_bin = tool("nginx")
+    out = run([nginx_bin, "-t", "-p", str(tmp_path), "-c", str(main), "-e", "stderr"])
     assert out.returncode == 0, out.stderr
     nginx = Process("nginx", tmp_path / "nginx.log")
-    nginx.spawn(["nginx", "-p", str(tmp_path), "-c", str(main), "-e", "stderr",
+    nginx.spawn([nginx_bin, "-p", str(tmp_path), "-c", str(main), "-e", "stderr",
                  "-g", "daemon off;"])
     try:
         wait_for(lambda: (nginx.check_running() or True) and tcp_open("127.0.0.1", https_port),
