@@ -109,6 +109,14 @@ def test_status_shows_roles_and_read_only_state():
     assert 'role="alert"' in html and "&lt;damaged&gt;" in html and "<damaged>" not in html
 
 
+def test_a_stun_turn_error_shows_while_peers_are_missing():
+    why = "TURN server turn:10.0.0.1:3478 refused the <credentials> (401 Unauthorized)"
+    html = render_html(info(peers=["0"], ice_error=why))
+    assert "data-raft-ice-error" in html and "refused the &lt;credentials&gt; (401" in html
+    assert "data-raft-ice-error" not in render_html(info(ice_error=why))  # every peer is up
+    assert "data-raft-ice-error" not in render_html(info(peers=[]))
+
+
 def test_last_write_text():
     assert last_write_text(info()) == "none yet"
     assert last_write_text(info(last_write={"committed": False, "error": None})) == "pending"
