@@ -261,10 +261,11 @@ class ConsoleMessage:
 
 # script.callFunction wrapper: Playwright's evaluate() semantics (a function
 # expression is called with the argument; promises are awaited), the result
-# crossing as JSON text.
+# crossing as JSON text; a value JSON cannot carry (a function, a node)
+# arrives as true, or None when it is falsy.
 _EVALUATE = ("async (argText) => { const arg = JSON.parse(argText); let v = (%s);"
              " if (typeof v === 'function') v = v(arg); v = await v;"
-             " return v === undefined ? 'null' : JSON.stringify(v); }")
+             " const t = JSON.stringify(v); return t === undefined ? (v ? 'true' : 'null') : t; }")
 
 WAIT = {"commit": "none", "domcontentloaded": "interactive", "load": "complete"}
 KEYS = {"Enter": "\ue007", "Escape": "\ue00c", "Tab": "\ue004", "Backspace": "\ue003"}

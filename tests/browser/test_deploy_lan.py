@@ -19,7 +19,7 @@ from firefox import Mix
 from test_node_cluster import Cluster, check_convergence, ok_values
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
-from services import Coturn, SecondMachine, have, turn_credential, turn_url  # noqa: E402
+from services import ALLOCATED, Coturn, SecondMachine, have, turn_credential, turn_url  # noqa: E402
 
 pytestmark = pytest.mark.browser
 SECRET = "lan-secret"
@@ -119,10 +119,10 @@ def test_lan_cluster_across_two_machines_through_turn(lan, machine_b, tmp_path):
     turn.start()
     try:
         user, password = turn_credential(TURN_SECRET, "lan", 3600)
-        before = turn.log().count("ALLOCATE processed, success")
+        before = turn.count(ALLOCATED)
         c = lan("lanturn", server_args=["--ice-server", turn_url(
             machine_b.a_addr, 3478, user, password)], query="&ice-transport-policy=relay")
         check_across(c, machine_b)
-        assert turn.log().count("ALLOCATE processed, success") - before >= 3
+        assert turn.count(ALLOCATED) - before >= 3
     finally:
         turn.stop()

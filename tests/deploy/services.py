@@ -56,11 +56,16 @@ class Process:
         if self.proc is None or self.proc.poll() is not None:
             raise RuntimeError("%s exited:\n%s" % (self.name, self.log()))
 
-    def log(self):
+    def log(self, tail=6000):
+        """The end of its output (all of it with tail=None)."""
         try:
-            return self.log_path.read_text(errors="replace")[-6000:]
+            text = self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+        return text if tail is None else text[-tail:]
+
+    def count(self, text):
+        return self.log(tail=None).count(text)
 
     def stop(self):
         if self.proc is None:
@@ -145,6 +150,9 @@ def turn_credential(secret, name, ttl_s, now=None):
 def turn_url(host, port, username, password):
     """An --ice-server argument for `python -m signaling`."""
     return "turn:%s:%s@%s:%d" % (quote(username, safe=""), quote(password, safe=""), host, port)
+
+
+ALLOCATED = "ALLOCATE processed, success"  # coturn's log line for a relay handed out
 
 
 class Coturn(Process):
