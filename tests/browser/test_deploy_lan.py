@@ -9,6 +9,7 @@ through coturn. Plain-http LAN pages are no secure context (no WebCrypto).
 """
 
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from browser_helpers import CHROMIUM, CHROMIUM_FLAGS, Introducer, free_port
 from firefox import Mix
-from test_node_cluster import Cluster, check_convergence, ok_values
+from test_node_cluster import Cluster, check_convergence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from services import ALLOCATED, Coturn, SecondMachine, have, turn_credential, turn_url  # noqa: E402
@@ -83,7 +84,6 @@ def lan(browser, browser_b, machine_b, tmp_path, request):
 
 
 def free(port):
-    import socket
     with socket.socket() as s:
         try:
             s.bind(("0.0.0.0", port))
@@ -100,12 +100,7 @@ def check_across(c, machine_b):
     for i in range(3):
         assert c.pages[i].evaluate("[window.isSecureContext, typeof crypto.subtle]") == [
             False, "undefined"]
-    check_convergence(c)
-    lead = c.one_leader()
-    c.close(lead)  # the cluster goes on across the link
-    survivors = c.alive()
-    assert c.one_leader(survivors) != lead
-    ok_values([c.propose(survivors[-1], 9)])
+    check_convergence(c)  # writes from both machines, read on both, one order
 
 
 def test_lan_cluster_across_two_machines(lan, machine_b):
