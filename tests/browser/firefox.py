@@ -105,18 +105,13 @@ def user_js(prefs):
 
 
 class Firefox:
-    """One headless firefox-esr process and its BiDi session.
+    """One headless firefox-esr process and its BiDi session; `prefs` are
+    added to PREFS."""
 
-    `prefix` runs Firefox under another command (e.g. nsenter into another
-    network namespace); `prefs` are added to PREFS.
-    """
-
-    def __init__(self, workdir, prefs=None, prefix=(), accept_insecure_certs=False):
+    def __init__(self, workdir, prefs=None):
         self.workdir = Path(workdir)
         self.profile = self.workdir / "profile"
         self.prefs = dict(PREFS, **(prefs or {}))
-        self.prefix = list(prefix)
-        self.accept_insecure_certs = accept_insecure_certs
         self.proc = None
         self.ws = None
         self.stderr_tail = []
@@ -133,7 +128,7 @@ class Firefox:
         (self.profile / "user.js").write_text(user_js(self.prefs))
         env = dict(os.environ, MOZ_DISABLE_NONLOCAL_CONNECTIONS="1", MOZ_CRASHREPORTER_DISABLE="1",
                    MOZ_HEADLESS="1", HOME=str(self.workdir))
-        cmd = [*self.prefix, FIREFOX, "--headless", "--no-remote", "--profile", str(self.profile),
+        cmd = [FIREFOX, "--headless", "--no-remote", "--profile", str(self.profile),
                "--remote-debugging-port=0", "about:blank"]
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -160,8 +155,7 @@ class Firefox:
         self.ws = connect(url[0] + "/session", max_size=None, open_timeout=timeout, proxy=None,
                           legacy=True)  # a plain connection we close ourselves
         threading.Thread(target=self._read_socket, daemon=True).start()
-        caps = self.command("session.new", {"capabilities": {"alwaysMatch": {
-            "acceptInsecureCerts": self.accept_insecure_certs}}})["capabilities"]
+        caps = self.command("session.new", {"capabilities": {}})["capabilities"]
         self.version = caps.get("browserVersion")
         self.command("session.subscribe", {"events": ["log.entryAdded"]})
         return self
@@ -175,7 +169,10 @@ class Firefox:
                     ctx = (params.get("source") or {}).get("context")
                     callback = self._listeners.get(ctx)
                     if callback is not None:
-                        callback(msg.get("method"), params)
+                        try:
+                            callback(msg.get("method"), params)
+                        except Exception as e:  # a listener's bug must not stop the reader
+                            self.stderr_tail.append("listener failed: %r" % e)
                     continue
                 with self._lock:
                     slot = self._pending.get(msg.get("id"))
@@ -215,7 +212,8 @@ class Firefox:
         return FirefoxContext(self, self.command("browser.createUserContext")["userContext"])
 
     def close(self):
-        if self.ws is not None:
+        asked = self.ws is not None  # browser.close sent: give it time to exit by itself
+        if asked:
             try:
                 self.command("browser.close", timeout=10)
             except BidiError:
@@ -224,7 +222,7 @@ class Firefox:
             self.ws = None
         if self.proc is not None:
             try:
-                self.proc.wait(10)
+                self.proc.wait(10 if asked else 0.1)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
