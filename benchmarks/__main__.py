@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-BROWSERS = ("chromium", "firefox", "mixed")  # as benchmarks.browser.BROWSERS (imported late)
+BROWSERS = ("chromium", "firefox", "mixed")  # mixed: windows 0, 1 Chromium, 2 Firefox
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
 IN_NETNS = REPO / "scripts" / "in-netns"
 
@@ -319,7 +319,7 @@ def print_profile(p):
 
 
 def measure(args, browser, server, log):
-    """Every figure for one choice of browsers; None when no bench run succeeded."""
+    """Every measurement for one choice of browsers (the raw parts report() prints)."""
     t0 = time.monotonic()
     load_at_start = os.getloadavg()
     runs, cold, failover, profiled, breakdown, errors = collect(args, browser, server, log)

@@ -25,9 +25,6 @@ LOAD_MS = {"mpy": 20_000, "py": 60_000}
 ELECT_S = 30
 
 
-BROWSERS = ("chromium", "firefox", "mixed")  # mixed: windows 0, 1 Chromium, 2 Firefox
-
-
 def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BENCH_FLAGS)
 

@@ -63,9 +63,8 @@ def lan(browser, browser_b, machine_b, tmp_path, request):
     made = []
 
     def make(tag, server_args=(), query=""):
-        port = free_port()
-        while not all(free(port + i) for i in range(1, 3)):
-            port = free_port()
+        # --lan serves port, port + 1, port + 2
+        port = next(p for p in (free_port() for _ in range(50)) if free(p + 1) and free(p + 2))
         # all addresses of this namespace (A), as --lan does; nothing else can reach them
         srv = Introducer(tmp_path, port=port, args=["--lan", "--host", "0.0.0.0", "--secret", SECRET,
                                                     *server_args])
