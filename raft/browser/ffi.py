@@ -25,14 +25,6 @@ def to_js(value):
     return js.JSON.parse(json.dumps(value))
 
 
-def to_py(value):
-    """A plain Python value from a JS object/array (None for null/undefined)."""
-    text = js.JSON.stringify(value)
-    if not isinstance(text, str):  # JSON.stringify(undefined) is undefined
-        return None
-    return json.loads(text)
-
-
 _try_new = js.Function.new(
     "C", "arg", "try { return new C(arg) } catch (e) { return 'error: ' + e }"
 )

@@ -8,8 +8,8 @@ raft/browser/TRANSPORT.md. Runs under MicroPython and Pyodide.
 """
 
 import asyncio
-import binascii
 import hashlib
+import hmac
 import json
 
 import js
@@ -61,23 +61,11 @@ def backoff_delay(attempt, limits):
     return d / 2 + rand() * d / 2
 
 
-def hmac_sha256_hex(key, msg):
-    """HMAC-SHA256 (RFC 2104) on hashlib.sha256: MicroPython has no hmac module."""
-    key = key.encode()
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = key + b"\x00" * (64 - len(key))
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    inner.update(msg.encode())
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-    outer.update(inner.digest())
-    return binascii.hexlify(outer.digest()).decode()
-
-
 def join_auth(secret, cluster, node, ts):
-    """The join frame's auth field (PROTOCOL.md, Authentication)."""
+    """The join frame's auth field (PROTOCOL.md, Authentication). hmac and
+    hashlib are frozen into PyScript's MicroPython, with CPython's digests."""
     msg = cluster + "\n" + node + "\n" + str(ts)
-    return {"ts": ts, "mac": hmac_sha256_hex(secret, msg)}
+    return {"ts": ts, "mac": hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()}
 
 
 def _is_candidate_json(text):

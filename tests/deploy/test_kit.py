@@ -228,15 +228,19 @@ def test_dockerfile_builds_from_the_locks_and_its_files_serve_every_page(tmp_pat
     srv = Introducer(tmp_path, args=["--root", str(app)])
     srv.start()
     try:
-        paths = ["/", "/todo", "/kv", "/counter", "/bench", "/pyscript.toml", "/pages/loader.js",
+        configs = sorted((ROOT / "pages").glob("*.toml"))  # one PyScript config per page
+        assert {c.stem for c in configs} >= {"index", "todo", "kv", "counter", "bench"}
+        paths = ["/", "/todo", "/kv", "/counter", "/bench", "/pages/loader.js",
                  "/pyscript/core.js", "/pyscript/micropython/micropython.wasm",
                  "/pyscript/pyodide/pyodide.asm.wasm", "/vendor/todomvc-app-css/index.css"]
-        # every file the interpreter loads (pyscript.toml [files])
-        paths += re.findall(r'^"(/[^"]+)"\s*=', (ROOT / "pyscript.toml").read_text(), re.M)
+        paths += ["/pages/%s" % c.name for c in configs]
+        # every file the interpreter loads (each page config's [files])
+        for config in configs:
+            paths += re.findall(r'^"(/[^"]+)"\s*=', config.read_text(), re.M)
         assert any(p.startswith("/raft/") for p in paths) and any(
             p.startswith("/components/") for p in paths)
         missing = []
-        for path in paths:
+        for path in dict.fromkeys(paths):  # each once, in order
             conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
             conn.request("HEAD", path, headers={"Host": "wraft0.localhost"})
             if conn.getresponse().status != 200:
