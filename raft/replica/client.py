@@ -4,8 +4,8 @@ It attaches to one member like a client window (raft/CLIENT.md): same
 transport and introducer, the client protocol's session (raft/client.py:
 same-seq retries, so a write is applied exactly once across leader changes
 and member switches; reads linearizable through the member's ReadIndex and
-our own applied stream) and the client page's driver
-(raft/browser/client_app.py, which imports no js).
+our own applied stream) and the client runtime
+(raft/browser/client_driver.py, which imports no js).
 
     python -m raft.replica.client --cluster kv put greeting '"hello"'
     python -m raft.replica.client --cluster kv get greeting
@@ -39,8 +39,8 @@ import signal
 import sys
 import time
 
-from raft.browser.client_app import ClientDriver, new_client_id
-from raft.browser.driver import GuardedState, ProposalError
+from raft.browser.client_driver import ClientDriver
+from raft.browser.runtime import GuardedState, ProposalError, new_client_id
 from raft.client import ClientSession
 from raft.replica.options import add_connection_args, check_connection_args
 from raft.replica.host import EXIT_INTRODUCER, EXIT_REFUSED, EXIT_USAGE, OpaqueState, load_state_class

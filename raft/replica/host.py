@@ -1,8 +1,9 @@
 """The replica process: one unchanged raft.Node, driven like a window.
 
-It reuses the browser's Driver (raft/browser/driver.py imports no js: the
-Ready loop, proposals, reads, membership changes, status) and ClientHub (the
-member side of client windows), with three things of its own:
+It reuses the browser's member runtime (raft/browser/driver.py imports no
+js: the Ready loop, proposals, reads, membership changes, status) and
+ClientHub (raft/browser/client_hub.py, the member side of client windows),
+with three things of its own:
 - storage: the records in SQLite, each Ready persisted in one transaction
   (raft/replica/storage.py); a full disk halts the node, having
   acknowledged nothing it could not store;
@@ -35,8 +36,9 @@ import threading
 import time
 
 from raft import client as client_proto
-from raft.browser.driver import Driver, GuardedState, ProposalError, node_storage
-from raft.browser.clients import ClientHub
+from raft.browser.client_hub import ClientHub
+from raft.browser.driver import Driver, node_storage
+from raft.browser.runtime import GuardedState, ProposalError
 from raft.client import is_client_id
 from raft.config import Config
 from raft.node import Node
@@ -200,7 +202,7 @@ class Replica:
             return self.fail(EXIT_STORAGE, "cannot start: stored state in %s does not fit this "
                                            "cluster (%s)" % (o.db, e))
         self.state = state
-        driver = self.driver = ReplicaDriver(node, log, None, clock, o.size, restored=restored)
+        driver = self.driver = ReplicaDriver(node, log, None, clock, restored=restored)
         driver.store = self.store
         driver.synced_term_vote = (restored.term, restored.vote)
         if callable(getattr(state, "place", None)):

@@ -22,6 +22,7 @@ _spec = importlib.util.spec_from_file_location(
     "browser_conftest", Path(__file__).resolve().parents[1] / "browser" / "conftest.py")
 _browser_conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_browser_conftest)
+site = _browser_conftest.site
 server = _browser_conftest.server
 _browser_guard = _browser_conftest._browser_guard
 
