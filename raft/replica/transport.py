@@ -27,7 +27,6 @@ close_peer, presence, introducer_up, error, stats, start, stop), plus
 """
 
 import asyncio
-import hashlib
 import hmac
 import json
 import random

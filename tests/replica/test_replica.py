@@ -8,10 +8,7 @@ stops cleanly and the SQLite file restarts it; and each kind of bad input
 message and its exit code, losing nothing."""
 
 import hashlib
-import json
 import threading
-
-import pytest
 
 from raft.replica.storage import open_records
 from replica_helpers import ReplicaProc, wait_until

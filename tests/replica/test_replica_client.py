@@ -6,8 +6,6 @@ once while the leader it went through is killed."""
 import signal
 import threading
 
-import pytest
-
 from replica_helpers import ReplicaProc, client_cmd, run_client, wait_until, Proc
 from test_replica import KV, leader_of, start_cluster
 

@@ -18,7 +18,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import nullcontext
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st

@@ -12,7 +12,6 @@ by one (removed, storage wiped) until the replica alone holds the data; three
 fresh windows are added and receive the whole state from it.
 """
 
-import json
 import threading
 import time
 
