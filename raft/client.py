@@ -35,7 +35,8 @@ receive()/tick()/connected()/disconnected() and sends take_outbox().
 import json
 
 from .codec import MAX_CLIENT, MAX_INT, MAX_TEXT, json_size
-from .sessions import Sessions, index_in
+from .membership import config_problem
+from .sessions import Sessions, apply_entries
 
 TAG = "wc"
 VERSION = 1
@@ -113,7 +114,11 @@ def problem(msg):
                 return "bad entry"
             cl = e[1]
             if cl is None:
-                continue  # a no-op or configuration entry: never applied here
+                # a no-op, or a configuration entry (its outcome goes in the
+                # session table, as on the members)
+                if e[3] is not None and config_problem(e[3], True) is not None:
+                    return "bad configuration entry"
+                continue
             if type(cl) is not str or not 0 < len(cl) <= MAX_CLIENT:
                 return "bad client id"
             if type(e[2]) is not int or not 1 <= e[2] <= MAX_INT:
@@ -390,24 +395,16 @@ class ClientSession:
             self._release_held()
             return  # all seen (a resubscription overlaps the stream)
         fresh = entries[applied + 1 - first:] if first <= applied else entries
-        sessions = self.sessions
-        apply = sessions.apply
         me = self.client_id
-        pending = self.pending
-        retries = sessions.retries
-        self.retried_indexes = []
-        for e in fresh:
-            client = e[1]
-            if client is None:
-                continue  # a leader's no-op or a configuration entry
-            err, result = apply(client, e[2], e[3], self.state)  # once per (client, seq)
-            if sessions.retries != retries:  # a retry that reached the log twice
-                retries = sessions.retries
-                self.retried_indexes.append(last - len(fresh) + 1 + index_in(fresh, e))
-            if client == me and e[2] in pending:
-                # Ours: the result is our own apply's, as on any replica.
-                del pending[e[2]]
-                self.done.append(["p", e[2], err, result])
+        mine = dict(((me, seq), None) for seq in self.pending) if self.pending else None
+        done = []
+        # The members' own apply loop, on our copy of the session table.
+        self.retried_indexes = apply_entries(self.sessions, applied + 1, fresh, self.state,
+                                             mine, done)
+        for _, seq, err, result in done:
+            # Ours: the result is our own apply's, as on any replica.
+            del self.pending[seq]
+            self.done.append(["p", seq, err, result])
         self.applied_index = last
         self._release_reads()
         self._release_held()
@@ -455,17 +452,11 @@ class ClientSession:
     def _answer_from_sessions(self):
         """After a snapshot: our proposals it covers are answered from its
         session table (what every replica would answer for a retry)."""
-        mine = self.sessions.clients.get(self.client_id)
-        if mine is None:
-            return
-        floor, results = mine
         for seq in sorted(self.pending):
-            if seq in results:
+            out = self.sessions.outcome(self.client_id, seq)
+            if out is not None:
                 del self.pending[seq]
-                self.done.append(["p", seq, None, results[seq]])
-            elif seq <= floor:
-                del self.pending[seq]
-                self.done.append(["p", seq, "session_expired", None])
+                self.done.append(["p", seq, out[0], out[1]])
 
     def handle_proposal_result(self, seq, error, value):
         p = self.pending.get(seq)

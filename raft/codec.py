@@ -27,7 +27,7 @@ FIELD_COUNT = {
     "pv": 2, "v": 2, "pvr": 1, "vr": 1,
     "a": 4, "ar": 4, "h": 2, "hr": 1,
     "p": 3, "pr": 4, "r": 1, "rr": 3,
-    "s": 5, "sr": 3,
+    "s": 5, "sr": 4,
     "m": 4, "mr": 4,
 }
 
@@ -50,8 +50,21 @@ def encode(msg):
     return json.dumps([VERSION] + msg, separators=_SEP)
 
 
-def encode_entry(entry):
-    return json.dumps(entry, separators=_SEP)
+# ---------------------------------------------------------------- message builders
+# Each message type is built here and nowhere else; the field names are the
+# ones handlers unpack (raft/API.md lists them).
+
+def read_request(src, dst, term, read_id):
+    return ["r", src, dst, term, read_id]
+
+
+def read_reply(src, dst, term, read_id, index, error):
+    return ["rr", src, dst, term, read_id, index, error]
+
+
+def snapshot_reply(src, dst, term, snap_index, answered, want, done):
+    """answered: offset of the chunk this replies to; want: next offset."""
+    return ["sr", src, dst, term, snap_index, answered, want, done]
 
 
 def decode(text):
@@ -225,10 +238,10 @@ def problem(msg, from_json=False):
             return "bad done flag"
         return None
     if t == "sr":
-        # snapshot chunk ack: snap_index, next offset wanted, done
-        if not _is_uint(msg[4]) or not _is_uint(msg[5]):
+        # snapshot chunk ack: snap_index, offset of the chunk answered, next offset wanted, done
+        if not _is_uint(msg[4]) or not _is_uint(msg[5]) or not _is_uint(msg[6]):
             return "bad index"
-        if type(msg[6]) is not int or msg[6] not in (0, 1):
+        if type(msg[7]) is not int or msg[7] not in (0, 1):
             return "bad done flag"
         return None
     if t == "p":

@@ -10,9 +10,11 @@ the same term, else replaces its whole log.
 """
 import json
 
-from .codec import SEP as _SEP, MSG_OVERHEAD as _MSG_OVERHEAD, utf8_len as _utf8_len
+from .codec import (SEP as _SEP, MSG_OVERHEAD as _MSG_OVERHEAD, utf8_len as _utf8_len,
+                    snapshot_reply)
 from .membership import config_problem, config_at
 from .progress import SNAPSHOT
+from .sessions import sessions_problem
 from .roles import LEADER, NOOP
 
 _MEASURE_EVERY = 64        # applied entries between two byte measurements of the log
@@ -126,26 +128,30 @@ class LogCompaction:
         pr = self._reply_progress(msg)
         if pr is None:
             return
-        src = msg[1]
-        s_index = msg[4]
-        want = msg[5]
+        _, src, _, _, s_index, answered, want, done = msg
         if pr.state != SNAPSHOT or s_index != pr.snap_index:
             self._count("dropped_stale_reply")
             return
-        if msg[6]:
+        if done:
             # Installed (or already covered): resume normal replication after it.
             if s_index > pr.match:
                 pr.match = s_index
             pr.become_probe(pr.match + 1)
             self.send_append(src, True)
             return
+        if answered != pr.snap_offset:
+            # Answers a chunk we no longer send (a duplicate, a reordered
+            # ack, one from before the follower restarted): ignore it, or
+            # copies would multiply and a stale offset could stall us.
+            self._count("dropped_stale_reply")
+            return
         blob_len = len(self.snap_blob) if self.snap_blob is not None else 0
         if want > blob_len:
             self._count("dropped_out_of_range")
             return
-        # Move on only for progress or a restart from 0: duplicated acks must
-        # not multiply chunks in flight (lost chunks are resent on heartbeat replies).
-        if want > pr.snap_offset or (want == 0 and pr.snap_offset != 0):
+        # The follower's stated offset rules. Asked for the same chunk
+        # again: the heartbeat reply resends it (no tight loop).
+        if want != pr.snap_offset:
             pr.snap_offset = want
             self.send_snapshot_chunk(src)
 
@@ -154,35 +160,33 @@ class LogCompaction:
         if self.role == LEADER:
             self._count("dropped_second_leader")
             return
-        src = msg[1]
+        _, src, _, _, s_index, s_term, start, part, last = msg
         self._heard_from_leader(src)
-        s_index = msg[4]
-        s_term = msg[5]
-        start = msg[6]
         if s_index <= self.commit_index:
             # We already have all it covers: let the leader go on after it.
             self.snap_in = None
-            self.msgs.append(["sr", self.id, src, self.term, s_index, start, 1])
+            self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, start, 1))
             return
         cur = self.snap_in
         if cur is None or cur[0] != s_index or cur[1] != s_term:
             if start != 0:
-                self.msgs.append(["sr", self.id, src, self.term, s_index, 0, 0])
+                self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, 0, 0))
                 return
             cur = [s_index, s_term, [], 0]
             self.snap_in = cur
-        if start != cur[3]:
-            self.msgs.append(["sr", self.id, src, self.term, s_index, cur[3], 0])
+        have = cur[3]
+        if start != have:
+            self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, have, 0))
             return
-        part = msg[7]
         cur[2].append(part)
-        cur[3] += len(part)
-        if cur[3] > _MAX_SNAPSHOT:
+        have += len(part)
+        cur[3] = have
+        if have > _MAX_SNAPSHOT:
             self._count("dropped_snapshot_too_large")
             self.snap_in = None
             return
-        if not msg[8]:
-            self.msgs.append(["sr", self.id, src, self.term, s_index, cur[3], 0])
+        if not last:
+            self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, have, 0))
             return
         self.snap_in = None
         try:
@@ -190,13 +194,13 @@ class LogCompaction:
         except Exception:
             data = None
         if (type(data) is not dict or data.get("index") != s_index or
-                "sm" not in data or type(data.get("sessions")) is not list or
+                "sm" not in data or sessions_problem(data.get("sessions")) is not None or
                 ("config" in data and config_problem(data["config"], False) is not None)):
             self._count("dropped_bad_snapshot")
-            self.msgs.append(["sr", self.id, src, self.term, s_index, 0, 0])
+            self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, 0, 0))
             return
         self.install_snapshot(s_index, s_term, data)
-        self.msgs.append(["sr", self.id, src, self.term, s_index, cur[3], 1])
+        self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, have, 1))
 
     def install_snapshot(self, index, term, data):
         """Raft §7: keep the log after the snapshot if it has the snapshot's

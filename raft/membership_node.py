@@ -147,8 +147,10 @@ class NodeMembership:
             if out is not None:
                 self.results.append([client_id, seq, out[0], out[1]])
                 return
-        elif self._change_applied(client_id, seq):
-            self.results.append([client_id, seq, None, self.configuration()])
+        elif self.sessions.outcome(client_id, seq) is not None:
+            # Applied here already (or its session expired): answer at once.
+            out = self.sessions.outcome(client_id, seq)
+            self.results.append([client_id, seq, out[0], out[1]])
             return
         elif self.leader_id is None:
             self.results.append([client_id, seq, "no_leader", None])
@@ -157,21 +159,21 @@ class NodeMembership:
             self.msgs.append(["m", self.id, self.leader_id, self.term, client_id, seq, op, target])
         self.pending[key] = self.now + self.cfg.request_timeout_ms
 
-    def _change_applied(self, client_id, seq):
-        by = self.config_by
-        return (by is not None and by[0] == client_id and by[1] == seq and
-                self.applied_index >= self.config_index)
-
     def leader_change_membership(self, client_id, seq, op, target):
         """Check and append one configuration entry. None: appended (or
         already in the log: wait for its apply); else [error, value]."""
+        # Exactly once, like proposals: a change applied before (even long
+        # ago, or before a snapshot) is answered from the session table...
+        done = self.sessions.outcome(client_id, seq)
+        if done is not None:
+            return done
         by = self.config_by
         if by is not None and by[0] == client_id and by[1] == seq:
-            # A retry of the change we already made: never apply it twice.
-            if self.applied_index >= self.config_index:
-                return [None, self.configuration()]
-            return None
-        wait = one_change_at_a_time(self.config_index, self.commit_index,
+            return None    # ... one in the log but not applied yet answers when it is
+        # The previous change must be applied here too (not only committed),
+        # so that its outcome is in the session table before a newer one
+        # can hide it from the check above.
+        wait = one_change_at_a_time(self.config_index, self.applied_index,
                                     self.term_at(self.commit_index), self.term)
         if wait is not None:
             return ["conf_pending", wait]

@@ -22,7 +22,7 @@ from .proposals import ClientProposals
 from .reads import ReadIndex
 from .rng import Rng, seed_from_text
 from .roles import FOLLOWER, PRECANDIDATE, CANDIDATE, LEADER, NOOP, FOREVER as _FOREVER
-from .sessions import Sessions, index_in
+from .sessions import Sessions, apply_entries
 
 # A new commit index reaches idle followers within this long (ms).
 COMMIT_NOTIFY_MS = 10
@@ -73,7 +73,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         self.cfg = config or Config()
         self.rng = rng or Rng(seed_from_text(node_id)).random
         self.state_machine = state_machine if state_machine is not None else KVStateMachine()
-        self.sessions = Sessions(self.cfg.session_window)
+        self.sessions = Sessions(self.cfg.session_window, self.cfg.max_sessions)
         self.stats = {}
 
         # persistent state. log[0] is a sentinel holding the term of index
@@ -109,11 +109,15 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         self.results = []
         self.reads_out = []
         self.pending = {}          # (client, seq) -> deadline: proposals made here
-        self.remote_reads = {}     # ctx -> deadline: reads forwarded to the leader
-        self.local_reads = []      # [ctx, index]: wait until applied >= index
-        self.leader_reads = []     # leader: [round, ctx, origin, index]
-        self.reads_wait_noop = []  # leader: [ctx, origin] until a current-term commit
+        # ReadIndex (raft/reads.py documents these)
+        self.my_reads = {}
+        self.remote_reads = {}
+        self.local_reads = []
+        self.leader_reads = []
+        self.reads_wait_noop = []
         self.read_round = 0
+        self.read_seq = 0
+        self.read_nonce = None
         self.need_bcast = False
         self.need_read_heartbeat = False
         self.heartbeat_deadline = _FOREVER
@@ -207,7 +211,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             d = min(self.heartbeat_deadline, self.commit_notify_at)
         else:
             d = self.election_deadline
-        if (self.pending or self.remote_reads) and self.next_expiry_check < d:
+        if (self.pending or self.my_reads) and self.next_expiry_check < d:
             d = self.next_expiry_check
         return d
 
@@ -239,9 +243,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         for key in [k for k in self.pending if self.pending[k] <= now]:
             del self.pending[key]
             self.results.append([key[0], key[1], "timeout", self.leader_id])
-        for ctx in [c for c in self.remote_reads if self.remote_reads[c] <= now]:
-            del self.remote_reads[ctx]
-            self.reads_out.append([ctx, "timeout"])
+        self._expire_reads()
 
     # ---------------------------------------------------------------- role changes
     def become_follower(self, term, leader):
@@ -270,9 +272,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         for key in self.pending:
             self.results.append([key[0], key[1], error, self.leader_id])
         self.pending = {}
-        for ctx in self.remote_reads:
-            self.reads_out.append([ctx, error])
-        self.remote_reads = {}
+        self._fail_forwarded_reads(error)
 
     def start_pre_vote(self):
         """PreVote: ask whether we could win before disturbing anyone's term."""
@@ -455,13 +455,17 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             self.msgs.append([reply, self.id, src, self.term, 0])
 
     def handle_pre_vote_reply(self, msg):
-        if self.role != PRECANDIDATE or msg[3] != self.term + 1:
+        _, src, _, mterm, granted = msg
+        # Grants come at the term we asked for; a voter rejects at its own
+        # term, which may be ours (a higher one made us a follower already).
+        if self.role != PRECANDIDATE or not (mterm == self.term + 1 or
+                                             (mterm == self.term and not granted)):
             self._count("dropped_stale_reply")
             return
-        if msg[1] not in self.electors:
+        if src not in self.electors:
             self._count("dropped_unknown_sender")   # only voters' votes count
             return
-        self.votes[msg[1]] = msg[4] == 1
+        self.votes[src] = granted == 1
         granted, rejected = self._tally()
         if granted >= self.quorum:
             self.start_election()
@@ -712,6 +716,11 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         log = self.log
         while k > off and log[k - off][0] > hint_term:
             k -= 1
+        if k == off and off and log[0][0] > hint_term:
+            # Even our snapshot's last entry disagrees with the follower's
+            # log there: it needs the snapshot (probing `off` again would
+            # be rejected again, forever).
+            k = off - 1
         pr.become_probe(k + 1)
         self.send_append(src, True)
 
@@ -733,8 +742,8 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             if first_of_term and self.reads_wait_noop:
                 waiting = self.reads_wait_noop
                 self.reads_wait_noop = []
-                for ctx, origin in waiting:
-                    self._start_leader_read(ctx, origin)
+                for rid, origin, deadline in waiting:
+                    self._start_leader_read(rid, origin, deadline)
 
     def broadcast_heartbeat(self):
         if self.now >= self.leave_at:
@@ -865,34 +874,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
     def apply_committed(self, first, entries):
         if first != self.applied_index + 1:
             raise ValueError("committed entries applied out of order")
-        sessions = self.sessions
-        apply = sessions.apply
-        sm = self.state_machine
-        pending = self.pending
-        retries = sessions.retries
-        self.retried_indexes = []
-        for e in entries:
-            client = e[1]
-            if client is None:
-                # A leader's no-op, or a configuration entry (in effect since
-                # appended): only its proposer's result is due.
-                if pending and e[3] is not None:
-                    by = e[3]["by"]
-                    key = (by[0], by[1])
-                    if key in pending:
-                        del pending[key]
-                        self.results.append([by[0], by[1], None, {
-                            "voters": e[3]["voters"], "learners": e[3]["learners"]}])
-                continue
-            err, result = apply(client, e[2], e[3], sm)
-            if sessions.retries != retries:
-                # A retry that reached the log twice: applied once, skipped here.
-                retries = sessions.retries
-                self.retried_indexes.append(first + index_in(entries, e))
-            if pending:
-                key = (client, e[2])
-                if key in pending:
-                    del pending[key]
-                    self.results.append([client, e[2], err, result])
+        self.retried_indexes = apply_entries(self.sessions, first, entries, self.state_machine,
+                                             self.pending, self.results)
         self.applied_index = first + len(entries) - 1
         self._release_local_reads()

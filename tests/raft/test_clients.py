@@ -168,8 +168,11 @@ def test_read_index_forwarded_from_follower_waits_for_apply():
     n.step(["a", "b", "a", 1, 0, 0, [[1, None, 0, None], [1, "c", 1, ["put", "k", 1]]], 0])
     drain(n)
     n.read_index("q")
-    assert ["r", "a", "b", 1, "q"] in drain(n)[0]
-    n.step(["rr", "b", "a", 1, "q", 2, None])
+    req = of_type(drain(n)[0], "r", "b")
+    assert len(req) == 1 and req[0][4] != "q"   # a wire id of the node's own, never reused
+    n.step(["rr", "b", "a", 1, "q", 2, None])   # a reply naming the app's ctx is not ours
+    assert drain(n)[2] == [] and n.stats["dropped_stale_reply"] == 1
+    n.step(["rr", "b", "a", 1, req[0][4], 2, None])
     assert drain(n)[2] == []                    # index 2 not applied yet
     n.step(["h", "b", "a", 1, 2, 0])
     assert drain(n)[2] == [["q", None]]

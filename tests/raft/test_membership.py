@@ -365,7 +365,7 @@ def test_replies_from_non_members_are_dropped_and_counted():
     ld = leader_of(net)
     ld.step(["ar", "zz", ld.id, ld.term, 1, 0, 0, 0])
     ld.step(["hr", "zz", ld.id, ld.term, 0])
-    ld.step(["sr", "zz", ld.id, ld.term, 1, 0, 0])
+    ld.step(["sr", "zz", ld.id, ld.term, 1, 0, 0, 0])
     assert ld.stats["dropped_unknown_sender"] == 3 and ld.role == "leader"
 
 
