@@ -80,6 +80,19 @@ class LogCompaction:
         self._set_snapshot([index, term, data], False, False)
         self._count("snapshots_taken")
 
+    def stored_log_replicated(self):
+        """Leader: a majority of the other voters have stored every entry
+        that is or may be committed (up to our commit index: no node marks
+        more), so losing our own stored copy of the log loses nothing."""
+        if self.role != LEADER:
+            return False
+        c = self.commit_index
+        n = 0
+        for pr in self.voter_prs:
+            if pr.match >= c:
+                n += 1
+        return n >= self.quorum
+
     def _set_snapshot(self, snap, installed, discard_log):
         self.snapshot = snap
         self.snap_blob = None

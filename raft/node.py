@@ -45,6 +45,9 @@ class Ready:
         self.snapshot = None
         self.snapshot_installed = False   # came from the leader: state machine replaced
         self.log_discarded = False        # delete every stored entry (log replaced)
+        # Leader: a majority of the other voters stored every committed entry,
+        # so storage may drop the log first to make room for the snapshot.
+        self.log_replicated = False
 
 
 class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
@@ -828,6 +831,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             rd.snapshot = self.snap_out
             rd.snapshot_installed = self.snap_installed
             rd.log_discarded = self.snap_discard_log
+            rd.log_replicated = self.stored_log_replicated()
         hs = (self.term, self.vote, self.commit_index)
         if hs != self._saved_hs:
             rd.hard_state = [hs[0], hs[1], hs[2]]

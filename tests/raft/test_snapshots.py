@@ -261,3 +261,27 @@ def test_bad_snapshot_chunks_are_dropped_not_raised():
         before = f.stats.get("dropped_malformed", 0)
         f.step(bad)
         assert f.stats["dropped_malformed"] == before + 1
+
+
+def test_snapshot_ready_says_whether_the_stored_log_is_on_a_majority_of_the_others():
+    class Flags(SnapStore):
+        def __init__(self):
+            SnapStore.__init__(self)
+            self.flags = []
+
+        def save(self, rd):
+            if rd.snapshot is not None:
+                self.flags.append(rd.log_replicated)
+            SnapStore.save(self, rd)
+    st = Flags()
+    leader_with_writes(45, st, entries=20)      # both followers acked everything
+    assert st.flags and all(st.flags), st.flags
+    # A follower never knows that: its snapshots say no.
+    f = node("b")
+    ents = [[1, None, 0, None]] + [[1, "x", i, ["put", "k", i]] for i in range(1, 50)]
+    f.step(["a", "a", "b", 1, 0, 0, ents, 50])
+    st = Flags()
+    drain(f, st)
+    f.step(["h", "a", "b", 1, 50, 0])
+    drain(f, st)
+    assert st.flags == [False], st.flags
