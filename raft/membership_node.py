@@ -57,6 +57,12 @@ class NodeMembership:
             self.membership = "none"
         self.electors = [x for x in c[1] if x != me]
         self.peers = sorted(self.electors + [x for x in c[2] if x != me])
+        # Every id of every configuration we know: who may send us Raft.
+        known = set()
+        for conf in [self.boot_conf, self.base_conf] + self.conf_log:
+            known.update(conf[1])
+            known.update(conf[2])
+        self.known_ids = known
         if self.role == LEADER:
             self._update_leader_progress()
 

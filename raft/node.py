@@ -327,18 +327,27 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         self.heartbeat_deadline = self.now + self.cfg.heartbeat_ms
 
     # ---------------------------------------------------------------- input
-    def receive(self, text):
-        """Decode one wire message and step it; malformed input is counted."""
+    def receive(self, text, sender=None):
+        """The way in for wire text: decode and validate it once, then step
+        it. sender: the authenticated far end of the channel it came on; a
+        message whose src is another id is dropped (stats dropped_spoofed).
+        Malformed text is dropped and counted (dropped_malformed)."""
         try:
             msg = decode(text)
         except DecodeError:
             self._count("dropped_malformed")
             return
+        if sender is not None and msg[1] != sender:
+            self._count("dropped_spoofed")
+            return
         self._dispatch(msg)
 
     def step(self, msg):
-        """Step one decoded message; anything invalid is dropped and counted."""
-        if problem(msg) is not None:
+        """Step one message list, as codec.decode returns it or as built in
+        this process. Its shape and fields are checked (anything invalid is
+        dropped and counted); commands are taken to be JSON values, as
+        decoded text always is (not walked again)."""
+        if problem(msg, True) is not None:
             self._count("dropped_malformed")
             return
         self._dispatch(msg)
@@ -350,8 +359,18 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             self._count("dropped_wrong_destination")
             return
         if src == self.id:
-            # Any other id may write to us (learners, outsiders, new members).
             self._count("dropped_unknown_sender")
+            return
+        if src not in self.known_ids and (
+                not (t == "a" or t == "h" or t == "s") or
+                (self.leader_id in self.known_ids and self._in_lease())):
+            # Defence in depth: Raft traffic from an id outside every
+            # configuration we know (bootstrap, snapshot, log) is dropped:
+            # it cannot campaign, acknowledge, forward or answer. Leader
+            # traffic is the exception (a node that missed the change adding
+            # its new leader, or a window not added yet, must follow it), but
+            # not while a leader we know holds its lease.
+            self._count("dropped_outsider")
             return
         mterm = msg[3]
         if mterm > self.term:

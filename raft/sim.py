@@ -232,7 +232,7 @@ class Cluster:
             if node is not None and (a, b[0]) not in self.cut:
                 node.tick(t)      # the driver passes the time before each input
                 if self.wire:
-                    node.receive(b[1])
+                    node.receive(b[1], a)     # a: the sender, as a channel knows it
                 else:
                     node.step(b[1])
                 self._drain(b[0])
