@@ -7,11 +7,17 @@ drops the log up to it. A leader sends its snapshot, in chunks paced by the
 follower's acks, to a follower that needs compacted entries; the follower
 keeps the log after the snapshot if it holds the snapshot's last entry with
 the same term, else replaces its whole log.
+
+State (set in Node.__init__): snapshot ([index, term, data], the latest),
+snap_blob (its compact JSON, made when a follower needs it), snap_out /
+snap_installed / snap_discard_log (the one Ready.snapshot not persisted
+yet), snap_in (a follower's codec.IncomingSnapshot), log_bytes and
+measured_upto (the byte trigger); it moves offset and cuts log.
 """
 import json
 
-from .codec import (SEP as _SEP, MSG_OVERHEAD as _MSG_OVERHEAD, utf8_len as _utf8_len,
-                    snapshot_reply)
+from .codec import (compact, MSG_OVERHEAD as _MSG_OVERHEAD, utf8_len as _utf8_len,
+                    snapshot_chunk, snapshot_reply, text_piece, IncomingSnapshot)
 from .membership import config_problem, config_at
 from .progress import SNAPSHOT
 from .sessions import sessions_problem
@@ -48,7 +54,7 @@ class LogCompaction:
                 # One C-level dumps per chunk of entries, not one per entry.
                 off = self.offset
                 seg = self.log[self.measured_upto + 1 - off:self.applied_index + 1 - off]
-                self.log_bytes += _utf8_len(json.dumps(seg, separators=_SEP))
+                self.log_bytes += _utf8_len(compact(seg))
                 self.measured_upto = self.applied_index
             b = self.log_bytes * 2 // cfg.snapshot_bytes
             if b > over:
@@ -107,41 +113,26 @@ class LogCompaction:
         if self.unstable_from <= snap[0]:
             self.unstable_from = snap[0] + 1
 
-    def _snapshot_chunk(self, blob, start):
-        """The text chunk at `start` whose encoding (a JSON string: quotes and
-        backslashes escaped, UTF-8) fits one message. Plain JSON text, no
-        base64: MicroPython's binascii is slow pure Python."""
-        budget = self.cfg.max_bytes_per_msg - _MSG_OVERHEAD
-        n = budget // 2
-        while True:
-            part = blob[start:start + n]
-            size = _utf8_len(json.dumps(part))
-            if size <= budget or n <= 1:
-                return part
-            n = n * budget // size - 16 if n * budget // size - 16 < n else n // 2
-            if n < 1:
-                n = 1
-
     def send_snapshot_chunk(self, to):
         """InstallSnapshot: send the chunk at the offset the follower asked for."""
         pr = self.progress[to]
-        snap = self.snapshot
-        if pr.snap_index != snap[0]:
-            pr.become_snapshot(snap[0])      # a newer snapshot replaces the one in transfer
+        s_index, s_term, data = self.snapshot
+        if pr.snap_index != s_index:
+            pr.become_snapshot(s_index)      # a newer snapshot replaces the one in transfer
         if self.snap_blob is None:
-            self.snap_blob = json.dumps(snap[2], separators=_SEP)
+            self.snap_blob = compact(data)
         blob = self.snap_blob
         start = pr.snap_offset
-        text = self._snapshot_chunk(blob, start)
+        text = text_piece(blob, start, self.cfg.max_bytes_per_msg - _MSG_OVERHEAD)
         done = 1 if start + len(text) >= len(blob) else 0
-        self.msgs.append(["s", self.id, to, self.term, snap[0], snap[1], start, text, done])
+        self.msgs.append(snapshot_chunk(self.id, to, self.term, s_index, s_term, start, text, done))
         self._count("snapshot_chunks_sent")
 
     def handle_install_snapshot_reply(self, msg):
-        pr = self._reply_progress(msg)
+        _, src, _, _, s_index, answered, want, done = msg
+        pr = self._reply_progress(src)
         if pr is None:
             return
-        _, src, _, _, s_index, answered, want, done = msg
         if pr.state != SNAPSHOT or s_index != pr.snap_index:
             self._count("dropped_stale_reply")
             return
@@ -181,19 +172,19 @@ class LogCompaction:
             self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, start, 1))
             return
         cur = self.snap_in
-        if cur is None or cur[0] != s_index or cur[1] != s_term:
+        if cur is None or cur.index != s_index or cur.term != s_term:
             if start != 0:
                 self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, 0, 0))
                 return
-            cur = [s_index, s_term, [], 0]
+            cur = IncomingSnapshot(s_index, s_term)
             self.snap_in = cur
-        have = cur[3]
+        have = cur.size
         if start != have:
             self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, have, 0))
             return
-        cur[2].append(part)
+        cur.parts.append(part)
         have += len(part)
-        cur[3] = have
+        cur.size = have
         if have > _MAX_SNAPSHOT:
             self._count("dropped_snapshot_too_large")
             self.snap_in = None
@@ -203,7 +194,7 @@ class LogCompaction:
             return
         self.snap_in = None
         try:
-            data = json.loads("".join(cur[2]))
+            data = json.loads("".join(cur.parts))
         except Exception:
             data = None
         if (type(data) is not dict or data.get("index") != s_index or

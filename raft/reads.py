@@ -58,9 +58,10 @@ class ReadIndex:
     def _finish_read(self, rid, error):
         r = self.my_reads.pop(rid, None)
         if r is not None:
-            self.reads_out.append([r[0], error])
-            if r[2] is not None:
-                self.remote_reads.pop(r[2], None)
+            ctx, _, wire = r
+            self.reads_out.append([ctx, error])
+            if wire is not None:
+                self.remote_reads.pop(wire, None)
 
     def leader_read_request(self, rid, origin, deadline):
         if self.term_at(self.commit_index) != self.term:
@@ -85,11 +86,12 @@ class ReadIndex:
         confirmed = acks[len(acks) - self.quorum]
         keep = []
         for r in self.leader_reads:
-            if r[0] <= confirmed:
-                if r[2] == self.id:
-                    self.local_reads.append([r[1], r[3]])
+            rnd, rid, origin, index, _ = r
+            if rnd <= confirmed:
+                if origin == self.id:
+                    self.local_reads.append([rid, index])
                 else:
-                    self.msgs.append(read_reply(self.id, r[2], self.term, r[1], r[3], None))
+                    self.msgs.append(read_reply(self.id, origin, self.term, rid, index, None))
             else:
                 keep.append(r)
         self.leader_reads = keep
@@ -120,19 +122,20 @@ class ReadIndex:
         keep = []
         applied = self.applied_index
         for r in self.local_reads:
-            if r[1] <= applied:
-                self._finish_read(r[0], None)
-            elif r[0] in self.my_reads:
+            rid, index = r
+            if index <= applied:
+                self._finish_read(rid, None)
+            elif rid in self.my_reads:
                 keep.append(r)
         self.local_reads = keep
 
     def _fail_leader_reads(self, error):
-        for r in self.leader_reads:
-            if r[2] == self.id:
-                self._finish_read(r[1], error)
-        for r in self.reads_wait_noop:
-            if r[1] == self.id:
-                self._finish_read(r[0], error)
+        for _, rid, origin, _, _ in self.leader_reads:
+            if origin == self.id:
+                self._finish_read(rid, error)
+        for rid, origin, _ in self.reads_wait_noop:
+            if origin == self.id:
+                self._finish_read(rid, error)
         self.leader_reads = []
         self.reads_wait_noop = []
 

@@ -48,6 +48,8 @@ the new one.
 import binascii
 import json
 
+from .codec import compact as _dumps
+
 FORMAT = 1
 # Keep a single record well under what one setItem handles comfortably; a
 # bigger batch is split over several consecutive records.
@@ -73,10 +75,6 @@ def _escape(part):
 
 def namespace(cluster, node):
     return "wraft:" + _escape(cluster) + ":" + _escape(node) + ":"
-
-
-def _dumps(obj):
-    return json.dumps(obj, separators=(",", ":"))
 
 
 def _crc(body):

@@ -22,8 +22,10 @@ def apply_entries(sessions, first, entries, state_machine, pending, results):
     is removed and [client, seq, error, result] appended to `results`.
     Returns the indexes of retries met again (in the log twice, applied once)."""
     apply = sessions.apply
-    retries = sessions.retries
-    retried = []
+    # The state machine may take the entry's place too: apply_entry(index,
+    # term, command) (e.g. to stamp revisions); else apply(command).
+    by_entry = getattr(state_machine, "apply_entry", None) is not None
+    sessions.retried = []
     index = first - 1
     for e in entries:
         index += 1
@@ -41,16 +43,13 @@ def apply_entries(sessions, first, entries, state_machine, pending, results):
             sessions.record(client, seq, result, index)
         else:
             seq = e[2]
-            err, result = apply(client, seq, e[3], state_machine, index)
-            if sessions.retries != retries:
-                retries = sessions.retries
-                retried.append(index)
+            err, result = apply(client, seq, e[3], state_machine, index, e[0], by_entry)
         if pending:
             key = (client, seq)
             if key in pending:
                 del pending[key]
                 results.append([client, seq, err, result])
-    return retried
+    return sessions.retried
 
 
 class Sessions:
@@ -61,12 +60,15 @@ class Sessions:
         # forgotten; last index: where its latest command was applied (LRU)
         self.clients = {}
         self.expired = 0          # clients expired so far
-        # Retried commands met again (applied once before, skipped now): a
-        # counter, so appliers can tell which log entries were duplicates.
+        # Retried commands met again (applied once before, skipped now): how
+        # many, and the log indexes of those in the batch apply_entries runs.
         self.retries = 0
+        self.retried = []
 
-    def apply(self, client, seq, command, state_machine, index=0):
-        """Apply a client command once; returns (error, result)."""
+    def apply(self, client, seq, command, state_machine, index=0, term=0, by_entry=False):
+        """Apply a client command once (the entry at `index`, of `term`);
+        returns (error, result). by_entry: call state_machine.apply_entry(index,
+        term, command) rather than apply(command)."""
         s = self.clients.get(client)
         if s is None:
             if self.expired and seq > 1:
@@ -76,10 +78,14 @@ class Sessions:
         results = s[1]
         if seq in results:
             self.retries += 1
+            self.retried.append(index)
             return None, results[seq]          # retry: original result
         if seq <= s[0]:
             return "session_expired", None     # too old to know: not applied
-        result = state_machine.apply(command)
+        if by_entry:
+            result = state_machine.apply_entry(index, term, command)
+        else:
+            result = state_machine.apply(command)
         results[seq] = result
         if len(results) > 2 * self.window:
             self._forget_oldest(s)

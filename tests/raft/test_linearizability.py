@@ -171,7 +171,7 @@ def test_followers_answering_reads_locally_are_caught(monkeypatch):
 
 
 def test_sessions_off_is_caught(monkeypatch):
-    def every_time(self, client, seq, command, state_machine, index=0):
+    def every_time(self, client, seq, command, state_machine, *where):
         return None, state_machine.apply(command)   # retries applied again
     monkeypatch.setattr(Sessions, "apply", every_time)
     assert _caught(10) is not None

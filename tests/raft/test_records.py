@@ -304,14 +304,18 @@ def run_records_in_micropython(prog):
     mjs = os.path.join(ROOT, "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs")
     if not os.path.exists(mjs):
         pytest.skip("MicroPython npm package not installed")
-    src = open(os.path.join(ROOT, "raft/records.py")).read()
+    files = dict((name, open(os.path.join(ROOT, "raft", name)).read())
+                 for name in ("records.py", "codec.py", "membership.py"))
+    files["__init__.py"] = ""                 # records and what it imports, nothing more
     script = """
 import { loadMicroPython } from %s;
 const mp = await loadMicroPython({stdout: (s) => console.log(s)});
-mp.FS.mkdir('/lib'); mp.FS.writeFile('/lib/records.py', %s);
+mp.FS.mkdir('/lib'); mp.FS.mkdir('/lib/raft');
+for (const [name, src] of Object.entries(%s)) mp.FS.writeFile('/lib/raft/' + name, src);
 mp.runPython("import sys; sys.path.append('/lib')");
+mp.runPython("from raft import records");
 mp.runPython(%s);
-""" % (json.dumps("file://" + mjs), json.dumps(src), json.dumps(prog))
+""" % (json.dumps("file://" + mjs), json.dumps(files), json.dumps(prog))
     out = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -323,7 +327,7 @@ mp.runPython(%s);
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_records_run_unchanged_under_micropython():
     prog = """
-import records
+from raft import records
 kv = records.MemoryKV(quota=3000)
 log = records.RecordLog(kv, "/todo", 2)
 log.load()
@@ -521,7 +525,7 @@ def test_records_a_crash_left_below_the_snapshot_are_removed_at_load():
 def test_snapshot_records_run_unchanged_under_micropython():
     prog = """
 import json
-import records
+from raft import records
 records.MAX_RECORD_CHARS = 100
 kv = records.MemoryKV()
 log = records.RecordLog(kv, "kv", 1)

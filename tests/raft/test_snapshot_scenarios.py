@@ -306,10 +306,10 @@ def test_liveness_check_catches_the_stalled_snapshot_transfer(monkeypatch):
     forward or back to 0, ignoring which chunk an ack answers) the
     scenario fails the check in most seeds."""
     def old(self, msg):
-        pr = self._reply_progress(msg)
+        _, src, _, _, s_index, _, want, done = msg
+        pr = self._reply_progress(src)
         if pr is None:
             return
-        _, src, _, _, s_index, _, want, done = msg
         if pr.state != SNAPSHOT or s_index != pr.snap_index:
             return
         if done:
