@@ -115,12 +115,12 @@ def test_join_signed_with_the_shared_secret(start_introducer, open_window):
     cluster = cluster_name("auth")
     windows = []
     for n in (0, 1):
-        url = f"{srv.base(n)}/transport_test?cluster={cluster}&node={n}#secret=s3cret"
+        url = f"{srv.base(n)}/transport_harness?cluster={cluster}&node={n}#secret=s3cret"
         windows.append(open_window(url, wait_for="body[data-ready]"))
     wait_mesh(windows)
     exchange_all(windows, "signed")
     # a wrong secret is refused with a clear error, and the window stops retrying
-    bad = open_window(f"{srv.base(2)}/transport_test?cluster={cluster}&node=2#secret=nope",
+    bad = open_window(f"{srv.base(2)}/transport_harness?cluster={cluster}&node=2#secret=nope",
                       wait_for="body[data-ready]")
     wait_until(lambda: state(bad)["error"] == "auth_failed", what="auth_failed")
     assert state(bad)["stats"]["introducer_connects"] == 1
@@ -161,7 +161,7 @@ def test_backpressure_queues_then_drops_only_beyond_the_queue_limit(server, open
 
 @pytest.mark.browser
 def test_unreachable_introducer_is_retried_with_backoff(server, open_window):
-    w = open_window(f"{server.base(0)}/transport_test?cluster=x&node=0&ws=ws://127.0.0.1:9/ws",
+    w = open_window(f"{server.base(0)}/transport_harness?cluster=x&node=0&ws=ws://127.0.0.1:9/ws",
                     wait_for="body[data-ready]")
     wait_until(lambda: state(w)["stats"]["introducer_attempts"] >= 3, what="3 attempts")
     s = state(w)
@@ -171,7 +171,7 @@ def test_unreachable_introducer_is_retried_with_backoff(server, open_window):
 
 @pytest.mark.browser
 def test_bad_introducer_url_is_refused_up_front(server, open_window):
-    w = open_window(f"{server.base(0)}/transport_test?cluster=x&node=0&ws=ftp://127.0.0.1/ws",
+    w = open_window(f"{server.base(0)}/transport_harness?cluster=x&node=0&ws=ftp://127.0.0.1/ws",
                     wait_for="body[data-error]")
     assert "ws_url must start with ws:// or wss://" in w.page.get_attribute("body", "data-error")
 
@@ -221,7 +221,7 @@ def test_second_window_with_the_same_node_id_replaces_the_first(server, open_win
     w0, old = open_nodes(server, open_window, cluster, nodes=(0, 1))
     wait_mesh([w0, old])
     # same node id "1" from another origin: the newer window wins
-    new = open_window(f"{server.base(2)}/transport_test?cluster={cluster}&node=1",
+    new = open_window(f"{server.base(2)}/transport_harness?cluster={cluster}&node=1",
                       wait_for="body[data-ready]")
     wait_until(lambda: state(old)["error"] == "replaced", what="old window told it was replaced")
     wait_until(lambda: state(w0)["up"] == ["1"] and state(new)["up"] == ["0"]
