@@ -21,11 +21,12 @@ def apply_entries(sessions, first, entries, state_machine, pending, results):
     pending: {(client, seq): ...} of requests waiting here; each that applies
     is removed and [client, seq, error, result] appended to `results`.
     Returns the indexes of retries met again (in the log twice, applied once)."""
-    apply = sessions.apply
     # The state machine may take the entry's place too: apply_entry(index,
     # term, command) (e.g. to stamp revisions); else apply(command).
     by_entry = getattr(state_machine, "apply_entry", None) is not None
     sessions.retried = []
+    clients = sessions.clients
+    most = 2 * sessions.window
     index = first - 1
     for e in entries:
         index += 1
@@ -43,7 +44,23 @@ def apply_entries(sessions, first, entries, state_machine, pending, results):
             sessions.record(client, seq, result, index)
         else:
             seq = e[2]
-            err, result = apply(client, seq, e[3], state_machine, index, e[0], by_entry)
+            s = clients.get(client)
+            if s is None or seq in s[1] or seq <= s[0]:
+                # a new client, a retry, a forgotten seq: Sessions.apply decides
+                err, result = sessions.apply(client, seq, e[3], state_machine, index, e[0],
+                                             by_entry)
+            else:
+                # The hot path (a known client's next command), Sessions.apply inlined.
+                s[2] = index
+                if by_entry:
+                    result = state_machine.apply_entry(index, e[0], e[3])
+                else:
+                    result = state_machine.apply(e[3])
+                done = s[1]
+                done[seq] = result
+                if len(done) > most:
+                    sessions._forget_oldest(s)
+                err = None
         if pending:
             key = (client, seq)
             if key in pending:
