@@ -213,19 +213,17 @@ class Driver(Runtime):
         if not rd.entries and hs is None and snap is None:
             return True
         try:
+            # One atomic step: a crash or a full quota at any point leaves
+            # the old or the new state (raft/records.py).
+            self.log.save_ready(rd)
             if snap is not None:
-                # Parts, then the manifest switch, then covered log records go
-                # (raft/records.py): a crash keeps the old or the new snapshot.
-                self.log.save_snapshot(snap[0], snap[1], snap[2], rd.log_discarded)
                 self.stats["snapshots_saved"] = self.stats.get("snapshots_saved", 0) + 1
             if rd.entries:
-                self.log.append(rd.entries_from, rd.entries)
                 self.stats["persist_batches"] += 1
-            if hs is not None:
-                self.log.set_hard_state(hs[0], hs[1], hs[2])
-        except StorageFull:
+        except StorageFull as e:
             self.halt("localStorage is full: this node stopped and accepts no writes "
-                      "(nothing it could not store was acknowledged). Free space and reload.")
+                      "(nothing it could not store was acknowledged). Free space and reload."
+                      + (" (%s)" % e if str(e) else ""))
             return False
         return True
 

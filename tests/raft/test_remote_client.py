@@ -284,6 +284,18 @@ def test_session_read_waits_for_its_own_stream_to_reach_the_read_index():
     assert msgs(s) == [["r", ctx2], ["r", ctx2]]
 
 
+def test_session_read_whose_index_the_stream_never_reaches_still_ends():
+    s = ClientSession("cabcd1", Tally())
+    s.connected("1", 0)
+    s.take_outbox()
+    ctx = s.read()
+    to_client(s, ["rr", ctx, None, 7])          # granted, but index 7 never streams in
+    s.tick(s.GIVE_UP_MS - 1)
+    assert s.take_done() == []
+    s.tick(s.GIVE_UP_MS)
+    assert s.take_done() == [["r", ctx, "timeout"]] and s.reads == {}
+
+
 def test_session_counts_garbage_and_keeps_going():
     s = ClientSession("cabcd1", Tally())
     s.connected("1", 0)
