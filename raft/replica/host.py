@@ -44,7 +44,7 @@ from raft.config import Config
 from raft.node import Node
 from raft.records import DamagedStorage, StorageFull
 from raft.replica.status import StatusPrinter
-from raft.replica.storage import StoreRefused, must_sync, open_records, persist_ready
+from raft.replica.storage import StoreRefused, must_sync, open_records
 from raft.replica.transport import Transport
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
@@ -133,7 +133,7 @@ class ReplicaDriver(Driver):
         sync = must_sync(rd, self.synced_term_vote)
         try:
             with self.store.transaction(sync=sync):
-                persist_ready(self.log, rd)
+                self.log.save_ready(rd)
         except StorageFull as e:
             self.exit_code = EXIT_DISK_FULL
             self.halt("%s. The node stopped; nothing it could not store was acknowledged. "
