@@ -360,16 +360,19 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         """The way in for wire text: decode and validate it once, then step
         it. sender: the authenticated far end of the channel it came on; a
         message whose src is another id is dropped (stats dropped_spoofed).
-        Malformed text is dropped and counted (dropped_malformed)."""
+        Malformed text is dropped and counted (dropped_malformed). Returns
+        the message's type tag once it was stepped, None when it was dropped
+        here (for the driver's counters and instrumentation)."""
         try:
             msg = decode(text)
         except DecodeError:
             self._count("dropped_malformed")
-            return
+            return None
         if sender is not None and msg[1] != sender:
             self._count("dropped_spoofed")
-            return
+            return None
         self._dispatch(msg)
+        return msg[0]
 
     def step(self, msg):
         """Step one message list, as codec.decode returns it or as built in

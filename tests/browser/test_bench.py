@@ -146,7 +146,7 @@ def test_bad_options_are_refused_clearly_and_the_page_keeps_working(bench):
     first = json.loads(b.pages[lead].evaluate("window._first"))
     assert first["ok"]["sequential"]["count"] > 0
     assert first["ok"]["side_dropped"] == 4
-    assert first["ok"]["driver_stats"]["dropped_garbage"] >= 1  # the empty one
+    assert first["ok"]["node_stats"]["dropped_malformed"] >= 1  # the empty one
     assert b.count(lead) == before + first["ok"]["sequential"]["count"]
 
 

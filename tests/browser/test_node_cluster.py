@@ -360,10 +360,10 @@ def test_garbage_on_a_data_channel_is_dropped_counted_and_harmless(server, make_
         assert c.pages[0].evaluate("a => wraft.sendRaw(a[0], a[1])", ["1", text])
     # Claims to be from node 2 but arrives on node 0's channel.
     assert c.pages[0].evaluate("a => wraft.sendRaw(a[0], a[1])", ["1", "[1,\"h\",\"2\",\"1\",1,0,0]"])
-    stats = wait_until(lambda: (lambda s: s if s["driver_stats"]["dropped_garbage"] >= len(junk)
-                                and s["driver_stats"]["dropped_spoofed"] >= 1 else None)(c.status(1)),
+    stats = wait_until(lambda: (lambda s: s if s["node_stats"].get("dropped_malformed", 0) >= len(junk)
+                                and s["node_stats"].get("dropped_spoofed", 0) >= 1 else None)(c.status(1)),
                        what="node 1 counted the garbage")
-    assert stats["driver_stats"]["dropped_garbage"] == len(junk)
+    assert stats["node_stats"]["dropped_malformed"] == len(junk)
     assert stats["error"] is None and stats["running"]
     ok_values([c.propose(1, 2), c.propose(2, 3)])
     c.converged([1, 2, 3])

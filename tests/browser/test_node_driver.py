@@ -192,10 +192,10 @@ async def test_garbage_and_spoofed_messages_are_dropped_and_counted():
     d = ds[0]
     for junk in ["", "{", "[1]", '[9,"h","1","0",1,0,0]', "null", "x" * 70000]:
         d.on_message("1", junk)
-    assert d.stats["dropped_garbage"] == 6
+    assert d.node.stats["dropped_malformed"] == 6
     # Claims to come from node 2 but arrived on node 1's channel.
     d.on_message("1", '[1,"h","2","0",%d,0,0]' % d.node.term)
-    assert d.stats["dropped_spoofed"] == 1
+    assert d.node.stats["dropped_spoofed"] == 1
     assert await d.propose(1) == 1
     for x in ds:
         x.stop()

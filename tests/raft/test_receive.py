@@ -31,22 +31,22 @@ def test_receive_decodes_and_validates_once_without_walking_commands():
     text = codec.encode(_append("a", "b", 1, 0, 0, ents, 0))
     codec.json_size = counting
     try:
-        b.receive(text, "a")
+        assert b.receive(text, "a") == "a"     # stepped: its type tag
         b.step(_append("a", "b", 1, 19, 1, [[1, "c", 20, ["put", "z", [1, {"y": 2}]]]], 0))
     finally:
         codec.json_size = original
     assert walks[0] == 0                       # decoded JSON is JSON: no second walk
     assert b.last_index() == 20 and b.leader_id == "a"
     # what does not decode is still dropped and counted, never raised
-    b.receive("[1,\"a\",\"a\"", "a")
-    b.receive(codec.encode(["a", "a", "b", 1, 0, 0, [[1, "c", 0, 5]], 0]), "a")   # seq 0
+    assert b.receive("[1,\"a\",\"a\"", "a") is None
+    assert b.receive(codec.encode(["a", "a", "b", 1, 0, 0, [[1, "c", 0, 5]], 0]), "a") is None  # seq 0
     assert b.stats["dropped_malformed"] == 2 and b.last_index() == 20
 
 
 def test_a_message_claiming_another_sender_is_dropped():
     b = mk("b")
     forged = codec.encode(_append("a", "b", 5, 0, 0, [[5, "x", 1, ["put", "k", 1]]], 1))
-    b.receive(forged, "c")                     # came on c's channel, claims to be a
+    assert b.receive(forged, "c") is None      # came on c's channel, claims to be a
     assert b.stats["dropped_spoofed"] == 1
     assert b.term == 0 and b.last_index() == 0 and b.leader_id is None
     b.receive(forged, "a")
