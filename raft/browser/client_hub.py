@@ -219,7 +219,7 @@ class ClientHub:
             applied = node.applied_index
             if sub.next > applied:
                 return
-            if sub.next <= node.offset or sub.next == 1:
+            if sub.next < node.first_index() or sub.next == 1:
                 # compacted away, or a new client: the state is shorter than
                 # the log. The session table goes too: the client applies
                 # later entries through it, exactly as we do.
@@ -232,8 +232,7 @@ class ClientHub:
                 self.stats["snapshots_sent"] += 1
                 continue
             hi = min(applied, sub.next + 511)
-            off = node.offset
-            texts = batch_messages(sub.next, node.log[sub.next - off:hi + 1 - off])
+            texts = batch_messages(sub.next, node.entries(sub.next, hi))
             for text in texts:
                 if not self._send(sub.peer, text):
                     return

@@ -335,20 +335,6 @@ class Driver(Runtime):
         return False
 
     # ---- what the status panel shows ----------------------------------
-    def replicated_on(self, index):
-        """(count, exact): how many nodes hold log index `index`. The leader
-        knows each follower's match index; elsewhere a committed entry is
-        known to be on a majority, which is the lower bound shown."""
-        n = self.node
-        voters = n.voters  # only voters count toward "on N of M"
-        mine = 1 if n.id in voters and n.last_index() >= index else 0
-        if n.role == "leader":
-            return mine + sum(1 for pid, pr in n.progress.items()
-                              if pid in voters and pr.match >= index), True
-        if n.commit_index >= index:
-            return max(mine, len(voters) // 2 + 1), False
-        return mine, False
-
     def status(self):
         n = self.node
         info = {
@@ -365,7 +351,7 @@ class Driver(Runtime):
         if w is not None:
             lw = {"committed": w["committed"], "error": w["error"]}
             if w["index"] is not None:
-                lw["on"], lw["exact"] = self.replicated_on(w["index"])
+                lw["on"], lw["exact"] = n.replicated_on(w["index"])
             info["last_write"] = lw
         return info
 

@@ -1,7 +1,8 @@
 """The layering rules, read from the source (no browser):
 no import cycle, no arrow from raft/ up to components/, js/pyscript only in
 raft/browser/ (and there not in the modules that are tested in CPython),
-and components use only what raft/browser/APP.md documents of the handle."""
+components use only what raft/browser/APP.md documents of the handle, and
+nothing outside the core reads a node's own state (raft/API.md, accessors)."""
 
 import ast
 
@@ -141,3 +142,34 @@ def test_components_use_only_the_documented_handle(path):
     assert handle_uses("x = self.app.driver.node.applied_index; app.config") == {"driver", "config"}
     assert imported_modules("from raft.browser.app import valid_name", "components") \
         - COMPONENT_IMPORTS
+
+
+# A node's own state (raft/API.md "Accessors for outside readers"): outside the
+# core, first_index(), entries(first, last) and replicated_on(index) instead.
+NODE_INTERNALS = {"log", "offset", "progress"}
+
+
+def node_internals_read(source):
+    """Internal node attributes read as `node.x`, `n.x` or `<...>.node.x`."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in NODE_INTERNALS:
+            v = node.value
+            if (isinstance(v, ast.Name) and v.id in ("node", "n")) or \
+                    (isinstance(v, ast.Attribute) and v.attr == "node"):
+                found.add(node.attr)
+    return found
+
+
+def outside_the_core():
+    core = set(ROOT.glob("raft/*.py"))
+    return [p for p in modules().values() if p not in core] + sorted(ROOT.glob("pages/*.py"))
+
+
+@pytest.mark.parametrize("path", outside_the_core(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_nothing_outside_the_core_reads_a_nodes_own_state(path):
+    assert node_internals_read(path.read_text()) == set()
+    # the checker catches what client_hub and the driver once did
+    assert node_internals_read("node.log[a - node.offset:b]; n.progress.items()") == \
+        {"log", "offset", "progress"}
+    assert node_internals_read("self.log.save_ready(rd); self.node.term") == set()

@@ -139,6 +139,27 @@ async def test_writes_from_every_node_apply_everywhere_in_one_order():
 
 
 @in_own_loop
+async def test_the_status_says_on_how_many_windows_the_last_write_is():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    lead = leaders(net)[0]
+    away, follower = [d for d in ds if d is not lead]
+    net.cut.add(away.node.id)
+    await lead.propose(1)
+    # the leader knows its followers' match indexes: exactly 2 of 3
+    assert lead.status()["last_write"] == {"committed": True, "error": None, "on": 2, "exact": True}
+    await follower.propose(2)
+    # a follower knows only that a committed entry is on a majority
+    assert follower.status()["last_write"]["on"] == 2
+    assert follower.status()["last_write"]["exact"] is False
+    net.cut.discard(away.node.id)
+    await wait_for(lambda: lead.status()["last_write"]["on"] == 3)
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
 async def test_restart_from_storage_rebuilds_state_and_keeps_acknowledged_writes():
     net, kvs = Net(), [MemoryKV() for _ in range(3)]
     ds = [make(net, str(i), kvs[i]) for i in range(3)]
