@@ -234,7 +234,6 @@ class ClientSession:
         self.now = now_ms
         self.member = None          # member we are attached to (channel up)
         self.applied_index = 0
-        self.retried_indexes = []  # indexes of the last applied batch that were retries
         self.sessions = Sessions(256)  # the cluster's default window until a snapshot says
         self.member_status = None   # [leader, quorum, voters] from the member
         self.next_seq = 1
@@ -410,8 +409,7 @@ class ClientSession:
         mine = dict(((me, seq), None) for seq in self.pending) if self.pending else None
         done = []
         # The members' own apply loop, on our copy of the session table.
-        self.retried_indexes = apply_entries(self.sessions, applied + 1, fresh, self.state,
-                                             mine, done)
+        apply_entries(self.sessions, applied + 1, fresh, self.state, mine, done)
         for _, seq, err, result in done:
             # Ours: the result is our own apply's, as on any replica.
             del self.pending[seq]

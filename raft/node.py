@@ -87,7 +87,6 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         self.vote = None
         self.commit_index = 0
         self.applied_index = 0
-        self.retried_indexes = []  # log indexes of the last applied batch that were retries
         self.snapshot = None       # [index, term, data]: the latest snapshot
         self.snap_blob = None      # its JSON text, made when a follower needs it
         self.snap_out = None       # snapshot the driver has not persisted yet
@@ -916,7 +915,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
     def apply_committed(self, first, entries):
         if first != self.applied_index + 1:
             raise ValueError("committed entries applied out of order")
-        self.retried_indexes = apply_entries(self.sessions, first, entries, self.state_machine,
-                                             self.pending, self.results)
+        apply_entries(self.sessions, first, entries, self.state_machine, self.pending,
+                      self.results)
         self.applied_index = first + len(entries) - 1
         self._release_local_reads()

@@ -20,11 +20,11 @@ def apply_entries(sessions, first, entries, state_machine, pending, results):
     (raft/node.py) and client windows (raft/client.py), so both decide alike.
     pending: {(client, seq): ...} of requests waiting here; each that applies
     is removed and [client, seq, error, result] appended to `results`.
-    Returns the indexes of retries met again (in the log twice, applied once)."""
+    A retry met again (in the log twice) is applied once, at its first index:
+    a state machine that wants to know what ran where takes apply_entry."""
     # The state machine may take the entry's place too: apply_entry(index,
     # term, command) (e.g. to stamp revisions); else apply(command).
     by_entry = getattr(state_machine, "apply_entry", None) is not None
-    sessions.retried = []
     clients = sessions.clients
     most = 2 * sessions.window
     index = first - 1
@@ -66,7 +66,6 @@ def apply_entries(sessions, first, entries, state_machine, pending, results):
             if key in pending:
                 del pending[key]
                 results.append([client, seq, err, result])
-    return sessions.retried
 
 
 class Sessions:
@@ -77,10 +76,6 @@ class Sessions:
         # forgotten; last index: where its latest command was applied (LRU)
         self.clients = {}
         self.expired = 0          # clients expired so far
-        # Retried commands met again (applied once before, skipped now): how
-        # many, and the log indexes of those in the batch apply_entries runs.
-        self.retries = 0
-        self.retried = []
 
     def apply(self, client, seq, command, state_machine, index=0, term=0, by_entry=False):
         """Apply a client command once (the entry at `index`, of `term`);
@@ -94,8 +89,6 @@ class Sessions:
         s[2] = index
         results = s[1]
         if seq in results:
-            self.retries += 1
-            self.retried.append(index)
             return None, results[seq]          # retry: original result
         if seq <= s[0]:
             return "session_expired", None     # too old to know: not applied

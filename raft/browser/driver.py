@@ -261,9 +261,6 @@ class Driver(Runtime):
     def applied_index(self):
         return self.node.applied_index
 
-    def retried_indexes(self):
-        return self.node.retried_indexes
-
     async def propose(self, command):
         """Replicate `command`; returns the app's apply() result once committed
         and applied here. Retries with the same (client, seq), so a command

@@ -83,7 +83,9 @@ def load_state_class(spec):
         cls = getattr(importlib.import_module(module_name), class_name)
     except Exception as e:
         return None, "--state %s cannot be imported (%s: %s)" % (spec, type(e).__name__, e)
-    for method in ("apply", "snapshot", "restore"):
+    if not (callable(getattr(cls, "apply", None)) or callable(getattr(cls, "apply_entry", None))):
+        return None, "--state %s has no apply() (or apply_entry()) method" % spec
+    for method in ("snapshot", "restore"):
         if not callable(getattr(cls, method, None)):
             return None, "--state %s has no %s() method" % (spec, method)
     return cls, None
@@ -205,10 +207,6 @@ class Replica:
         driver = self.driver = ReplicaDriver(node, log, None, clock, restored=restored)
         driver.store = self.store
         driver.synced_term_vote = (restored.term, restored.vote)
-        if callable(getattr(state, "place", None)):
-            # The KV app stamps revisions from its on_applied hook
-            # (components/kv_view.py, track_revisions): do as its page does.
-            driver.on_applied = state.place
         self.transport = Transport(o.cluster, o.node, on_message=driver.on_message,
                                    on_peer=driver.on_peer, ws_url=o.introducer,
                                    ice_servers=o.ice_servers, secret=o.secret,

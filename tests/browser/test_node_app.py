@@ -281,9 +281,6 @@ class FakeRuntime:
         self.applied_index = 0
         self.quorum = True
 
-    def retried_indexes(self):
-        return []
-
     def status(self):
         return {"quorum": self.quorum}
 

@@ -124,21 +124,7 @@ def test_restart_reapplies_committed_entries_with_sessions():
     again = make_node(storage=storage)
     assert again.applied_index == 0
     drain(again)
-    assert again.applied_index == 3 and again.state_machine.data == {"x": 1}
-    assert again.retried_indexes == [3]          # the copy at index 3 was skipped
-
-
-def test_retried_indexes_name_the_skipped_copies_of_each_batch():
-    n = _leader_with_committed_noop()
-    n.propose("c1", 1, ["cas", "x", None, 1])
-    _commit_everything(n)
-    assert n.retried_indexes == []
-    n.propose("c1", 1, ["cas", "x", None, 1])          # index 3: a copy
-    n.propose("c1", 2, ["put", "y", 2])                # index 4: new
-    n.propose("c1", 2, ["put", "y", 2])                # index 5: a copy
-    _commit_everything(n)
-    assert n.retried_indexes == [3, 5]
-    assert n.sessions.retries == 2
+    assert again.applied_index == 3 and again.state_machine.data == {"x": 1}  # the copy skipped
 
 
 class Stamped:
@@ -179,7 +165,12 @@ def test_state_machine_with_apply_entry_gets_each_entrys_index_and_term_once():
     assert n.state_machine.seen == [[2, t, ["put", "x", 1]], [4, t, ["put", "y", 2]]]
     # the result is the state machine's, the retry gets the original one
     assert sorted(results) == [["c1", 1, None, 2], ["c2", 1, None, 4]]
-    assert n.retried_indexes == [3]
+    # across batches too: copies at 5 and 7, applied once each, at 6 only
+    n.propose("c1", 1, ["put", "x", 1])
+    n.propose("c1", 2, ["put", "z", 3])
+    n.propose("c1", 2, ["put", "z", 3])
+    drain(n)
+    assert n.state_machine.seen[2:] == [[6, t, ["put", "z", 3]]]
 
 
 def test_accessors_for_outside_readers():

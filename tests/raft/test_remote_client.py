@@ -238,7 +238,6 @@ def test_session_applies_a_retried_command_once_like_every_replica():
     to_client(s, E(1, 3, [item(1, "a", "cx001", 1), item(2, "b", "cx001", 2),
                           item(3, "b", "cx001", 2)]))
     assert t.ops == ["a", "b"] and s.applied_index == 3
-    assert s.retried_indexes == [3]                           # the copy, for app.applied
 
 
 def test_session_reassembles_a_snapshot_and_restarts_on_a_broken_one():
