@@ -10,6 +10,9 @@ Wire form: ["wc", VERSION, type, ...fields] as compact JSON.
     sub  [from_index]            send committed entries from this index
     p    [seq, command]          propose (the client id is the channel's sender)
     r    [ctx]                   linearizable read (ReadIndex on the member)
+    sid  [n]                     my writes from now on are session n (after the
+                                 cluster answered session_expired; the member
+                                 proposes them as client id "<sender>.<n>")
   member -> client:
     st   [leader, quorum, voters]      member's view (leader id or null, 1 if it
                                        has a quorum, number of voters); sent on
@@ -20,6 +23,7 @@ Wire form: ["wc", VERSION, type, ...fields] as compact JSON.
                                        client null and are not applied)
     s    [index, offset, done, piece]  snapshot at `index` (JSON text of
                                        {"sm", "sessions", "window"}), chunked
+    sid  [n]                           from here on, outcomes are session n's
     pr   [seq, error, value]           outcome of a proposal
     rr   [ctx, error, index]           read may proceed once `index` is applied
     x    [reason]                      refused (e.g. "busy"): try another member
@@ -42,9 +46,10 @@ TAG = "wc"
 VERSION = 1
 
 # Which fields each message type carries (after ["wc", VERSION, type]).
-FIELD_COUNT = {"sub": 1, "p": 2, "r": 1, "st": 3, "e": 2, "s": 4, "pr": 3, "rr": 3, "x": 1}
-TO_MEMBER = ("sub", "p", "r")
-TO_CLIENT = ("st", "e", "s", "pr", "rr", "x")
+FIELD_COUNT = {"sub": 1, "p": 2, "r": 1, "sid": 1, "st": 3, "e": 2, "s": 4, "pr": 3, "rr": 3,
+               "x": 1}
+TO_MEMBER = ("sub", "p", "r", "sid")
+TO_CLIENT = ("st", "e", "s", "sid", "pr", "rr", "x")
 # Error codes a member may report: the core's, plus the hub's own.
 ERRORS = ("no_leader", "leadership_lost", "too_many_pending", "too_large",
           "timeout", "session_expired", "invalid", "busy", "halted")
@@ -62,6 +67,19 @@ def is_client_id(pid):
     """Client ids are "c" + 4..31 letters/digits; member ids never start with c."""
     return (type(pid) is str and 5 <= len(pid) <= 32 and pid[0] == "c"
             and all(ch.isalpha() or ch.isdigit() for ch in pid[1:]))
+
+
+def session_id(client_id, n):
+    """The client id the cluster's session table knows session n of a client
+    window by: its channel id, then "<channel id>.<n>" (no channel id has a
+    ".", so no window can pose as another's session)."""
+    return client_id if n == 0 else client_id + "." + str(n)
+
+
+def session_owner(sid):
+    """The channel id of a client window's session id (session_id's inverse)."""
+    dot = sid.find(".")
+    return sid if dot < 0 else sid[:dot]
 
 
 def encode(msg):
@@ -95,6 +113,8 @@ def problem(msg):
         return None if _json_ok(f[1]) else "command is not JSON"
     if t == "r":
         return None if _uint(f[0]) else "bad read context"
+    if t == "sid":
+        return None if type(f[0]) is int and 1 <= f[0] <= MAX_INT else "bad session number"
     if t == "st":
         if f[0] is not None and (type(f[0]) is not str or not 0 < len(f[0]) <= 64):
             return "bad leader id"
@@ -228,6 +248,11 @@ class ClientSession:
         if not is_client_id(client_id):
             raise ValueError("client id must be c + 4..31 letters/digits, got %r" % (client_id,))
         self.client_id = client_id
+        # The cluster knows our writes by session_id (start_new_session);
+        # a member's "pr" before it confirmed our session is an older one's.
+        self.session = 0
+        self.session_id = client_id
+        self.session_confirmed = True
         self.state = state
         self.on_applied = on_applied
         self.on_restored = on_restored
@@ -251,7 +276,7 @@ class ClientSession:
         self.held_since = None
         self.stats = {"dropped_malformed": 0, "dropped_unexpected": 0, "gaps": 0,
                       "resubscribes": 0, "retries": 0, "snapshots": 0, "refused": 0,
-                      "bad_snapshots": 0, "late_results": 0}
+                      "bad_snapshots": 0, "late_results": 0, "new_sessions": 0}
 
     # ---- requests from the app ---------------------------------------
     def propose(self, command):
@@ -295,6 +320,8 @@ class ClientSession:
         self.member_status = None
         self.snap = None
         self._subscribe()
+        if self.session:
+            self._send_session()
         self.held_since = now_ms if self.pending else None
         for ctx in sorted(self.reads):
             r = self.reads[ctx]
@@ -383,6 +410,11 @@ class ClientSession:
             self.handle_read_reply(msg[1], msg[2], msg[3])
         elif t == "st":
             self.member_status = [msg[1], msg[2], msg[3]]
+        elif t == "sid":
+            if msg[1] == self.session:
+                self.session_confirmed = True
+            else:
+                self.stats["dropped_unexpected"] += 1
         else:  # "x": the member refuses us; the runtime picks another
             self.stats["refused"] += 1
             self.member_status = None
@@ -405,15 +437,14 @@ class ClientSession:
             self._release_held()
             return  # all seen (a resubscription overlaps the stream)
         fresh = entries[applied + 1 - first:] if first <= applied else entries
-        me = self.client_id
+        me = self.session_id
         mine = dict(((me, seq), None) for seq in self.pending) if self.pending else None
         done = []
         # The members' own apply loop, on our copy of the session table.
         apply_entries(self.sessions, applied + 1, fresh, self.state, mine, done)
         for _, seq, err, result in done:
             # Ours: the result is our own apply's, as on any replica.
-            del self.pending[seq]
-            self.done.append(["p", seq, err, result])
+            self._finish(seq, err, result)
         self.applied_index = last
         self._release_reads()
         self._release_held()
@@ -462,13 +493,12 @@ class ClientSession:
         """After a snapshot: our proposals it covers are answered from its
         session table (what every replica would answer for a retry)."""
         for seq in sorted(self.pending):
-            out = self.sessions.outcome(self.client_id, seq)
+            out = self.sessions.outcome(self.session_id, seq) if seq in self.pending else None
             if out is not None:
-                del self.pending[seq]
-                self.done.append(["p", seq, out[0], out[1]])
+                self._finish(seq, out[0], out[1])
 
     def handle_proposal_result(self, seq, error, value):
-        p = self.pending.get(seq)
+        p = self.pending.get(seq) if self.session_confirmed else None
         if p is None:
             self.stats["late_results"] += 1  # answered from our stream already
             return
@@ -477,8 +507,38 @@ class ClientSession:
             lo, hi = self.RETRY_MS
             p.next_ms = self.now + min(hi, lo << min(p.attempts, 8))
             return
+        self._finish(seq, error, value)
+
+    def _finish(self, seq, error, value):
+        """A final outcome for our proposal `seq`."""
+        if seq not in self.pending:
+            return  # ended with an older session (start_new_session)
         del self.pending[seq]
         self.done.append(["p", seq, error, value])
+        if error == "session_expired" and not self.sessions.knows(self.session_id):
+            # (known: only that seq was older than our window.) Our copy of
+            # the table may lag a member's answer; then the next write's
+            # answer, or our own apply of it, renews.
+            self.start_new_session()
+
+    def start_new_session(self):
+        """The cluster forgot our session (raft/API.md, session expiry):
+        every proposal still pending under it ends the same way (it may or
+        may not have been applied), and later ones go as a new client of the
+        cluster: session n + 1 (session_id), seq 1 again."""
+        for seq in sorted(self.pending):
+            self.done.append(["p", seq, "session_expired", None])
+        self.pending = {}
+        self.session += 1
+        self.session_id = session_id(self.client_id, self.session)
+        self.next_seq = 1
+        self.stats["new_sessions"] += 1
+        if self.member is not None:
+            self._send_session()
+
+    def _send_session(self):
+        self.session_confirmed = False
+        self.outbox.append(encode(["sid", self.session]))
 
     def handle_read_reply(self, ctx, error, index):
         r = self.reads.get(ctx)

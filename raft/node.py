@@ -219,6 +219,11 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             return self.quorum, False
         return mine, False
 
+    def has_session(self, client_id):
+        """Whether the session table, as applied here, knows the client
+        (raft/API.md, session expiry)."""
+        return self.sessions.knows(client_id)
+
     def _count(self, key):
         self.stats[key] = self.stats.get(key, 0) + 1
 

@@ -101,6 +101,12 @@ class Sessions:
             self._forget_oldest(s)
         return None, result
 
+    def knows(self, client):
+        """False once the client's session expired (or before its first
+        command): after a session_expired answer, True means only that seq
+        was older than the client's window."""
+        return client in self.clients
+
     def record(self, client, seq, result, index=0):
         """Note the outcome of a request that is not a state machine command
         (a membership change, applied when appended): answered from here on."""

@@ -17,7 +17,7 @@ import asyncio
 from raft import codec
 from raft.client import is_client_id
 from raft.records import RecordLog, StorageFull
-from raft.browser.runtime import RETRYABLE, ProposalError, Runtime
+from raft.browser.runtime import RETRYABLE, ProposalError, Runtime, new_client_id
 
 # How often the core is ticked. Heartbeats are 100 ms and elections 1.5-3 s;
 # hidden tabs may stretch this to 1 s, which those timeouts tolerate.
@@ -37,10 +37,12 @@ EARLY_ELECTION_MS = (150, 450)
 class Driver(Runtime):
     """The member runtime: drives `node` (raft.Node), persisting to `log`
     (raft.records.RecordLog) and sending through `transport` (send(peer,
-    text) -> bool, peers_up(), presence)."""
+    text) -> bool, peers_up(), presence). rand() -> [0, 1) makes the page's
+    next client id when its session expires (default: the node's rng)."""
 
-    def __init__(self, node, log, transport, clock, restored=None, on_change=None):
+    def __init__(self, node, log, transport, clock, restored=None, on_change=None, rand=None):
         Runtime.__init__(self, clock)
+        self.rand = rand if rand is not None else node.rng
         self.node = node
         self.log = log
         self.transport = transport
@@ -242,6 +244,8 @@ class Driver(Runtime):
         for client_id, seq, error, value in rd.results:
             if client_id == self.client_id:
                 self._resolve(self._proposals, seq, error, value)
+                if error == "session_expired" and not self.node.has_session(client_id):
+                    self.start_new_session()
             elif self.clients is not None:
                 self.clients.on_result(client_id, seq, error, value)
         for ctx, error in rd.reads:
@@ -256,6 +260,17 @@ class Driver(Runtime):
         self._fail_all("halted")
         self._notify()
 
+    def start_new_session(self):
+        """The cluster forgot this page's session (raft/API.md, session
+        expiry): every write still waiting under it ends the same way (it
+        may or may not have been applied), and the page goes on as a new
+        client: a new client id, seq 1 again."""
+        self.client_id = new_client_id(self.rand)
+        self._seq = 0
+        for seq in list(self._proposals):
+            self._proposals.pop(seq).resolve("session_expired")
+        self.stats["new_sessions"] = self.stats.get("new_sessions", 0) + 1
+
     # ---- requests from the page ----------------------------------------
     @property
     def applied_index(self):
@@ -266,10 +281,9 @@ class Driver(Runtime):
         and applied here. Retries with the same (client, seq), so a command
         is applied at most once even when a retry races a late commit."""
         self._seq += 1
-        seq = self._seq
+        seq, client = self._seq, self.client_id
         return await self._tracked_write(self._until_done(
-            lambda deadline: self._attempt(self._proposals, seq, deadline, "propose",
-                                           self.node.propose, self.client_id, seq, command)), seq)
+            lambda deadline: self._write(client, seq, deadline, self.node.propose, command)), seq)
 
     async def read(self):
         """Linearizable read (ReadIndex): returns once the local state is at
@@ -279,6 +293,14 @@ class Driver(Runtime):
         await self._until_done(
             lambda deadline: self._attempt(self._reads, ctx, deadline, "read_index",
                                            self.node.read_index, ctx))
+
+    def _write(self, client, seq, deadline, request, *args):
+        """One try of write `seq` of session `client`; ends at once when the
+        cluster forgot that session since (start_new_session)."""
+        if client != self.client_id:
+            raise ProposalError("session_expired")
+        return self._attempt(self._proposals, seq, deadline, "propose", request, client, seq,
+                             *args)
 
     def _attempt(self, table, key, deadline, label, request, *args):
         """One try of a request to the core; its outcome comes in a Ready."""
@@ -301,13 +323,12 @@ class Driver(Runtime):
         because the learner is behind is retried for PROMOTE_RETRY_MS: under
         steady writes it is often an entry or two behind at that instant."""
         self._seq += 1
-        seq = self._seq
+        seq, client = self._seq, self.client_id
         tries = [0]
 
         def attempt(deadline):
             tries[0] += 1
-            return self._attempt(self._proposals, seq, deadline, "propose",
-                                 self.node.change_membership, self.client_id, seq, op, target)
+            return self._write(client, seq, deadline, self.node.change_membership, op, target)
 
         def retry(error, reason, started):
             if error in CHANGE_RETRYABLE:

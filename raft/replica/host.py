@@ -38,7 +38,7 @@ import time
 from raft import client as client_proto
 from raft.browser.client_hub import ClientHub
 from raft.browser.driver import Driver, node_storage
-from raft.browser.runtime import GuardedState, ProposalError
+from raft.browser.runtime import GuardedState, ProposalError, new_client_id
 from raft.client import is_client_id
 from raft.config import Config
 from raft.node import Node
@@ -236,7 +236,7 @@ class Replica:
             except (NotImplementedError, RuntimeError):
                 pass
         o = self.opts
-        self.driver.start("%s-%08x" % (o.node, random.getrandbits(32)))
+        self.driver.start(new_client_id(random.random))  # the one scheme pages use too
         self.transport.start()
         if o.commands:
             self._read_commands(loop)

@@ -139,6 +139,32 @@ async def test_writes_from_every_node_apply_everywhere_in_one_order():
 
 
 @in_own_loop
+async def test_after_its_session_expired_a_page_writes_on_as_a_new_client():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    small = dict(FAST, max_sessions=2)
+    ds = [make(net, str(i), kvs[i], timing=small) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    lead = leaders(net)[0]
+    page = next(d for d in ds if d is not lead)
+    assert await page.propose(1) == 1
+    first_id = page.client_id
+    # Two other clients write: the table keeps 2, so the page's session goes.
+    for k, other in enumerate(("cother1", "cother2")):
+        lead.node.propose(other, 1, 10 + k)
+        lead._kick()
+    await wait_for(lambda: all(len(d.app_state.ops) == 3 for d in ds))
+    with pytest.raises(ProposalError) as e:
+        await page.propose(2)
+    assert e.value.error == "session_expired" and not e.value.retryable
+    assert page.client_id != first_id and page.stats["new_sessions"] == 1
+    # The next write is a new client's first: applied, once, everywhere.
+    assert await page.propose(3) == 4
+    await wait_for(lambda: all(d.app_state.ops == [1, 10, 11, 3] for d in ds))
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
 async def test_the_status_says_on_how_many_windows_the_last_write_is():
     net, kvs = Net(), [MemoryKV() for _ in range(3)]
     ds = [make(net, str(i), kvs[i]) for i in range(3)]
