@@ -107,7 +107,7 @@ def render(f):
              "figure{display:inline-block;margin:8px 16px 8px 0}figcaption{font-weight:600}"
              "</style></head><body><h1>WRaft benchmarks</h1>",
              "<p>%s; Chromium %s; %s cores; load average %s; command <code>%s</code></p>"
-             % (esc(f.get("when", "")), esc(str(f.get("chromium_version"))),
+             % (esc(f.get("when", "")), esc(str(f.get("browsers") or f.get("chromium_version"))),
                 f.get("machine", {}).get("cores"),
                 esc(", ".join("%.1f" % x for x in f.get("load_average", []))),
                 esc(f.get("command", "")))]

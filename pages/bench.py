@@ -449,6 +449,7 @@ class Bench:
             out["count_after"] = self.app.state.count
             out["role_after"] = d.status()["role"]
             out["driver_stats"] = dict(d.stats)  # a copy: the live ones keep counting
+            out["node_stats"] = dict(d.node.stats)
             out["transport_stats"] = dict(self.transport.stats)
             out["side_dropped"] = self.dropped_side
             out["gc"] = gc_cost()

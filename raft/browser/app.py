@@ -20,7 +20,7 @@ that raft/browser/APP.md documents. Problems (bad markup/URL, damaged
 storage) are shown on the page; the handle is then read-only with .error set.
 """
 
-from raft.browser.runtime import ProposalError
+from raft.browser.runtime import GuardedState, ProposalError
 
 APPLIED_HISTORY = 2000  # (index, command) pairs kept for tests and the console
 
@@ -34,7 +34,7 @@ class App:
         self.runtime = None  # Driver or ClientDriver once started (see runtime.py)
         self.status_panel = None
         self.error = None
-        self.applied = []  # recent [index, command], in apply order
+        self.applied = []  # recent [index, command] (the last APPLIED_HISTORY at least), in apply order
         self._renderers = [on_change] if on_change is not None else []
         self._applied_hooks = [on_applied] if on_applied is not None else []
         self._applied_seen = -1
@@ -114,9 +114,12 @@ class App:
                     "reason": getattr(e, "reason", None) or str(e)}
 
     def status(self):
-        """The runtime's status() (or the error that stopped the page) and the cluster."""
+        """The runtime's status() (or the error that stopped the page), the cluster
+        and the transport's last STUN/TURN error."""
         if self.runtime is not None:
             info = self.runtime.status()
+            # why peers may be missing (a TURN server refusing our credentials)
+            info["ice_error"] = getattr(self.runtime.transport, "ice_error", None)
         else:
             info = {"node": self.config.get("node", "?"), "running": False, "error": self.error,
                     "size": self.config.get("size", 0)}
@@ -142,14 +145,18 @@ class App:
     def _record_applied(self, first, entries):
         for fn in self._applied_hooks:
             fn(self.state, first, entries)
-        # A write retried across a leader change can sit in the log twice;
-        # the sessions applied it once, and so does this record.
-        retried = self.runtime.retried_indexes()
-        for i, e in enumerate(entries):
-            if e[1] is not None and (not retried or first + i not in retried):  # skip no-ops
-                self.applied.append([first + i, e[3]])
-        if len(self.applied) > APPLIED_HISTORY:
-            del self.applied[:len(self.applied) - APPLIED_HISTORY]
+
+    def _note_apply(self, index, command):
+        # GuardedState's on_apply: each write once, where the sessions applied
+        # it (a write retried across a leader change can sit in the log twice).
+        applied = self.applied
+        applied.append([index, command])
+        if len(applied) > 2 * APPLIED_HISTORY:  # amortised: trim now and then
+            del applied[:len(applied) - APPLIED_HISTORY]
+
+    def guarded_state(self):
+        """The state machine the runtime's core applies to."""
+        return GuardedState(self.state, self._note_apply)
 
     def show_error(self, message):
         self.error = message
@@ -209,7 +216,7 @@ def _start_member(app, location, clock, rand):
     from raft.records import DamagedStorage
     from raft.browser.client_hub import ClientHub
     from raft.browser.driver import Driver, node_storage, open_log
-    from raft.browser.runtime import GuardedState, new_client_id
+    from raft.browser.runtime import new_client_id
     from raft.browser.storage import LocalStorageKV
 
     cfg = app.config
@@ -225,7 +232,7 @@ def _start_member(app, location, clock, rand):
         node = Node(cfg["node"], cfg["voters"],
                     config=Config(snapshot_entries=cfg["snapshot_entries"],
                                   snapshot_bytes=cfg["snapshot_bytes"]),
-                    rng=rand, state_machine=GuardedState(app.state),
+                    rng=rand, state_machine=app.guarded_state(),
                     storage=node_storage(restored), now_ms=clock())
     except ValueError as e:  # e.g. a stored vote for a node this cluster lacks
         raise StartError("cannot start: stored state does not fit this cluster (%s)" % e)
@@ -244,10 +251,10 @@ def _start_client(app, location, clock, rand):
     """The client runtime: a session attached to one member (raft/CLIENT.md)."""
     from raft.client import ClientSession
     from raft.browser.client_driver import ClientDriver
-    from raft.browser.runtime import GuardedState, new_client_id
+    from raft.browser.runtime import new_client_id
 
     client_id = app.config["node"] = new_client_id(rand)
-    session = ClientSession(client_id, GuardedState(app.state), now_ms=clock())
+    session = ClientSession(client_id, app.guarded_state(), now_ms=clock())
     driver = ClientDriver(session, clock, rand, via=app.config["via"])
     driver.transport = _transport(app.config, client_id, location, driver, wants=driver.wants,
                                   on_presence=driver.on_presence, ask_after_ms=0)
@@ -262,6 +269,7 @@ def _transport(cfg, node_id, location, runtime, **policy):
     try:
         return Transport(cluster=cfg["cluster"], node=node_id, on_message=runtime.on_message,
                          on_peer=runtime.on_peer, ws_url=ws_url(cfg["introducer"], location),
-                         ice_servers=cfg["ice_servers"], secret=cfg["secret"], **policy)
+                         ice_servers=cfg["ice_servers"], secret=cfg["secret"],
+                         ice_transport_policy=cfg["ice_transport_policy"], **policy)
     except (ValueError, RuntimeError) as e:
         raise StartError("cannot start: %s" % e)

@@ -199,9 +199,6 @@ class ClientDriver(Runtime):
     def applied_index(self):
         return self.session.applied_index
 
-    def retried_indexes(self):
-        return self.session.retried_indexes
-
     def _kick(self):
         self._flush()
 

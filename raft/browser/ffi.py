@@ -92,6 +92,12 @@ def rand():
     return js.Math.random()
 
 
+# Firefox implements RTCPeerConnection in privileged JS: a Pyodide proxy set
+# as one of its event handlers reaches it as an opaque object ("TypeError:
+# ({}) is not a function") and never runs. A plain JS function in front works.
+_plain_function = js.Function.new("f", "return function (e) { return f(e) }")
+
+
 class Proxies:
     """Owns create_proxy callbacks: JS may call them until release()."""
 
@@ -102,6 +108,11 @@ class Proxies:
         p = create_proxy(fn)
         self._items.append(p)
         return p
+
+    def handler(self, fn):
+        """make(fn) behind a plain JS function: for the event handlers of
+        RTCPeerConnection (see _plain_function)."""
+        return _plain_function(self.make(fn))
 
     def release(self):
         items, self._items = self._items, []

@@ -1,12 +1,15 @@
 """What a page asks for: its <raft-node> attributes and its URL, as one config dict.
 
     <raft-node size="3" introducer="/ws" ice-servers='[]' cluster="notes"
-               snapshot-entries="2000" snapshot-bytes="262144" role="client">
+               snapshot-entries="2000" snapshot-bytes="262144" role="client"
+               ice-transport-policy="relay">
 
 Every attribute is optional (raft/browser/APP.md): size (voters the cluster
 starts with, 1..7, default 3; ?size=N overrides it), introducer (WebSocket
 URL, default /ws), ice-servers (JSON list of RTCIceServer dicts; absent = the
-introducer's list), cluster (name), log compaction thresholds, role="client".
+introducer's list), cluster (name), log compaction thresholds, role="client",
+ice-transport-policy ("relay": TURN relay candidates only, to check a TURN
+set-up; ?ice-transport-policy=relay does the same for one window).
 The node id comes from the host name (wraftN.<domain> is node N) or from
 ?node=N (0..63; ids from size on start outside the cluster until a member
 adds them); the cluster name from ?cluster=NAME, else the attribute, else the
@@ -29,8 +32,8 @@ DEFAULT_SNAPSHOT_ENTRIES = 2000
 DEFAULT_SNAPSHOT_BYTES = 256 * 1024
 
 ATTRS = ("size", "introducer", "ice-servers", "cluster", "snapshot-entries", "snapshot-bytes",
-         "role")
-QUERY = ("node", "cluster", "secret", "size", "client", "via")
+         "role", "ice-transport-policy")
+QUERY = ("node", "cluster", "secret", "size", "client", "via", "ice-transport-policy")
 
 
 class PageConfigError(ValueError):
@@ -76,7 +79,8 @@ def resolve(attrs, host, path, query):
     cfg = {"cluster": cluster, "ice_servers": _ice_servers(attrs),
            "introducer": attrs.get("introducer") or "/ws",
            # A server started with --secret signs joins (signaling/PROTOCOL.md).
-           "secret": query.get("secret") or None}
+           "secret": query.get("secret") or None,
+           "ice_transport_policy": _ice_transport_policy(attrs, query)}
     if client_requested(attrs, query):
         via = query.get("via") or None
         if via is not None and not (via.isdigit() and len(via) <= 3):
@@ -116,6 +120,15 @@ def _ice_servers(attrs):
         if not isinstance(ice, list) or not all(isinstance(s, dict) for s in ice):
             raise PageConfigError("<raft-node ice-servers>: need a JSON list of objects")
     return ice
+
+
+def _ice_transport_policy(attrs, query):
+    """?ice-transport-policy=relay (or the attribute): gather TURN relay
+    candidates only, for diagnosis; default "all"."""
+    policy = query.get("ice-transport-policy") or attrs.get("ice-transport-policy") or "all"
+    if policy not in ("all", "relay"):
+        raise PageConfigError("ice-transport-policy %r: use all or relay" % policy)
+    return policy
 
 
 def _threshold(attrs, name, default):

@@ -13,8 +13,6 @@ raft.client.ClientSession attached to one member). The App handle
     rt.status()                       plain dict for the status panel
     rt.diagnostics()                  counters for tests and the console
     rt.applied_index                  last log index applied to the state
-    rt.retried_indexes()              indexes of the last applied batch that
-                                      were retries (in the log twice, applied once)
     rt.on_applied = fn(first, entries)  after each applied batch
     rt.on_change = fn(rt)             after applies and role/connection changes
     rt.instrument(timings)            the instrumentation hook (raft/browser/timings.py)
@@ -53,18 +51,30 @@ class ProposalError(Exception):
 
 
 class GuardedState:
-    """Wraps the app's state class so a command its apply() rejects (raises
-    on) becomes a failed write instead of an exception inside consensus.
-    apply() is deterministic, so every replica fails the same way."""
+    """The state machine the core sees: wraps the app's state class so a
+    command its apply() rejects (raises on) becomes a failed write instead
+    of an exception inside consensus (apply() is deterministic, so every
+    replica fails the same way). The core gives it each command once, with
+    its log index (apply_entry, raft/API.md): it hands the index on to a
+    state class that has apply_entry(index, term, command) too, and tells
+    on_apply(index, command) what ran where (app.applied)."""
 
-    def __init__(self, state):
+    def __init__(self, state, on_apply=None):
         self.state = state
+        self.on_apply = on_apply
+        self._by_entry = getattr(state, "apply_entry", None) is not None
 
-    def apply(self, command):
+    def apply_entry(self, index, term, command):
         try:
-            return self.state.apply(command)
+            if self._by_entry:
+                result = self.state.apply_entry(index, term, command)
+            else:
+                result = self.state.apply(command)
         except Exception as e:
-            return {FAILED: "%s: %s" % (type(e).__name__, e)}
+            result = {FAILED: "%s: %s" % (type(e).__name__, e)}
+        if self.on_apply is not None:
+            self.on_apply(index, command)
+        return result
 
     def snapshot(self):
         return self.state.snapshot()
@@ -263,9 +273,6 @@ class Runtime:
     @property
     def applied_index(self):
         raise NotImplementedError
-
-    def retried_indexes(self):
-        return ()
 
     def status(self):
         raise NotImplementedError

@@ -291,6 +291,9 @@ def render_summary(info):
     elif is_read_only(info):
         out.append('<div class="raft-note">read-only: this node is not in a majority '
                    '(no leader reachable)</div>')
+    if info.get("ice_error") and len(peers) < others:  # why peers are missing (TURN, STUN)
+        out.append('<div class="raft-alert" role="alert" data-raft-ice-error>%s</div>'
+                   % _esc(info["ice_error"]))
     if info.get("repaired"):
         out.append('<div class="raft-note">%s</div>' % _esc(info["repaired"]))
     return "".join(out)

@@ -84,15 +84,27 @@ def default_ws_url():
     return scheme + "//" + loc.host + "/ws"
 
 
+def ice_error_text(code, text, url):
+    """An icecandidateerror event in words for the status panel."""
+    code, text, url = int(code or 0), str(text or ""), str(url or "?")
+    if code == 401:
+        return ("TURN server %s refused this window's credentials (401 %s): the TURN "
+                "username/password is wrong or expired" % (url, text or "Unauthorized"))
+    if code == 701:
+        return "cannot reach STUN/TURN server %s (%s)" % (url, text or "no answer")
+    return "STUN/TURN server %s: error %d %s" % (url, code, text)
+
+
 class _Conn:
     """One RTCPeerConnection attempt (session `sid`) and its data channel."""
 
-    def __init__(self, sid, ice_servers):
+    def __init__(self, sid, ice_servers, policy="all"):
         self.sid = sid
         self.started_ms = now_ms()
         self.proxies = Proxies()
         # throws on a malformed ICE server entry: becomes a RuntimeError here
-        self.pc = try_new(js.RTCPeerConnection, to_js({"iceServers": ice_servers}))
+        self.pc = try_new(js.RTCPeerConnection, to_js({"iceServers": ice_servers,
+                                                       "iceTransportPolicy": policy}))
         # negotiated: both ends create the same channel, no ondatachannel dance
         self.dc = self.pc.createDataChannel(
             "raft", to_js({"negotiated": True, "id": 0, "ordered": True})
@@ -127,7 +139,7 @@ class _Conn:
         for target, names in (
             (self.dc, ("onopen", "onclose", "onmessage", "onbufferedamountlow")),
             (self.ctl, ("onmessage",)),
-            (self.pc, ("onicecandidate", "onconnectionstatechange")),
+            (self.pc, ("onicecandidate", "onicecandidateerror", "onconnectionstatechange")),
         ):
             for name in names:
                 setattr(target, name, None)
@@ -169,6 +181,7 @@ class Transport:
         secret=None,
         wants=None,
         ask_after_ms=ASK_AFTER_MS,
+        ice_transport_policy="all",
     ):
         if not isinstance(cluster, str) or not isinstance(node, str):
             raise TypeError("cluster and node must be str")
@@ -182,6 +195,8 @@ class Transport:
         self.ws_url = ws_url
         self._ice_fixed = ice_servers
         self.ice_servers = list(ice_servers) if ice_servers is not None else []
+        self.ice_transport_policy = ice_transport_policy  # "relay": TURN only (diagnosis)
+        self.ice_error = None  # the last STUN/TURN failure, in words, until a channel opens
         self.secret = secret
         # Connection policy: wants(peer) says whether we open (offer or ask
         # for) a channel to that present peer on our own; None = every peer.
@@ -207,6 +222,7 @@ class Transport:
             "channels_opened": 0,
             "silent_peers_closed": 0,
             "peers_said_bye": 0,
+            "ice_errors": 0,
             "introducer_attempts": 0,
             "introducer_connects": 0,
         }
@@ -641,7 +657,7 @@ class Transport:
             self._signal(peer, {"t": "ice", "s": conn.sid, "c": cand})
 
     def _new_conn(self, peer, sid):
-        conn = _Conn(sid, self.ice_servers)
+        conn = _Conn(sid, self.ice_servers, self.ice_transport_policy)
         peer.conn = conn
         make = conn.proxies.make
 
@@ -654,6 +670,13 @@ class Transport:
             else:  # keep candidates behind our offer/answer
                 conn.outgoing_ice.append(cand)
 
+        def on_ice_error(event):
+            # A TURN server refusing our credentials (or one we cannot reach)
+            # would otherwise look like peers that never answer.
+            self.stats["ice_errors"] += 1
+            if not conn.closed:
+                self.ice_error = ice_error_text(event.errorCode, event.errorText, event.url)
+
         def on_state(_event):
             if not conn.closed and conn.pc.connectionState in ("failed", "closed"):
                 self._channel_closed(peer, conn)
@@ -662,6 +685,7 @@ class Transport:
             if conn.closed or peer.conn is not conn:
                 return
             conn.open = True
+            self.ice_error = None
             conn.heard_ms = now_ms()
             peer.attempts = 0
             peer.next_try_ms = 0
@@ -700,8 +724,9 @@ class Transport:
                 self.stats["peers_said_bye"] += 1
                 self._channel_closed(peer, conn)
 
-        conn.pc.onicecandidate = make(on_ice)
-        conn.pc.onconnectionstatechange = make(on_state)
+        conn.pc.onicecandidate = conn.proxies.handler(on_ice)
+        conn.pc.onconnectionstatechange = conn.proxies.handler(on_state)
+        conn.pc.onicecandidateerror = conn.proxies.handler(on_ice_error)
         conn.dc.onopen = make(on_open)
         conn.dc.onclose = make(on_close)
         conn.dc.onmessage = make(on_dc_message)

@@ -146,7 +146,7 @@ def test_bad_options_are_refused_clearly_and_the_page_keeps_working(bench):
     first = json.loads(b.pages[lead].evaluate("window._first"))
     assert first["ok"]["sequential"]["count"] > 0
     assert first["ok"]["side_dropped"] == 4
-    assert first["ok"]["driver_stats"]["dropped_garbage"] >= 1  # the empty one
+    assert first["ok"]["node_stats"]["dropped_malformed"] >= 1  # the empty one
     assert b.count(lead) == before + first["ok"]["sequential"]["count"]
 
 
@@ -205,7 +205,7 @@ def test_runner_medians_and_targets():
     args = parse_args(["--quick"])
     runs = [_fake_run(1000, 850, 21000), _fake_run(1200, 700, 1000), _fake_run(1100, 900, 25000)]
     f = summarize(args, runs, {"mpy": [1.2, 2.0, 1.4], "py": []},
-                  {"mpy": [3.0, 2.0, 2.2], "py": []}, None, "156")
+                  {"mpy": [3.0, 2.0, 2.2], "py": []}, None, "chromium", "Chromium 156 x3")
     assert f["rtt_baseline_per_s"] == 1100 and f["sequential_writes_per_s"] == 850
     assert f["pipelined_writes_per_s"] == 21000
     assert f["cold_start_first_commit_s"] == {"mpy": 1.4}
@@ -219,15 +219,15 @@ def test_runner_medians_and_targets():
     assert t["failover_close_s"]["met"] is False  # 2.2 s > 0.5 s
     # the same-run baselines: the core's own rate and a bare page's load
     f = summarize(args, runs, {"mpy": [1.2, 2.0, 1.4], "py": []}, {"mpy": [0.3], "py": []},
-                  None, "156", core={"mpy": 10000}, bare={"mpy": [1.0, 1.1, 1.2], "py": []},
-                  silent={"mpy": [2.5], "py": []})
+                  None, "chromium", "Chromium 156 x3", core={"mpy": 10000},
+                  bare={"mpy": [1.0, 1.1, 1.2], "py": []}, silent={"mpy": [2.5], "py": []})
     assert f["pipelined_to_core_ratio"] == 2.1 and f["targets"]["pipelined_to_core_ratio"]["met"]
     assert f["cold_start_to_bare_ratio"] == pytest.approx(1.4 / 1.1, abs=0.001)
     assert f["failover_close_s"] == 0.3 and f["failover_silent_s"] == 2.5
     assert f["targets"]["failover_silent_s"]["met"] is True
     for key in ("sequential_writes_per_s", "rtt_baseline_per_s", "pipelined_writes_per_s",
                 "commit_latency_p50_ms", "commit_latency_p99_ms", "cold_start_first_commit_s",
-                "failover_s", "localstorage_bytes_after", "runtime", "chromium_version",
+                "failover_s", "localstorage_bytes_after", "runtime", "browser", "browsers",
                 "machine"):
         assert key in f
     assert f["machine"]["cores"] >= 1
@@ -237,8 +237,11 @@ def test_runner_refuses_bad_arguments(capsys):
     from benchmarks.__main__ import parse_args
 
     for argv in (["--repeats", "0"], ["--duration", "-1"], ["--inflight", "0"],
-                 ["--runtime", "ruby"]):
+                 ["--runtime", "ruby"], ["--browser", "safari"], ["--browser", "firefox,"],
+                 ["--browser", "mixed,opera"]):
         with pytest.raises(SystemExit) as e:
             parse_args(argv)
         assert e.value.code == 2
     assert "error" in capsys.readouterr().err
+    assert parse_args(["--browser", "chromium,firefox,mixed"]).browsers == [
+        "chromium", "firefox", "mixed"]

@@ -1,7 +1,8 @@
 """The layering rules, read from the source (no browser):
 no import cycle, no arrow from raft/ up to components/, js/pyscript only in
 raft/browser/ (and there not in the modules that are tested in CPython),
-and components use only what raft/browser/APP.md documents of the handle."""
+components use only what raft/browser/APP.md documents of the handle, and
+nothing outside the core reads a node's own state (raft/API.md, accessors)."""
 
 import ast
 
@@ -12,8 +13,8 @@ from test_pyscript_config import ROOT, imported_modules
 # raft/browser modules that import neither js nor pyscript (tested in CPython)
 PURE_BROWSER = ("runtime", "driver", "client_driver", "client_hub", "status_html", "timings")
 # What components may use of the App handle (raft/browser/APP.md, "The handle")
-HANDLE = {"state", "propose", "read", "change_membership", "on_change", "on_applied",
-          "node_id", "applied_index", "read_only", "error"}
+HANDLE = {"state", "propose", "propose_many", "read", "change_membership", "on_change",
+          "on_applied", "node_id", "applied_index", "read_only", "error"}
 # ... and of raft: the KV state machine and the page conventions APP.md names
 COMPONENT_IMPORTS = {"raft.kv", "raft.kv.KVStateMachine", "raft.browser.page_config"} | {
     "raft.browser.page_config." + n for n in ("NAME_CHARS", "valid_name", "node_from_host")}
@@ -73,6 +74,12 @@ def test_no_import_cycle():
     assert find_cycle(g) is not None
 
 
+# raft/replica/ (the CPython host beside the browser one) runs the browser's
+# pure runtime modules and reads its page conventions; nothing else of it.
+HOST_SHARED = {"raft.browser", "raft.browser.page_config"} | {
+    "raft.browser." + m for m in PURE_BROWSER}
+
+
 def upward_arrows(g):
     """(module, target) pairs where raft/ imports components/, or the core raft/browser/."""
     out = []
@@ -81,7 +88,8 @@ def upward_arrows(g):
             if name.startswith("raft") and t.startswith("components"):
                 out.append((name, t))
             elif (name.startswith("raft") and not name.startswith("raft.browser")
-                  and t.startswith("raft.browser")):
+                  and t.startswith("raft.browser")
+                  and not (name.startswith("raft.replica") and t in HOST_SHARED)):
                 out.append((name, t))
     return out
 
@@ -92,6 +100,9 @@ def test_no_arrow_points_up():
     # as when raft/browser/app.py imported components.status
     g["raft.browser.app"] = g["raft.browser.app"] | {"components.todo"}
     assert upward_arrows(g) == [("raft.browser.app", "components.todo")]
+    # the replica may not reach the js side of the browser layer
+    g["raft.replica.host"] = g["raft.replica.host"] | {"raft.browser.transport"}
+    assert ("raft.replica.host", "raft.browser.transport") in upward_arrows(g)
 
 
 def js_imports(path):
@@ -131,3 +142,34 @@ def test_components_use_only_the_documented_handle(path):
     assert handle_uses("x = self.app.driver.node.applied_index; app.config") == {"driver", "config"}
     assert imported_modules("from raft.browser.app import valid_name", "components") \
         - COMPONENT_IMPORTS
+
+
+# A node's own state (raft/API.md "Accessors for outside readers"): outside the
+# core, first_index(), entries(first, last) and replicated_on(index) instead.
+NODE_INTERNALS = {"log", "offset", "progress"}
+
+
+def node_internals_read(source):
+    """Internal node attributes read as `node.x`, `n.x` or `<...>.node.x`."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and node.attr in NODE_INTERNALS:
+            v = node.value
+            if (isinstance(v, ast.Name) and v.id in ("node", "n")) or \
+                    (isinstance(v, ast.Attribute) and v.attr == "node"):
+                found.add(node.attr)
+    return found
+
+
+def outside_the_core():
+    core = set(ROOT.glob("raft/*.py"))
+    return [p for p in modules().values() if p not in core] + sorted(ROOT.glob("pages/*.py"))
+
+
+@pytest.mark.parametrize("path", outside_the_core(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_nothing_outside_the_core_reads_a_nodes_own_state(path):
+    assert node_internals_read(path.read_text()) == set()
+    # the checker catches what client_hub and the driver once did
+    assert node_internals_read("node.log[a - node.offset:b]; n.progress.items()") == \
+        {"log", "offset", "progress"}
+    assert node_internals_read("self.log.save_ready(rd); self.node.term") == set()

@@ -28,7 +28,8 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     cfg = resolve_config({}, "wraft2.localhost:8000", "/counter", {})
     assert cfg == {"size": 3, "node": "2", "voters": ["0", "1", "2"], "cluster": "counter",
                    "ice_servers": None, "introducer": "/ws", "secret": None,
-                   "snapshot_entries": 2000, "snapshot_bytes": 262144}
+                   "snapshot_entries": 2000, "snapshot_bytes": 262144,
+                   "ice_transport_policy": "all"}
     cfg = resolve_config({"size": "5", "cluster": "team", "introducer": "/sig",
                           "ice-servers": '[{"urls": "stun:127.0.0.1:3478"}]'},
                          "localhost:8000", "/todo", {"node": "4"})
@@ -39,6 +40,11 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     assert (cfg["node"], cfg["cluster"]) == ("1", "x-1")
     # ?secret= signs the join when the server was started with --secret.
     assert resolve_config({}, "wraft0.localhost", "/kv", {"secret": "s3"})["secret"] == "s3"
+    # relay-only ICE (diagnosing TURN): the attribute, or ?ice-transport-policy= over it
+    assert resolve_config({"ice-transport-policy": "relay"}, "wraft0.localhost", "/kv",
+                          {})["ice_transport_policy"] == "relay"
+    assert resolve_config({"ice-transport-policy": "relay"}, "wraft0.localhost", "/kv",
+                          {"ice-transport-policy": "all"})["ice_transport_policy"] == "all"
     assert node_from_host("wraft12.example.org:80") == "12"
     assert node_from_host("localhost") is None and node_from_host("wraftx.localhost") is None
     assert cluster_from_path("/") == "index" and cluster_from_path("/a/b.html") == "a.b"
@@ -57,6 +63,7 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     ({}, "wraft0.localhost", {"cluster": "bad name"}, "cluster name"),
     ({"ice-servers": "{"}, "wraft0.localhost", {}, "not JSON"),
     ({"ice-servers": '{"urls": "x"}'}, "wraft0.localhost", {}, "JSON list"),
+    ({}, "wraft0.localhost", {"ice-transport-policy": "turn"}, "use all or relay"),
 ])
 def test_bad_markup_or_url_is_a_clear_error(attrs, host, query, message):
     with pytest.raises(PageConfigError, match=message):
@@ -91,11 +98,13 @@ def test_client_mode_is_asked_by_query_or_markup_and_needs_no_node_id():
     assert not client_requested({}, {})
     cfg = resolve({"cluster": "notes"}, "localhost", "/todo", {"client": "1", "via": "02"})
     assert cfg == {"client": True, "cluster": "notes", "via": "2", "introducer": "/ws",
-                   "ice_servers": None, "secret": None}
-    cfg = resolve({"role": "client"}, "localhost", "/todo", {})
+                   "ice_servers": None, "secret": None, "ice_transport_policy": "all"}
+    cfg = resolve({"role": "client"}, "localhost", "/todo", {"ice-transport-policy": "relay"})
+    assert cfg["ice_transport_policy"] == "relay"
     assert cfg["via"] is None and cfg["cluster"] == "todo"
     for attrs, query in (({}, {"via": "x"}), ({}, {"cluster": "bad name"}),
-                         ({"ice-servers": "{"}, {}), ({"ice-servers": "[1]"}, {})):
+                         ({"ice-servers": "{"}, {}), ({"ice-servers": "[1]"}, {}),
+                         ({"ice-transport-policy": "none"}, {})):
         with pytest.raises(PageConfigError):
             resolve(attrs, "localhost", "/todo", dict(query, client="1"))
 
@@ -122,6 +131,14 @@ def test_status_shows_roles_and_read_only_state():
     assert "read-only" in render_html(info(quorum=False, leader=None))
     html = render_html(info(error="cannot start: <damaged>"))
     assert 'role="alert"' in html and "&lt;damaged&gt;" in html and "<damaged>" not in html
+
+
+def test_a_stun_turn_error_shows_while_peers_are_missing():
+    why = "TURN server turn:10.0.0.1:3478 refused the <credentials> (401 Unauthorized)"
+    html = render_html(info(peers=["0"], ice_error=why))
+    assert "data-raft-ice-error" in html and "refused the &lt;credentials&gt; (401" in html
+    assert "data-raft-ice-error" not in render_html(info(ice_error=why))  # every peer is up
+    assert "data-raft-ice-error" not in render_html(info(peers=[]))
 
 
 def test_last_write_text():
@@ -263,9 +280,6 @@ class FakeRuntime:
     def __init__(self):
         self.applied_index = 0
         self.quorum = True
-
-    def retried_indexes(self):
-        return []
 
     def status(self):
         return {"quorum": self.quorum}

@@ -1,0 +1,50 @@
+"""Command-line options the replica and the command-line client share
+(introducer, cluster, secret, ICE)."""
+
+import argparse
+
+from raft.browser.page_config import valid_name
+from raft.replica.transport import gather_on
+from signaling.ice import parse_ice_server
+
+
+def _ice_arg(text):
+    try:
+        return parse_ice_server(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc))
+
+
+def add_connection_args(p):
+    """Options the replica and the command-line client share."""
+    p.add_argument("--introducer", default="ws://127.0.0.1:8000/ws", metavar="URL",
+                   help="the server's introducer WebSocket (default %(default)s)")
+    p.add_argument("--cluster", required=True, help="cluster name, as in the windows' ?cluster= "
+                   "(default there: the page's path, e.g. todo)")
+    p.add_argument("--secret", help="the server's --secret (joins are signed with it)")
+    p.add_argument("--secret-file", metavar="PATH",
+                   help="read the secret from this file (keeps it off the command line)")
+    p.add_argument("--ice-server", action="append", default=None, metavar="URL", type=_ice_arg,
+                   help="STUN/TURN server, repeatable (default: the introducer's list)")
+    p.add_argument("--ice-host", action="append", default=None, metavar="ADDR",
+                   help="gather ICE host candidates on this address only, repeatable "
+                        "(default: every interface but loopback)")
+    p.add_argument("--wait-introducer", type=float, default=15.0, metavar="S",
+                   help="give up (exit 5) if the introducer cannot be joined within S seconds "
+                        "of starting (default %(default)s)")
+
+
+def check_connection_args(p, args):
+    if not valid_name(args.cluster):
+        p.error("--cluster %r: use 1-64 of A-Z a-z 0-9 _ . -" % args.cluster)
+    if not args.introducer.startswith(("ws://", "wss://")):
+        p.error("--introducer %r: need a ws:// or wss:// URL" % args.introducer)
+    if args.secret_file:
+        try:
+            with open(args.secret_file) as f:
+                args.secret = f.read().strip()
+        except OSError as e:
+            p.error("--secret-file: %s" % e)
+    args.ice_servers = args.ice_server
+    if args.ice_host:
+        gather_on(args.ice_host)
