@@ -8,7 +8,7 @@
 #   batched    bursts of K writes, each burst one app.propose_many() call;
 #   hop        (diagnostic) bare asyncio task switches per second.
 # Options (JSON): modes, duration_s, inflight, profile (time the driver's
-# steps during the run, raft/browser/timings.py). Results: <pre id="results"> (JSON),
+# steps during the run, raft/runtime/timings.py). Results: <pre id="results"> (JSON),
 # window.wraftBench (JSON in/out, see expose()), and
 # body[data-bench] = idle | running | done | error.
 from js import performance
@@ -24,7 +24,7 @@ from pyscript import document, when  # noqa: E402
 from pyscript.ffi import create_proxy  # noqa: E402
 
 from raft.browser.app import start  # noqa: E402
-from raft.browser.timings import Timings  # noqa: E402
+from raft.runtime.timings import Timings  # noqa: E402
 
 DEFAULTS = {"modes": ["rtt", "sequential", "pipelined"], "duration_s": 3.0, "inflight": 256,
             "profile": False}

@@ -13,14 +13,14 @@
     </script>
 
 start() reads the page (raft/browser/page_config.py), runs it as a member
-(raft.browser.driver.Driver over a raft.Node, localStorage and the WebRTC
-transport) or as a client window (raft.browser.client_driver.ClientDriver),
+(raft.runtime.driver.Driver over a raft.Node, localStorage and the WebRTC
+transport) or as a client window (raft.runtime.client_driver.ClientDriver),
 mounts the status panel, exposes window.wraft, and returns the App handle
 that raft/browser/APP.md documents. Problems (bad markup/URL, damaged
 storage) are shown on the page; the handle is then read-only with .error set.
 """
 
-from raft.browser.runtime import GuardedState, ProposalError
+from raft.runtime.contract import GuardedState, ProposalError
 
 APPLIED_HISTORY = 2000  # (index, command) pairs kept for tests and the console
 
@@ -31,7 +31,7 @@ class App:
     def __init__(self, state, config, on_change=None, on_applied=None):
         self.state = state
         self.config = config
-        self.runtime = None  # Driver or ClientDriver once started (see runtime.py)
+        self.runtime = None  # Driver or ClientDriver once started (see raft/runtime/contract.py)
         self.status_panel = None
         self.error = None
         self.applied = []  # recent [index, command] (the last APPLIED_HISTORY at least), in apply order
@@ -214,9 +214,9 @@ def _start_member(app, location, clock, rand):
     from raft.config import Config
     from raft.node import Node
     from raft.records import DamagedStorage
-    from raft.browser.client_hub import ClientHub
-    from raft.browser.driver import Driver, node_storage, open_log
-    from raft.browser.runtime import new_client_id
+    from raft.runtime.client_hub import ClientHub
+    from raft.runtime.driver import Driver, node_storage, open_log
+    from raft.runtime.contract import new_client_id
     from raft.browser.storage import LocalStorageKV
 
     cfg = app.config
@@ -250,8 +250,8 @@ def _start_member(app, location, clock, rand):
 def _start_client(app, location, clock, rand):
     """The client runtime: a session attached to one member (raft/CLIENT.md)."""
     from raft.client import ClientSession
-    from raft.browser.client_driver import ClientDriver
-    from raft.browser.runtime import new_client_id
+    from raft.runtime.client_driver import ClientDriver
+    from raft.runtime.contract import new_client_id
 
     client_id = app.config["node"] = new_client_id(rand)
     session = ClientSession(client_id, app.guarded_state(), now_ms=clock())

@@ -5,7 +5,7 @@ transport and introducer, the client protocol's session (raft/client.py:
 same-seq retries, so a write is applied exactly once across leader changes
 and member switches; reads linearizable through the member's ReadIndex and
 our own applied stream) and the client runtime
-(raft/browser/client_driver.py, which imports no js).
+(raft/runtime/client_driver.py, which a client window runs too).
 
     python -m raft.replica.client --cluster kv put greeting '"hello"'
     python -m raft.replica.client --cluster kv get greeting
@@ -39,8 +39,8 @@ import signal
 import sys
 import time
 
-from raft.browser.client_driver import ClientDriver
-from raft.browser.runtime import GuardedState, ProposalError, new_client_id
+from raft.runtime.client_driver import ClientDriver
+from raft.runtime.contract import GuardedState, ProposalError, new_client_id
 from raft.client import ClientSession
 from raft.replica.options import add_connection_args, check_connection_args
 from raft.replica.host import EXIT_INTRODUCER, EXIT_REFUSED, EXIT_USAGE, OpaqueState, load_state_class

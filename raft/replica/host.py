@@ -1,8 +1,8 @@
 """The replica process: one unchanged raft.Node, driven like a window.
 
-It reuses the browser's member runtime (raft/browser/driver.py imports no
-js: the Ready loop, proposals, reads, membership changes, status) and
-ClientHub (raft/browser/client_hub.py, the member side of client windows),
+It runs the member runtime windows run (raft/runtime/driver.py: the Ready
+loop, proposals, reads, membership changes, status) and ClientHub
+(raft/runtime/client_hub.py, the member side of client windows),
 with three things of its own:
 - storage: the records in SQLite, each Ready persisted in one transaction
   (raft/replica/storage.py); a full disk halts the node, having
@@ -36,9 +36,9 @@ import threading
 import time
 
 from raft import client as client_proto
-from raft.browser.client_hub import ClientHub
-from raft.browser.driver import Driver, node_storage
-from raft.browser.runtime import GuardedState, ProposalError, new_client_id
+from raft.runtime.client_hub import ClientHub
+from raft.runtime.driver import Driver, node_storage
+from raft.runtime.contract import GuardedState, ProposalError, new_client_id
 from raft.client import is_client_id
 from raft.config import Config
 from raft.node import Node

@@ -164,7 +164,7 @@ def test_a_follower_can_run_the_bench_too_and_says_so(bench):
 
 @pytest.mark.browser
 def test_a_profiled_run_times_the_drivers_steps_on_the_leader_and_a_follower(bench):
-    from raft.browser.timings import LABELS
+    from raft.runtime.timings import LABELS
     b = bench("bench-profile")
     lead = b.leader()
     follower = b.pages[(lead + 1) % 3]

@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-from raft.browser.driver import Driver, node_storage, open_log
+from raft.runtime.driver import Driver, node_storage, open_log
 from raft.browser.page_config import DEFAULT_SNAPSHOT_ENTRIES, PageConfigError, resolve
-from raft.browser.runtime import GuardedState
+from raft.runtime.contract import GuardedState
 from raft.config import Config
 from raft.node import Node
 from raft.records import MemoryKV, RecordLog

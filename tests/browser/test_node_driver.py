@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from raft.browser.driver import Driver, open_log
-from raft.browser.runtime import GuardedState, ProposalError
+from raft.runtime.driver import Driver, open_log
+from raft.runtime.contract import GuardedState, ProposalError
 from raft.config import Config
 from raft.node import Node
 from raft.records import DamagedStorage, MemoryKV

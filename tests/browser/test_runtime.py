@@ -1,4 +1,4 @@
-"""The runtime contract (raft/browser/runtime.py) in CPython: both runtimes
+"""The runtime contract (raft/runtime/contract.py) in CPython: both runtimes
 offer the same surface, and every propose and read ends within the runtime's
 deadline with a result or a retryable error, whatever the cluster does."""
 
@@ -8,10 +8,10 @@ import time
 import pytest
 
 from raft import client as proto
-from raft.browser.client_driver import ClientDriver
-from raft.browser.driver import Driver
-from raft.browser.runtime import FAILED, RETRYABLE, GuardedState, ProposalError, Runtime
-from raft.browser.timings import LABELS, Timings
+from raft.runtime.client_driver import ClientDriver
+from raft.runtime.driver import Driver
+from raft.runtime.contract import FAILED, RETRYABLE, GuardedState, ProposalError, Runtime
+from raft.runtime.timings import LABELS, Timings
 from raft.client import ClientSession
 from raft.records import MemoryKV
 from raft.sessions import Sessions, apply_entries

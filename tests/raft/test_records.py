@@ -573,13 +573,13 @@ class CrashingKV(MemoryKV):
 
 
 def _driver_for(node, log):
-    from raft.browser.driver import Driver
+    from raft.runtime.driver import Driver
     return Driver(node, log, None, lambda: 0, 3)
 
 
 def _loaded(kv, nid):
     """What a restarted page finds: (restored, a Node built from it)."""
-    from raft.browser.driver import node_storage
+    from raft.runtime.driver import node_storage
     from raft import Node
     r = RecordLog(MemoryKV(), "c", nid)
     r.kv.data = dict(kv.data)
@@ -597,7 +597,7 @@ def _crash_at_every_change(kv, nid, node, step, prefix_ok=False):
     the store in turn (then once with a full quota at each write); after
     every crash a restarted node starts and finds the old or the new state
     (or, for a batch split over records, a prefix of it with its hard state)."""
-    from raft.browser.driver import node_storage
+    from raft.runtime.driver import node_storage
     from raft import Node
     old = _state(_loaded(kv, nid)[0])
     before = dict(kv.data)
@@ -639,7 +639,7 @@ def _crash_at_every_change(kv, nid, node, step, prefix_ok=False):
 
 
 def _follower(kv, nid="b", entries_=(), hs=(1, None, 1)):
-    from raft.browser.driver import node_storage
+    from raft.runtime.driver import node_storage
     from raft import Node
     log = RecordLog(kv, "c", nid)
     log.load()
@@ -665,7 +665,7 @@ def test_crash_anywhere_in_a_persist_that_truncates_a_conflicting_tail_restarts_
     log.load()
     for first in (2, 4, 6):        # three records of an old leader's uncommitted entries
         log.save(first, [[1, "x", i, ["put", "k", i]] for i in range(first, first + 2)])
-    from raft.browser.driver import node_storage
+    from raft.runtime.driver import node_storage
     from raft import Node
     node = Node("b", ["a", "b", "c"], None, None, None, node_storage(RecordLog(kv, "c", "b").load()), 0)
     assert node.last_index() == 7
@@ -726,7 +726,7 @@ def test_leader_makes_room_for_its_snapshot_by_dropping_the_covered_log_first():
 
 @pytest.mark.parametrize("crash_at", list(range(1, 12)) + [99])
 def test_leader_out_of_room_even_without_its_log_starts_again_from_the_older_snapshot(crash_at):
-    from raft.browser.driver import node_storage
+    from raft.runtime.driver import node_storage
     from raft import Node
     kv, log, _ = _log_with_snapshot_due()
     full = reload(kv).entries

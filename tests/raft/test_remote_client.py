@@ -11,9 +11,9 @@ import time
 import pytest
 
 from raft import client as proto
-from raft.browser.client_hub import ClientHub, batch_messages, MAX_CLIENTS, MESSAGE_BUDGET
-from raft.browser.driver import Driver, open_log
-from raft.browser.runtime import GuardedState, new_client_id
+from raft.runtime.client_hub import ClientHub, batch_messages, MAX_CLIENTS, MESSAGE_BUDGET
+from raft.runtime.driver import Driver, open_log
+from raft.runtime.contract import GuardedState, new_client_id
 from raft.client import ClientSession, ClientDecodeError, decode, encode, is_client_id
 from raft.config import Config
 from raft.node import Node
@@ -671,7 +671,7 @@ async def test_member_drops_garbage_from_clients_and_bounds_them():
     # Too many in flight: told so, at once.
     got = []
     net.ends["cbad0002"] = lambda src, text: got.append(decode(text, proto.TO_CLIENT))
-    from raft.browser import client_hub as hubmod
+    from raft.runtime import client_hub as hubmod
     m.node.leader_id, saved = None, m.node.leader_id   # no leader: proposals stay out
     for seq in range(1, hubmod.MAX_PENDING + 3):
         hub.handle_proposal(hub.subs.setdefault("cbad0002", hubmod._Sub("cbad0002")), seq, 1)
@@ -691,7 +691,7 @@ async def test_member_drops_garbage_from_clients_and_bounds_them():
 
 
 # ------------------------------------------------------------------ the page runtime's pure parts
-from raft.browser import client_driver as client_runtime  # noqa: E402
+from raft.runtime import client_driver as client_runtime  # noqa: E402
 
 
 def test_member_choice_prefers_via_then_any_other_than_the_failed_one():

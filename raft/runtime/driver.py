@@ -1,5 +1,5 @@
-"""The member runtime: runs one raft.Node in the browser (raft/browser/runtime.py
-has the contract it implements for the App handle).
+"""The member runtime: runs one raft.Node in a window or a replica
+(raft/runtime/contract.py has the contract it implements for the App handle).
 
 Loop (raft/API.md): tick -> Ready -> persist -> send -> advance (apply) ->
 resolve proposal and ReadIndex waiters. Nothing that depends on a Ready is
@@ -11,8 +11,9 @@ the followers store the entries while the leader does; the leader counts
 itself toward a majority only once advance() says its write is done.
 
 This module imports neither js nor pyscript: the clock, the record log and
-the transport are passed in (raft/browser/app.py wires the real ones), so the
-same code runs under MicroPython, Pyodide and CPython.
+the transport are passed in (raft/browser/app.py and raft/replica/host.py
+wire the real ones), so the same code runs under MicroPython, Pyodide and
+CPython.
 """
 
 import asyncio
@@ -20,8 +21,8 @@ import asyncio
 from raft import codec
 from raft.client import is_client_id
 from raft.records import RecordLog, StorageFull
-from raft.browser.runtime import (RETRY_PAUSE_MS, RETRYABLE, Group, ProposalError, Runtime,
-                                  Waiter, all_or_first_error, new_client_id, outcome)
+from raft.runtime.contract import (RETRY_PAUSE_MS, RETRYABLE, Group, ProposalError, Runtime,
+                                   Waiter, all_or_first_error, new_client_id, outcome)
 
 # How often the core is ticked. Heartbeats are 100 ms and elections 1.5-3 s;
 # hidden tabs may stretch this to 1 s, which those timeouts tolerate.
@@ -57,7 +58,7 @@ class Driver(Runtime):
         self.log = log
         self.transport = transport
         self.on_change = on_change
-        self.clients = None  # raft.browser.client_hub.ClientHub: client windows attached here
+        self.clients = None  # raft.runtime.client_hub.ClientHub: client windows attached here
         self.restored = restored
         self.client_id = None  # session id of this page's own writes
         self._seq = 0

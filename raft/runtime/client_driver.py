@@ -17,7 +17,7 @@ import json
 
 from raft.client import ClientSession, is_client_id
 from raft.codec import SEP
-from raft.browser.runtime import ProposalError, Runtime
+from raft.runtime.contract import ProposalError, Runtime
 
 TICK_MS = 50
 # Our member's channel has been down this long (or it left the introducer's

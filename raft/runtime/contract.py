@@ -1,7 +1,7 @@
 """The contract both page runtimes implement, and the pieces they share.
 
-A page runs either a member (raft.browser.driver.Driver: a raft.Node with
-storage) or a client window (raft.browser.client_driver.ClientDriver: a
+A page runs either a member (raft.runtime.driver.Driver: a raft.Node with
+storage) or a client window (raft.runtime.client_driver.ClientDriver: a
 raft.client.ClientSession attached to one member). The App handle
 (raft.browser.app) talks to either through this contract:
 
@@ -15,7 +15,7 @@ raft.client.ClientSession attached to one member). The App handle
     rt.applied_index                  last log index applied to the state
     rt.on_applied = fn(first, entries)  after each applied batch
     rt.on_change = fn(rt)             after applies and role/connection changes
-    rt.instrument(timings)            the instrumentation hook (raft/browser/timings.py)
+    rt.instrument(timings)            the instrumentation hook (raft/runtime/timings.py)
     rt.error, rt.running, rt.transport, rt.timings
 
 Every call ends, within DEADLINE_MS, with its result or a ProposalError;
@@ -158,7 +158,7 @@ class Runtime:
         self.on_change = None  # fn(runtime)
         self.on_applied = None  # fn(first_index, entries)
         self.transport = None
-        self.timings = None  # raft.browser.timings.Timings: set with instrument()
+        self.timings = None  # raft.runtime.timings.Timings: set with instrument()
         self.error = None  # set when the runtime halts
         self.running = False
         self.last_write = None  # the page's latest propose: {"seq", "committed", "error", ...}
