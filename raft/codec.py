@@ -55,6 +55,14 @@ def encode(msg):
     return json.dumps([VERSION] + msg, separators=SEP)
 
 
+def encode_append(msg, entries_text):
+    """encode(msg) of an AppendEntries whose entries' compact JSON is
+    `entries_text` already (the same text, byte for byte): a leader sends the
+    same entries to every follower, and encodes them once."""
+    head = json.dumps([VERSION] + msg[:6], separators=SEP)
+    return "%s,%s,%d]" % (head[:-1], entries_text, msg[7])
+
+
 # ---------------------------------------------------------------- message builders
 # Each message type is built here and nowhere else (raft/API.md lists the fields).
 

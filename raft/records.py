@@ -137,17 +137,22 @@ def decode_hard_state(text):
     return term, vote, commit, w, n, gone
 
 
-def encode_log_record(first, entries, gen=0, w=0, hard=None):
+def encode_log_record(first, entries, gen=0, w=0, hard=None, entries_text=None):
     # gen: generation of the snapshot current when the record was written
     # (lets load() tell records older than a snapshot that discarded the log);
     # w, hard: write counter and hard state as of this write (module doc).
-    obj = {"v": FORMAT, "f": first, "e": list(entries)}
+    # entries_text: compact JSON of `entries` when the caller has it: the
+    # record is then spliced around it instead of encoding every entry again
+    # (the same text seal() makes of {"v", "f", "e", "g", "w", "h"}).
+    if entries_text is None:
+        entries_text = _dumps(list(entries))
+    body = '{"v":%d,"f":%d,"e":%s' % (FORMAT, first, entries_text)
     if gen:
-        obj["g"] = gen
+        body += ',"g":%d' % gen
     if w:
-        obj["w"] = w
-        obj["h"] = list(hard)
-    return seal(obj)
+        body += ',"w":%d,"h":%s' % (w, _dumps(list(hard)))
+    body += "}"
+    return "%08x" % _crc(body) + body
 
 
 def log_record_generation(text):
@@ -571,13 +576,21 @@ class RecordLog:
         replaced = runs[i:]
         written = []
         at = start
+        # One encoding of the whole batch: usually it fits one record, and
+        # then split_batch's per-entry sizing is not needed either.
+        text = _dumps(entries)
+        if len(text) - 1 <= MAX_RECORD_CHARS:
+            chunks = [(entries, text)]
+        else:
+            chunks = [(c, None) for c in split_batch(entries, MAX_RECORD_CHARS)]
         try:
-            for chunk in split_batch(entries, MAX_RECORD_CHARS):
+            for chunk, chunk_text in chunks:
                 last = at + len(chunk) - 1
                 # The hard state as of this record: its commit never beyond it.
                 h = (hard[0], hard[1], hard[2] if hard[2] <= last else last)
                 w = self._next_w()
-                self.kv.set(self.log_key(at), encode_log_record(at, chunk, self._gen(), w, h))
+                self.kv.set(self.log_key(at), encode_log_record(at, chunk, self._gen(), w, h,
+                                                                chunk_text))
                 written.append([at, last])
                 self._hard = h
                 at = last + 1

@@ -45,6 +45,16 @@ RANK_STEP_MS = 200
 FAILOVER_MS = 20
 
 
+def same_entries(a, b):
+    """The same log entries (the objects, not just equal ones: cheap)."""
+    if a is None or len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x is not y:
+            return False
+    return True
+
+
 class Driver(Runtime):
     """The member runtime: drives `node` (raft.Node), persisting to `log`
     (raft.records.RecordLog) and sending through `transport` (send(peer,
@@ -289,11 +299,20 @@ class Driver(Runtime):
 
     def send(self, msgs):
         send, t = self.transport.send, self._timed
+        last = text = None  # the entries of the last AppendEntries, and their JSON
         for msg in msgs:
-            if t is None:
-                send(msg[2], codec.encode(msg))
+            ents = msg[6] if msg[0] == "a" else None
+            if ents:
+                # The followers usually get the same entries: encode them once.
+                if last is not ents and not same_entries(last, ents):
+                    last, text = ents, codec.compact(ents)
+                wire = codec.encode_append(msg, text)
             else:
-                t.run("transport_send", send, msg[2], codec.encode(msg))
+                wire = codec.encode(msg)
+            if t is None:
+                send(msg[2], wire)
+            else:
+                t.run("transport_send", send, msg[2], wire)
 
     def _note_committed(self, rd):
         w = self.last_write

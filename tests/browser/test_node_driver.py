@@ -535,3 +535,30 @@ async def test_a_lone_write_leaves_in_its_own_turn_without_waking_the_drainer():
     await asyncio.gather(*burst)
     for d in drivers:
         d.stop()
+
+
+@in_own_loop
+async def test_the_entries_of_a_ready_are_encoded_once_and_every_message_is_its_own_text():
+    # send() encodes a batch once for the followers that get the same
+    # entries; one behind (other entries, even as many) gets its own.
+    net = Net()
+    drivers = [make(net, str(i), MemoryKV()) for i in range(3)]
+    lead = await settle_leader(drivers)
+    lead.stop()
+    sent, dumps = [], []
+    lead.transport.send = lambda peer, text: sent.append(text)
+    compact = codec.compact
+    codec.compact = lambda obj: dumps.append(obj) or compact(obj)
+    try:
+        batch = [[1, "c", 1, "x"], [1, "c", 2, "y"]]
+        msgs = [codec.append_request("0", "1", 1, 0, 0, batch, 0),
+                codec.append_request("0", "2", 1, 0, 0, list(batch), 0),      # the same entries
+                codec.append_request("0", "3", 1, 2, 1, [[1, "c", 3, "z"], [1, "c", 4, "w"]], 1),
+                codec.heartbeat("0", "1", 1, 0, 0)]
+        lead.send(msgs)
+    finally:
+        codec.compact = compact
+    assert sent == [codec.encode(m) for m in msgs]
+    assert len(dumps) == 2  # the first batch once, the other once
+    for d in drivers:
+        d.stop()

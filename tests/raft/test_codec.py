@@ -160,3 +160,10 @@ def test_rng_is_deterministic_and_in_range():
     r = Rng(1)
     assert all(3 <= r.randint(3, 5) <= 5 for _ in range(50))
     assert seed_from_text("n1") != seed_from_text("n2")
+
+
+def test_an_append_built_around_its_entries_text_is_the_same_text():
+    # A leader encodes a batch once for every follower (encode_append).
+    for m in GOOD + [["a", "n-1", "n 2", 0, 0, 0, [[1, "c\u00e9", 2, "x"]], 123456789]]:
+        if m[0] == "a":
+            assert codec.encode_append(m, codec.compact(m[6])) == codec.encode(m)

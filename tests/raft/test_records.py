@@ -8,6 +8,7 @@ import subprocess
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from raft.codec import compact
 from raft.records import (
     DamagedStorage, MemoryKV, RecordCorrupt, RecordLog, StorageFull,
     decode_log_record, encode_hard_state, encode_log_record, namespace, seal, split_batch, unseal,
@@ -98,6 +99,21 @@ def test_conflicting_tail_is_replaced_inside_and_across_records():
     log.save(6, entries(6, 2, term=4))
     log.save(8, entries(8, 1, term=4))
     assert reload(kv).entries == entries(1, 3) + entries(4, 2, term=2) + entries(6, 2, term=4) + entries(8, 1, term=4)
+
+
+def test_a_log_record_is_spliced_around_its_entries_text_byte_for_byte():
+    # encode_log_record builds the record around the entries' JSON text (the
+    # one encoding of a batch): the same text seal() makes of the record.
+    batch = [[2, "c1", 1, {"op": "put", "k": "caf\u00e9"}], [2, None, 0, None]]
+    for gen, w, hard in ((0, 0, None), (3, 0, None), (0, 7, (2, "n1", 4)), (5, 9, (2, None, 0))):
+        obj = {"v": 1, "f": 12, "e": batch}
+        if gen:
+            obj["g"] = gen
+        if w:
+            obj["w"], obj["h"] = w, list(hard)
+        assert encode_log_record(12, batch, gen, w, hard) == seal(obj)
+        assert encode_log_record(12, batch, gen, w, hard, compact(batch)) == seal(obj)
+    assert decode_log_record(encode_log_record(12, batch, 3, 7, (2, "n1", 4)), 12) == batch
 
 
 def test_big_batch_is_split_into_consecutive_records():
