@@ -185,17 +185,7 @@ class Driver(Runtime):
             t.run("tick", self.node.tick, self.clock())
 
     def _kick(self):
-        """A request was queued: drain in this turn while few writes wait
-        (a woken drainer task would cost a setTimeout hop on the critical
-        path of each sequential write, as on_message says); a burst waits
-        for the drainer, so one Ready takes many writes."""
-        if self._draining or len(self._proposals) > SYNC_DRAIN_MAX_WAITING:
-            self._wake.set()
-            return
-        try:
-            self._drain()
-        except Exception:  # halted (the page shows why); the caller's waiter failed with it
-            pass
+        self._wake.set()
 
     async def _ticker(self):
         while self.running:

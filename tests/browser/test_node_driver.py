@@ -515,29 +515,6 @@ async def test_a_burst_waiting_to_retry_when_its_session_expires_ends_unapplied(
 
 
 @in_own_loop
-async def test_a_lone_write_leaves_in_its_own_turn_without_waking_the_drainer():
-    # The drainer task's wake-up is a setTimeout hop in the page: a write
-    # with few others waiting is drained (and its AppendEntries sent) by the
-    # proposer's own turn; a burst still waits for the drainer (one Ready).
-    net = Net()
-    drivers = [make(net, str(i), MemoryKV()) for i in range(3)]
-    lead = await settle_leader(drivers)
-    sent, send = [], lead.transport.send
-    lead.transport.send = lambda peer, text: sent.append(text) or send(peer, text)
-    write = asyncio.ensure_future(lead.propose(5))
-    await asyncio.sleep(0)  # the write's first step ran; a woken drainer would not have yet
-    assert any(codec.decode(t)[0] == "a" and codec.decode(t)[6] for t in sent)
-    assert await write == 1
-    sent.clear()
-    burst = [asyncio.ensure_future(lead.propose(i)) for i in range(20)]
-    await asyncio.sleep(0)
-    assert len([t for t in sent if codec.decode(t)[0] == "a"]) <= 2 * 5  # the first few only
-    await asyncio.gather(*burst)
-    for d in drivers:
-        d.stop()
-
-
-@in_own_loop
 async def test_the_entries_of_a_ready_are_encoded_once_and_every_message_is_its_own_text():
     # send() encodes a batch once for the followers that get the same
     # entries; one behind (other entries, even as many) gets its own.
