@@ -18,7 +18,9 @@ writes (bursts of K, app.propose_many); the same under Pyodide (one repeat,
 unless --no-pyodide); then cold start -> first commit beside its baseline, a
 bare page of the same runtime (tests/browser/pages/bare.html), and the
 leader's window closed (or hung) -> next commit (benchmarks/browser_timings.py);
-the core's own rate in the same runtime (benchmarks/core_rate.mjs); then log
+the core's own rate in the same runtime (benchmarks/core_rate.mjs) and a
+leader's edge CPU per entry without a browser (benchmarks/edge_rate.mjs,
+the raft/ of --root when given); then log
 compaction in the KV app (benchmarks/compaction.py). Medians over --repeats
 fresh clusters; every goal is also a ratio to a baseline measured in the same
 run (this machine's speed swings 2-3x between runs).
@@ -61,6 +63,7 @@ TARGETS = {
                           lambda v, f: v <= ELECTION_MAX_S),
 }
 CORE_RATE = REPO / "benchmarks" / "core_rate.mjs"
+EDGE_RATE = REPO / "benchmarks" / "edge_rate.mjs"
 BROWSERS = ("chromium", "firefox", "mixed")  # mixed: windows 0, 1 Chromium, 2 Firefox
 
 
@@ -203,12 +206,17 @@ def collect(args, browser, server, log):
                     "%.2f s; leader %s -> next commit %.2f s"
                     % (rt, r + 1, n, "-" if b is None else "%.2f" % b, first,
                        "closed" if failure == "close" else "hung", fail))
-    core = {}
+    core, edge = {}, {}
     for rt in (["mpy", "py"] if args.pyodide or args.runtime == "py" else ["mpy"]):
         got = attempt("core rate %s" % rt, lambda: core_rate(rt, 5000 if args.quick else 20000))
         if got is not None:
             core[rt] = got
             log("core in the simulator (%s, 3 nodes, Node.js): %d entries/CPU-s" % (rt, got))
+        got = attempt("edge cost %s" % rt, lambda: edge_cost(rt, args.root))
+        if got is not None:
+            edge[rt] = got
+            log("a leader's edge, no browser (%s, send to 2 + persist, batches of 64): %.1f us "
+                "of CPU per entry" % (rt, got))
     breakdown = None
     if args.timings:
         breakdown = attempt("cold start breakdown", lambda: cold_start_breakdown(
@@ -221,7 +229,7 @@ def collect(args, browser, server, log):
             browser, server, args.duration, args.inflight, args.runtime, profile=True))
         if profiled is not None:
             log("profiled run done (its figures are not used above: timers slow it)")
-    timings = {"cold": cold, "bare": bare, "failover": failover, "silent": silent}
+    timings = {"cold": cold, "bare": bare, "failover": failover, "silent": silent, "edge": edge}
     return runs, other_runs, timings, core, profiled, breakdown, errors
 
 
@@ -234,6 +242,19 @@ def core_rate(runtime, entries):
     if proc.returncode != 0 or not line:
         raise RuntimeError((proc.stdout + proc.stderr)[-500:])
     return json.loads(line[-1][6:])["entries_per_cpu_s"]
+
+
+def edge_cost(runtime, root=None):
+    """CPU microseconds per entry of a leader's edge without a browser
+    (benchmarks/edge.py: the driver's send of a Ready's AppendEntries to two
+    followers and its persist), in `runtime` under Node.js, with the raft/
+    of `root` (--root) or of this checkout."""
+    proc = subprocess.run(["node", str(EDGE_RATE), runtime, str((root or REPO).resolve()), "64"],
+                          capture_output=True, text=True, timeout=600)
+    line = [x for x in proc.stdout.splitlines() if x.startswith("BENCH ")]
+    if proc.returncode != 0 or not line:
+        raise RuntimeError((proc.stdout + proc.stderr)[-500:])
+    return json.loads(line[-1][6:])["us_per_entry"]
 
 
 def ratio(a, b):
@@ -467,6 +488,7 @@ def report(args, name, label, measured):
         return None
     f = summarize(args, runs, timings["cold"], timings["failover"], profiled, name, label,
                   other_runs, core, timings["bare"], timings["silent"])
+    f["edge_us_per_entry"] = timings.get("edge") or {}
     f["errors"] = errors
     f.update(compaction or {})
     f["cold_start_breakdown_mpy_s"] = breakdown
@@ -474,6 +496,10 @@ def report(args, name, label, measured):
     f["load_average"] = os.getloadavg()
     f["elapsed_s"] = elapsed
     print_table(f)
+    if f["edge_us_per_entry"]:
+        print("\na leader's edge without a browser (benchmarks/edge.py: send to 2 followers + "
+              "persist, batches of 64), CPU per entry: %s" % ", ".join(
+                  "%s %.1f us" % kv for kv in sorted(f["edge_us_per_entry"].items())))
     if breakdown:
         print("\ncold start (mpy), seconds from opening 3 fresh windows: Python running in all "
               "%(python_ready_s)s, all data channels up %(channels_up_s)s, leader elected "

@@ -245,3 +245,17 @@ def test_runner_refuses_bad_arguments(capsys):
     assert "error" in capsys.readouterr().err
     assert parse_args(["--browser", "chromium,firefox,mixed"]).browsers == [
         "chromium", "firefox", "mixed"]
+
+
+def test_the_edge_benchmark_sends_and_stores_what_the_plain_encoding_would():
+    # benchmarks/edge.py times the driver's real send and persist: the same
+    # wire text as codec.encode of each message (no figure is asserted).
+    from benchmarks.edge import run
+    from raft import codec
+
+    r = run(batches=3, batch=4)
+    assert r["entries"] == 12 and r["batch"] == 4 and r["cpu_s"] >= 0
+    ents = [[1, "c%07d" % (i % 97), i, ["put", "key%d" % (i % 50), i]] for i in range(12)]
+    want = sum(len(codec.encode(["a", "n0", p, 1, f - 1, 1 if f > 1 else 0, ents[f - 1:f + 3],
+                                 f - 1])) for f in (1, 5, 9) for p in ("n1", "n2"))
+    assert r["wire_chars"] == want
