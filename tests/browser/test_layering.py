@@ -10,7 +10,8 @@ import pytest
 from test_pyscript_config import ROOT, imported_modules
 
 # raft/browser modules that import neither js nor pyscript (tested in CPython)
-PURE_BROWSER = ("runtime", "driver", "client_driver", "client_hub", "status_html", "timings")
+PURE_BROWSER = ("runtime", "driver", "client_driver", "client_hub", "status_html", "status_picture",
+                "timings")
 # What components may use of the App handle (raft/browser/APP.md, "The handle")
 HANDLE = {"state", "propose", "read", "change_membership", "on_change", "on_applied",
           "node_id", "applied_index", "read_only", "error"}
