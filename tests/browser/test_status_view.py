@@ -10,7 +10,7 @@ import json
 import pytest
 
 from app_windows import dump_on_failure, win  # noqa: F401 (fixtures used by every test here)
-from browser_helpers import wait_until
+from wraft.cluster import unique_name, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -25,7 +25,7 @@ def roles_of(page):
 
 
 def test_every_window_draws_the_cluster_and_says_it_in_words(win):
-    pages = win.open("/counter", "pic")
+    pages = win.start("/counter", "pic")
     leader = next(i for i in range(3) if win.attr(i, "data-raft-role") == "leader")
     for i, page in enumerate(pages):
         # Each window: itself with its role, and the leader (a star) in every picture.
@@ -55,7 +55,7 @@ def test_every_window_draws_the_cluster_and_says_it_in_words(win):
 
 
 def test_the_focus_survives_redraws_and_the_arrows_move_it(win):
-    pages = win.open("/counter", "focus")
+    pages = win.start("/counter", "focus")
     page = pages[0]
     node = page.locator(PICTURE + " [data-raft-key='node:1']")
     node.focus()
@@ -83,15 +83,12 @@ def test_the_focus_survives_redraws_and_the_arrows_move_it(win):
 
 
 def test_the_new_todo_field_takes_the_focus_once_writable_unless_the_user_chose(win):
-    win.cluster = "todo-focus-%d" % id(win)
-    p0, p1, p2 = win.pages
-    p0.goto(win.url(0, "/todo"))
-    p0.wait_for_selector("html[data-raft-role]", state="attached")
+    win.name, win.path = unique_name("todo-focus"), "/todo"
+    p0 = win.open(0)
     # Alone, window 0 cannot write; the user focuses a link meanwhile.
     assert p0.locator(".new-todo").is_disabled()
     p0.locator("footer.info a").focus()
-    p1.goto(win.url(1, "/todo"))
-    p2.goto(win.url(2, "/todo"))
+    p1, p2 = win.open(1), win.open(2)
     win.wait_writable()
     focused = "() => document.activeElement.className || document.activeElement.tagName"
     for p in (p1, p2):
