@@ -58,13 +58,13 @@ class Cluster:
     node 5 of a growing cluster, open with open(5)). `extra` adds a query to
     one window's URL ({2: "&runtime=py"}); `query` to every window's."""
 
-    def __init__(self, browser, server, path="/", size=3, name=None, tag="c", query="",
+    def __init__(self, browser, server, path="/", size=3, name=None, tag=None, query="",
                  extra=None, load_ms=MPY_LOAD_MS, context_options=None):
         self.browser = browser
         self.server = server
         self.path = path
         self.size = size
-        self.name = name or unique_name(tag)
+        self.name = name or unique_name(tag or path.strip("/").replace("/", ".") or "index")
         self.query = query
         self.extra = dict(extra or {})
         self.load_ms = load_ms
@@ -126,7 +126,7 @@ class Cluster:
         each, then wait for one leader that every window follows."""
         if path is not None:
             self.path = path
-        self.name = unique_name(tag or "c")
+        self.name = unique_name(tag or self.path.strip("/").replace("/", ".") or "index")
         self.extra = dict(extra or {})
         self.blocked = {}
         nodes = list(range(self.size) if nodes is None else nodes)

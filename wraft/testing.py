@@ -35,6 +35,7 @@ screenshot of each window, and the tail of each window's console.
 """
 
 import os
+import warnings
 from pathlib import Path
 
 import pytest
@@ -84,9 +85,8 @@ def wraft_network(request):
     except NetworkError as e:
         _unavailable(request, "wraft: cannot run the browsers: %s" % e)
     if net.mode == "loopback":
-        request.config.issue_config_time_warning(
-            pytest.PytestWarning("wraft: browsers run without a private network namespace: "
-                                 + net.why), stacklevel=2)
+        warnings.warn(pytest.PytestWarning("wraft: browsers run without a private network "
+                                           "namespace: " + net.why))
     yield net
     net.close()
 
