@@ -54,12 +54,6 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session")
-def site(wraft_site):
-    """The site the test servers serve: the apps plus the test pages."""
-    return wraft_site
-
-
-@pytest.fixture(scope="session")
 def server(wraft_server):
     """One server for the whole session (do not stop it)."""
     return wraft_server

@@ -1,16 +1,17 @@
-"""The WRaft server (`python -m signaling`) as a subprocess for tests: on
-127.0.0.1 and a free port, optionally inside a network namespace (`prefix`,
-wraft/netns.py); stop()/start() keep the port. Its output goes to a log file
-that failure reports quote."""
+"""The WRaft server (`wraft serve`, wraft/cli.py) as a subprocess for tests:
+on 127.0.0.1 and a free port, serving the framework and the author's page
+folders, optionally inside a network namespace (`prefix`, wraft/netns.py);
+stop()/start() keep the port. Its output goes to a log file that failure
+reports quote."""
 
-import shutil
 import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-FRAMEWORK = Path(__file__).resolve().parent.parent  # raft/, components/, pages/, node_modules/
+from wraft import framework
+
 LISTENING = "WRaft introducer listening on"
 
 
@@ -20,35 +21,15 @@ def free_port():
         return s.getsockname()[1]
 
 
-def make_site(path, pages_dirs=(), framework=FRAMEWORK):
-    """A site root at `path`: the framework as it is (symlinks to raft/,
-    components/, node_modules/) and pages/ holding a copy of the framework's
-    pages with every file of `pages_dirs` on top (the server refuses
-    symlinks out of pages/, so these are copies)."""
-    path, framework = Path(path), Path(framework)
-    path.mkdir(parents=True, exist_ok=True)
-    for name in ("raft", "components", "node_modules"):
-        link = path / name
-        if not link.exists():
-            link.symlink_to(framework / name)
-    pages = path / "pages"
-    if pages.exists():
-        shutil.rmtree(pages)
-    pages.mkdir()
-    for d in [framework / "pages"] + [Path(p) for p in pages_dirs]:
-        for src in sorted(Path(d).iterdir()):
-            if src.is_file():
-                shutil.copy(src, pages / src.name)
-    return path
-
-
 class Server:
-    """root: the site to serve (default: the framework); args: more command
-    line options; prefix: argv prefix that runs it elsewhere (nsenter)."""
+    """pages: folders of pages served beside the framework's (--pages);
+    root: another framework tree to serve (--root); args: more command line
+    options; prefix: argv prefix that runs it elsewhere (nsenter)."""
 
-    def __init__(self, workdir, port=None, args=(), root=None, prefix=()):
+    def __init__(self, workdir, port=None, args=(), root=None, prefix=(), pages=()):
         self.port = port or free_port()
-        self.args = list(args) + (["--root", str(root)] if root is not None else [])
+        self.args = [a for d in pages for a in ("--pages", str(d))] + list(args) + (
+            ["--root", str(root)] if root is not None else [])
         self.prefix = list(prefix)
         self.log_path = Path(workdir) / ("signaling-%d.log" % self.port)
         self.proc = None
@@ -63,9 +44,10 @@ class Server:
         assert self.proc is None, "already running"
         start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
-            cmd = self.prefix + [sys.executable, "-m", "signaling", "--host", "127.0.0.1",
+            cmd = self.prefix + [sys.executable, "-m", "wraft", "serve", "--host", "127.0.0.1",
                                  "--port", str(self.port), *self.args]
-            self.proc = subprocess.Popen(cmd, cwd=FRAMEWORK, stdout=log, stderr=subprocess.STDOUT,
+            # In a checkout its cwd holds wraft/ (importable without an install).
+            self.proc = subprocess.Popen(cmd, cwd=framework.root(), stdout=log, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -19,7 +19,7 @@ Fixtures
   wraft_browser   headless Chromium (Playwright), for the session
   wraft_firefox   headless Firefox ESR over WebDriver BiDi (wraft.firefox), for the session
   wraft_network   where they run (wraft/netns.py): inside, netns or loopback
-  wraft_site      the site root the servers serve
+  wraft_pages     the folders of pages the servers serve (ini wraft_pages)
 
 Settings (pytest.ini / pyproject [tool.pytest.ini_options], or the command line)
   wraft_pages = DIR ...   the folders whose files are served as pages (default:
@@ -92,20 +92,19 @@ def wraft_network(request):
 
 
 @pytest.fixture(scope="session")
-def wraft_site(request, tmp_path_factory):
-    from wraft.server import make_site
+def wraft_pages(request):
     pages = request.config.getini("wraft_pages") or [request.config.rootpath]
     missing = [str(p) for p in pages if not Path(p).is_dir()]
     if missing:
         pytest.fail("wraft_pages: no such folder: %s" % ", ".join(missing), pytrace=False)
-    return make_site(tmp_path_factory.mktemp("wraft-site"), pages)
+    return [Path(p) for p in pages]
 
 
 @pytest.fixture(scope="session")
-def wraft_server(tmp_path_factory, wraft_site, wraft_network):
+def wraft_server(tmp_path_factory, wraft_pages, wraft_network):
     """The WRaft server for the session (do not stop it)."""
     from wraft.server import Server
-    srv = Server(tmp_path_factory.mktemp("wraft-server"), root=wraft_site,
+    srv = Server(tmp_path_factory.mktemp("wraft-server"), pages=wraft_pages,
                  prefix=wraft_network.prefix)
     srv.start()
     yield srv
@@ -113,14 +112,14 @@ def wraft_server(tmp_path_factory, wraft_site, wraft_network):
 
 
 @pytest.fixture
-def wraft_start_server(tmp_path, wraft_site, wraft_network):
+def wraft_start_server(tmp_path, wraft_pages, wraft_network):
     """wraft_start_server(*args) -> a started server of this test's own (extra
     command-line options), which the test may stop() and start() again."""
     from wraft.server import Server
     started = []
 
     def start(*args):
-        srv = Server(tmp_path, args=args, root=wraft_site, prefix=wraft_network.prefix)
+        srv = Server(tmp_path, args=args, pages=wraft_pages, prefix=wraft_network.prefix)
         started.append(srv)
         return srv.start()
     yield start

@@ -7,18 +7,12 @@ from pathlib import Path
 
 from wraft import chromium
 from wraft.cluster import MPY_LOAD_MS, PYODIDE_LOAD_MS, wait_until  # noqa: F401 (re-exported)
-from wraft.server import Server as Introducer, free_port, make_site  # noqa: F401 (re-exported)
+from wraft.server import Server as Introducer, free_port  # noqa: F401 (re-exported)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_PAGES = Path(__file__).resolve().parent / "pages"  # harness pages: served in tests only
 CHROMIUM = chromium.find()[0] or "/usr/bin/chromium"
 CHROMIUM_FLAGS = chromium.FLAGS
-
-
-def test_site(path, root=ROOT):
-    """A site root at `path` serving the repository `root` (default: this
-    one) plus the test pages, which never ship with the apps."""
-    return make_site(path, [TEST_PAGES], framework=root)
 
 
 # ----- the transport test page (tests/browser/pages/transport_harness.html) -----

@@ -7,7 +7,8 @@ import ast
 
 import pytest
 
-from test_pyscript_config import ROOT, imported_modules
+from test_pyscript_config import ROOT
+from wraft.pyscript_config import imported_modules
 
 # raft/browser modules that import neither js nor pyscript (tested in CPython)
 PURE_BROWSER = ("runtime", "driver", "client_driver", "client_hub", "status_html", "status_picture",
