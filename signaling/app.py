@@ -37,6 +37,7 @@ def make_app(root: Path | str | None = None, *, site: StaticSite | None = None,
     app[SITE] = site
     app.router.add_get("/ws", introducer.handle_socket)
     app.router.add_get("/config.json", config)
+    site.add_routes(app.router)
     app.router.add_get("/{tail:.*}", site.handle)
     app.on_shutdown.append(close_sockets)
     return app

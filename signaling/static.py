@@ -91,6 +91,9 @@ class StaticSite:
         """The file served at /pages/<rel>."""
         return safe_join(self.pages, rel)
 
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """More routes, before the catch-all of static files (none by default)."""
+
     def generated(self, path: str) -> web.Response | None:
         """A response made here rather than read from a file (none by default)."""
         return None

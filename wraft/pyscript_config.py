@@ -16,8 +16,8 @@ AUTHOR_SKIP = re.compile(r"^(test_.*|.*_test|conftest|setup)\.py$")  # never run
 
 
 def python_scripts(page):
-    """[(attrs, code, first line of code in the page)] of the page's mpy/py
-    scripts (code read from the src= file beside the page, line 1)."""
+    """[(attrs, code, line of the page where the code starts)] of the page's
+    mpy/py scripts (code read from the src= file beside the page: line 1)."""
     out = []
     text = Path(page).read_text()
     for m in SCRIPT.finditer(text):
@@ -27,7 +27,10 @@ def python_scripts(page):
             if src:
                 out.append((attrs, (Path(page).parent / Path(src).name).read_text(), 1))
             else:
-                out.append((attrs, m.group(2), text.count("\n", 0, m.start(2)) + 1))
+                # PyScript's line 1 is the code's first line (leading blank lines dropped)
+                body = m.group(2)
+                first = m.start(2) + len(body) - len(body.lstrip())
+                out.append((attrs, body, text.count("\n", 0, first) + 1))
     return out
 
 

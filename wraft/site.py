@@ -6,13 +6,27 @@ in front. DIR/<name>.html is at /<name>, any file of DIR at /pages/<file>
 page's imports and the Python files beside it (wraft/pyscript_config.py),
 so `import notes` in the page loads DIR/notes.py as PyScript's [files] do."""
 
+import json
+import logging
+import time
 from pathlib import Path
 
 from aiohttp import hdrs, web
 
+from signaling.ratelimit import TokenBucket
 from signaling.static import DEV_CACHE, PAGE_NAME, StaticSite, safe_join
 
+from wraft.page_errors import explain
 from wraft.pyscript_config import author_config
+
+log = logging.getLogger("wraft.page")
+ERROR_PATH = "/wraft/page-error"
+MAX_REPORT = 16 * 1024  # bytes of one report
+
+
+def printable(text):
+    """No control characters from a page into the server's log."""
+    return "".join(c if c.isprintable() else "\\x%02x" % ord(c) for c in text)
 
 
 class AuthorSite(StaticSite):
@@ -21,6 +35,7 @@ class AuthorSite(StaticSite):
         self.author_dirs = [d for d in dict.fromkeys(Path(p).resolve() for p in pages_dirs)
                             if d != self.pages.resolve()]
         self.page_dirs = self.author_dirs + [self.pages]
+        self.reports = TokenBucket(rate=1.0, burst=30, now=time.monotonic())  # a page's errors
 
     def describe(self):
         if not self.author_dirs:
@@ -65,3 +80,29 @@ class AuthorSite(StaticSite):
         return web.Response(text=author_config(page, self.root), headers={
             hdrs.CONTENT_TYPE: "application/toml; charset=utf-8",
             hdrs.CACHE_CONTROL: DEV_CACHE, "X-Content-Type-Options": "nosniff"})
+
+    # ---- errors in an author's page (pages/loader.js reports them) ---------
+    def add_routes(self, router):
+        router.add_post(ERROR_PATH, self.page_error)
+
+    async def page_error(self, request):
+        """{"path": "/myapp", "kind": "python" | "node", "text": ...} -> the
+        message naming file and line (logged, and shown by the page)."""
+        if not self.reports.take(time.monotonic()):
+            raise web.HTTPTooManyRequests()
+        body = await request.content.read(MAX_REPORT + 1)
+        try:
+            report = json.loads(body) if len(body) <= MAX_REPORT else None
+            path, kind, text = report["path"], report["kind"], report["text"]
+            assert isinstance(path, str) and kind in ("python", "node") and isinstance(text, str)
+        except (ValueError, TypeError, KeyError, AssertionError):
+            raise web.HTTPBadRequest(text="expected JSON {path, kind: python|node, text}")
+        m = PAGE_NAME.fullmatch(path) if path != "/" else None
+        page = self.authors_page(m.group(1)) if m else None
+        if page is None:
+            raise web.HTTPNotFound(text="not an author's page: %r" % path[:80])
+        message = explain(page, kind, text, self.root)
+        origin = request.headers.get(hdrs.HOST, "?")
+        for line in message.splitlines():
+            log.error("page %s (%s): %s", path, printable(origin[:80]), printable(line))
+        return web.json_response({"message": message}, headers={hdrs.CACHE_CONTROL: "no-store"})
