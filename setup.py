@@ -5,6 +5,7 @@ command and the server find it (wraft/framework.py). An editable install
 uses the checkout as it is."""
 
 import shutil
+import subprocess
 from pathlib import Path
 
 from setuptools import setup
@@ -26,10 +27,15 @@ class BuildWithFramework(build_py):
         super().run()
         if getattr(self, "editable_mode", False):
             return
+        if any(not (HERE / r).is_dir() for r in RUNTIME) and shutil.which("npm"):
+            # the pinned runtime, exactly as package-lock.json has it
+            subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--ignore-scripts"], cwd=HERE,
+                           check=True)
         missing = [r for r in RUNTIME if not (HERE / r).is_dir()]
         if missing:
-            raise SystemExit("wraft wheel: %s missing: run `npm ci` first (the wheel ships the "
-                             "pinned PyScript runtime)" % ", ".join(missing))
+            raise SystemExit("wraft wheel: %s missing: install Node.js and run `npm ci` here "
+                             "first (the wheel ships the pinned PyScript runtime)"
+                             % ", ".join(missing))
         site = Path(self.build_lib) / "wraft" / "_site"
         if site.exists():
             shutil.rmtree(site)
