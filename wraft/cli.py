@@ -53,8 +53,8 @@ def new(argv):
     for path in written:
         print("wrote", path)
     page = written[0].stem
-    print("\nNext:\n  wraft serve --pages %s       # then open the three /%s URLs it prints\n"
-          "  cd %s && pytest                # its Playwright test (pip install 'wraft[testing]')"
+    print("\nNext:\n  wraft serve --pages %s    # then open the three /%s URLs it prints\n"
+          "  cd %s && pytest    # its Playwright test (needs the package's [testing] extra)"
           % (args.dir, page, args.dir))
     return 0
 

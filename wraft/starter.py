@@ -28,6 +28,8 @@ PAGE = '''<!doctype html>
   <ul id="notes"></ul>
   <!-- /pages/{name}.toml: made by `wraft serve` from the imports below and notes.py -->
   <script type="mpy" config="/pages/{name}.toml">
+import asyncio
+
 from pyscript import document, when
 from raft.browser.app import start
 
@@ -46,14 +48,22 @@ def render(notes):
 app = start(Notes, on_change=render)
 
 
+async def save(text, box):
+    try:
+        await app.propose(text)  # returns once committed and applied here
+    except Exception as e:  # raft.browser.runtime.ProposalError: no leader, ...
+        box.value = text  # nothing lost: the text is back for another try
+        print("not saved:", e)
+
+
 @when("submit", "#add")
-async def add(event):
-    event.preventDefault()
+def add(event):
+    event.preventDefault()  # synchronous: an async handler runs after the form is sent
     box = document.getElementById("text")
     text = box.value.strip()
+    box.value = ""
     if text:
-        await app.propose(text)  # returns once committed and applied here
-        box.value = ""
+        asyncio.create_task(save(text, box))
   </script>
 </body>
 </html>
@@ -78,11 +88,13 @@ def test_a_note_written_in_one_window_shows_in_every_window(wraft_cluster):
     leader = cluster.leader()                   # waits for the one leader all follow
     writer = (leader + 1) % 3                   # a follower: it forwards to the leader
     page = cluster.pages[writer]
+    page.evaluate("window.before = 1")          # gone if the form reloaded the page
     page.fill("#text", "hello from window %d" % writer)
-    page.click("#add button")
+    page.press("#text", "Enter")
     for i in range(3):
         cluster.pages[i].wait_for_selector("#notes li:text('hello from window %d')" % writer)
     assert cluster.converged() == ["hello from window %d" % writer]
+    assert page.evaluate("window.before") == 1 and page.input_value("#text") == ""
 
 
 def test_a_closed_window_catches_up_when_it_comes_back(wraft_cluster):

@@ -154,7 +154,8 @@ def wraft_browser(request, wraft_network, tmp_path_factory):
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
-        _unavailable(request, "wraft: Playwright is missing: pip install 'wraft[testing]'")
+        _unavailable(request, "wraft: Playwright is missing: install this package with its "
+                    "[testing] extra (pytest, playwright, websockets)")
     executable = wraft_network.wrap(path, tmp_path_factory.mktemp("wraft-chromium"))
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=executable, headless=True,
