@@ -53,7 +53,7 @@ def test_tracebacks_are_mapped_to_the_page_and_module_lines(pages):
     root = framework.root()
     pyerr = pages / "pyerr.html"
     n = line_of(pyerr, "print(undefined_name)")
-    start = line_of(pyerr, "from pyscript import")  # the script's line 1
+    start = line_of(pyerr, '<script type="mpy"') + 1  # the script's line 1
     mpy = ('Traceback (most recent call last):\n  File "<stdin>", line %d, in <module>\n'
            "NameError: name 'undefined_name' isn't defined\n" % (n - start + 1))
     assert explain(pyerr, "python", mpy, root) == (
