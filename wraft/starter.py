@@ -51,7 +51,7 @@ app = start(Notes, on_change=render)
 async def save(text, box):
     try:
         await app.propose(text)  # returns once committed and applied here
-    except Exception as e:  # raft.browser.runtime.ProposalError: no leader, ...
+    except Exception as e:  # raft.runtime.contract.ProposalError: no leader, ...
         box.value = text  # nothing lost: the text is back for another try
         print("not saved:", e)
 

@@ -3,7 +3,7 @@
 
 import argparse
 
-from raft.browser.page_config import valid_name
+from raft.runtime.names import valid_name
 from raft.replica.transport import gather_on
 from signaling.ice import parse_ice_server
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from browser_helpers import wait_until
-from raft.browser.runtime import ProposalError
+from raft.runtime.contract import ProposalError
 from raft.records import MemoryKV
 from test_node_driver import Net, in_own_loop, leaders, make, wait_for
 

@@ -12,7 +12,7 @@ const { loadMicroPython } = await import(
 // The sans-IO core only: raft/browser/ and storage modules are not part of it.
 export const CORE = ["__init__", "codec", "compaction", "config", "kv", "membership",
   "membership_node", "node", "progress", "proposals", "reads", "rng", "roles", "sessions", "sim"];
-export const TESTS = ["test_rules", "test_clients", "test_codec", "test_snapshots", "test_membership"];
+export const TESTS = ["test_rules", "test_clients", "test_codec", "test_snapshots", "test_membership", "test_regressions", "test_receive"];
 
 export async function loadCore(extraFiles = {}) {
   let out = "";
