@@ -12,7 +12,7 @@ import json
 import time
 
 from benchmarks.browser_timings import CHROMIUM, CHROMIUM_FLAGS
-from firefox import Firefox, Mix  # tests/browser (on the path via browser_timings)
+from wraft.firefox import Firefox, Mix
 
 # Headless windows are all "visible", but keep Chromium from slowing timers of
 # windows it considers in the background (three windows run at once).

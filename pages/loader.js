@@ -48,3 +48,52 @@ for (const [rel, href] of RUNTIME_FILES[type]) {
 
 // Tests and tools wait for this: every Python script of the page has run.
 addEventListener("py:all-done", () => { document.documentElement.dataset.wraftDone = "1"; });
+
+// An author's page on `wraft serve` (wraft/site.py): its Python errors (the
+// tracebacks PyScript shows in .py-error boxes) and its node's error (a bad
+// <raft-node> attribute, ...) go to the server, which logs them and answers
+// with a message naming the file and line; that message is shown above the
+// traceback. Other servers answer 404 and the page stays as PyScript drew it.
+const reported = new Set();
+
+async function reportError(kind, text, box) {
+  const key = kind + "\n" + text;
+  if (reported.has(key)) return;
+  reported.add(key);
+  let message;
+  try {
+    const r = await fetch("/wraft/page-error", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ path: location.pathname, kind, text: text.slice(0, 8000) }),
+    });
+    if (!r.ok) return;
+    ({ message } = await r.json());
+  } catch (e) {
+    return;  // no server to tell: PyScript's box is all there is
+  }
+  const note = document.createElement("div");
+  note.className = "wraft-error";
+  note.setAttribute("role", "alert");
+  note.textContent = message;
+  note.style.cssText = "border:1px solid #b00;background:#fee;color:#000;font-family:monospace;" +
+    "white-space:pre-wrap;padding:8px;margin-top:8px;font-weight:bold";
+  if (box) box.before(note); else document.body.append(note);
+}
+
+function watchErrors() {
+  new MutationObserver((records) => {
+    for (const rec of records) {
+      for (const el of rec.addedNodes) {
+        if (el.nodeType === 1 && el.classList.contains("py-error")) reportError("python", el.textContent, el);
+      }
+    }
+  }).observe(document.body, { childList: true, subtree: true });
+  const html = document.documentElement;
+  const nodeError = () => {
+    const text = html.getAttribute("data-raft-error");
+    if (text) reportError("node", text, null);
+  };
+  new MutationObserver(nodeError).observe(html, { attributes: true, attributeFilter: ["data-raft-error"] });
+  nodeError();
+}
+if (document.body) watchErrors(); else addEventListener("DOMContentLoaded", watchErrors);

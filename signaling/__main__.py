@@ -30,8 +30,9 @@ MAX_WINDOWS = 7  # a cluster has at most 7 voters
 LAN_PROBE = ("192.0.2.1", 9)  # TEST-NET-1: a UDP connect() picks the route, sends nothing
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m signaling", description=__doc__,
+def parse_args(argv=None, prog="python -m signaling", add_arguments=None) -> argparse.Namespace:
+    """add_arguments(parser): more options, for a command that wraps this one (`wraft serve`)."""
+    p = argparse.ArgumentParser(prog=prog, description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--host", help="address to bind (default 127.0.0.1; 0.0.0.0 with --lan)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")
@@ -51,6 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--heartbeat", type=float, default=DEFAULT_HEARTBEAT_S,
                    help="seconds between WebSocket pings to idle sockets (0: off)")
     p.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    if add_arguments is not None:
+        add_arguments(p)
     args = p.parse_args(argv)
     if not 1 <= args.windows <= MAX_WINDOWS:
         p.error(f"--windows {args.windows}: need 1..{MAX_WINDOWS}")
@@ -140,10 +143,11 @@ def more_windows_hint(args, ports: list[int]) -> str:
             "(Add as learner, then Promote). Add ?client=1 for a client window that is not a member.")
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
+def main(argv=None, prog="python -m signaling", add_arguments=None, make_site=None) -> int:
+    """make_site(args) -> the StaticSite to serve (default: the one at --root)."""
+    args = parse_args(argv, prog, add_arguments)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    site = StaticSite(args.root)
+    site = make_site(args) if make_site is not None else StaticSite(args.root)
     for warning in startup_warnings(args, site):
         print("WARNING: " + warning, file=sys.stderr, flush=True)
     fds = raise_fd_limit()
@@ -162,11 +166,11 @@ def main(argv=None) -> int:
             return 2
     ports = [s.getsockname()[1] for s in socks]
 
-    app = make_app(site.root, secret=args.secret, ice_servers=args.ice_server,
+    app = make_app(site=site, secret=args.secret, ice_servers=args.ice_server,
                    max_clusters=args.max_clusters, heartbeat=args.heartbeat,
                    max_nodes=args.max_nodes, join_timeout=args.join_timeout)
     where = ", ".join(f"{args.host}:{p}" for p in ports)
-    print(f"WRaft introducer listening on {where} (ws path /ws), serving {site.root}, "
+    print(f"WRaft introducer listening on {where} (ws path /ws), serving {site.describe()}, "
           f"fd limit {fds}{', secret required' if args.secret else ''}", flush=True)
     print("Open one window per URL (each is its own origin, hence its own localStorage):", flush=True)
     for line in window_urls(args, ports, site.page_names()):

@@ -14,10 +14,12 @@ INTRODUCER = web.AppKey("introducer", Introducer)
 SITE = web.AppKey("site", StaticSite)
 
 
-def make_app(root: Path | str | None = None, *, secret: str | None = None,
-             ice_servers=(), max_clusters: int = DEFAULT_MAX_CLUSTERS,
+def make_app(root: Path | str | None = None, *, site: StaticSite | None = None,
+             secret: str | None = None, ice_servers=(), max_clusters: int = DEFAULT_MAX_CLUSTERS,
              heartbeat: float = DEFAULT_HEARTBEAT_S, **introducer_options) -> web.Application:
-    site = StaticSite(Path(root) if root is not None else DEFAULT_ROOT)
+    """`site`: what to serve (a StaticSite or a subclass); default the one at `root`."""
+    if site is None:
+        site = StaticSite(Path(root) if root is not None else DEFAULT_ROOT)
     introducer = Introducer(secret=secret, ice_servers=ice_servers, max_clusters=max_clusters,
                             heartbeat=heartbeat, **introducer_options)
 
@@ -35,6 +37,7 @@ def make_app(root: Path | str | None = None, *, secret: str | None = None,
     app[SITE] = site
     app.router.add_get("/ws", introducer.handle_socket)
     app.router.add_get("/config.json", config)
+    site.add_routes(app.router)
     app.router.add_get("/{tail:.*}", site.handle)
     app.on_shutdown.append(close_sockets)
     return app

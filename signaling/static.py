@@ -90,10 +90,27 @@ class StaticSite:
             ("/vendor/todomvc-app-css/", nm / "todomvc-app-css", RUNTIME_CACHE),
             ("/raft/", self.root / "raft", DEV_CACHE),
             ("/components/", self.root / "components", DEV_CACHE),
-            ("/pages/", self.pages, DEV_CACHE),
         ]
         self.single_files = {"/pyscript.toml": (self.root, "pyscript.toml")}
         self._bundles = {}  # page -> (file stamps, zip bytes, etag)
+
+    def describe(self) -> str:
+        return str(self.root)
+
+    def page_file(self, name: str) -> Path | None:
+        """The page served at /<name>."""
+        return safe_join(self.pages, name + ".html")
+
+    def pages_file(self, rel: str) -> Path | None:
+        """The file served at /pages/<rel>."""
+        return safe_join(self.pages, rel)
+
+    def add_routes(self, router: web.UrlDispatcher) -> None:
+        """More routes, before the catch-all of static files (none by default)."""
+
+    def generated(self, path: str) -> web.Response | None:
+        """A response made here rather than read from a file (none by default)."""
+        return None
 
     def missing_runtime(self) -> list[Path]:
         """Runtime folders (from npm) that are absent."""
@@ -109,7 +126,7 @@ class StaticSite:
     def locate(self, path: str) -> tuple[Path, str] | None:
         """(file, cache-control) for a decoded URL path, or None."""
         if path == "/":
-            found = safe_join(self.pages, "index.html")
+            found = self.page_file("index")
             return (found, DEV_CACHE) if found else None
         if path in self.single_files:
             base, name = self.single_files[path]
@@ -117,7 +134,10 @@ class StaticSite:
             return (found, DEV_CACHE) if found else None
         m = PAGE_NAME.fullmatch(path)
         if m:
-            found = safe_join(self.pages, m.group(1) + ".html")
+            found = self.page_file(m.group(1))
+            return (found, DEV_CACHE) if found else None
+        if path.startswith("/pages/"):
+            found = self.pages_file(path[len("/pages/"):])
             return (found, DEV_CACHE) if found else None
         for prefix, base, cache in self.mounts:
             if path.startswith(prefix):
@@ -128,11 +148,11 @@ class StaticSite:
         return None
 
     def bundle(self, page: str) -> tuple[bytes, str] | None:
-        """(zip bytes, etag) of the files pages/<page>.toml lists under
+        """(zip bytes, etag) of the files /pages/<page>.toml lists under
         [wraft] bundle (URL paths this site serves from raft/, components/ or
         pages/), or None when the page has no such list. Rebuilt when the
         config or a listed file changes."""
-        config = safe_join(self.pages, page + ".toml")
+        config = self.pages_file(page + ".toml")
         if config is None:
             return None
         try:
@@ -165,13 +185,16 @@ class StaticSite:
         if RAW_FORBIDDEN.search(request.raw_path):
             raise web.HTTPNotFound()
         m = PAGE_NAME_SLASH.fullmatch(path)
-        if m and safe_join(self.pages, m.group(1) + ".html"):
+        if m and self.page_file(m.group(1)):
             # /todo/ would resolve ./pyscript/ under /todo/: send it to /todo.
             query = request.rel_url.raw_query_string
             raise web.HTTPMovedPermanently("/" + m.group(1) + ("?" + query if query else ""))
         m = BUNDLE.fullmatch(path)
         if m:
             return self.serve_bundle(request, m.group(1))
+        made = self.generated(path)
+        if made is not None:
+            return made
         hit = self.locate(path)
         if hit is None:
             raise web.HTTPNotFound()

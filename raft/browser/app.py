@@ -120,6 +120,7 @@ class App:
             info = self.runtime.status()
             # why peers may be missing (a TURN server refusing our credentials)
             info["ice_error"] = getattr(self.runtime.transport, "ice_error", None)
+            info.update(picture_status(self.runtime))
         else:
             info = {"node": self.config.get("node", "?"), "running": False, "error": self.error,
                     "size": self.config.get("size", 0)}
@@ -163,6 +164,26 @@ class App:
         print("wraft: " + message)
         if self.status_panel is not None:
             self.status_panel.redraw()
+
+
+def picture_status(runtime):
+    """What the status picture (raft/browser/status_picture.py) shows beyond
+    status(): a member's snapshot index, its election timer (a voter that
+    does not lead), the client windows it serves and those it sees in the
+    cluster."""
+    from raft.client import is_client_id
+    node = getattr(runtime, "node", None)
+    if node is None:  # a client window
+        return {}
+    out = {"snapshot_index": node.first_index() - 1}  # the last index the snapshot covers
+    if node.role != "leader" and node.self_voter:
+        out["election"] = {"left_ms": node.election_deadline - runtime.clock(),
+                           "timeout_ms": node.cfg.election_max_ms}
+    hub = getattr(runtime, "clients", None)
+    out["clients"] = sorted(hub.subs) if hub is not None else []
+    out["present_clients"] = sorted(p for p in getattr(runtime.transport, "presence", None) or []
+                                    if is_client_id(p))
+    return out
 
 
 def start(state_class, on_change=None, on_applied=None):

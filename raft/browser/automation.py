@@ -8,6 +8,8 @@ automation (the end-to-end tests) and the browser console (raft/browser/APP.md).
     wraft.status()   the status dict + the runtime's counters + app_error
     wraft.state()    state.snapshot()       wraft.applied()  recent [index, command]
     wraft.sendRaw(peer, text)   raw text on the data channel to peer (tests inject garbage)
+    wraft.isolate(jsonText)     drop every Raft message this window sends to the
+                                listed peers ('[]' heals); channels stay up
 """
 
 import asyncio
@@ -75,6 +77,22 @@ def expose(app):
         transport = app.runtime.transport if app.runtime is not None else None
         return bool(transport.send(str(peer), str(text))) if transport is not None else False
 
+    blocked = []  # peers this window's messages do not reach (a test's partition)
+
+    def isolate(text):
+        """Partition, for tests: the driver looks up transport.send at every
+        send, so a filter in front of it drops this window's messages to
+        `peers`; the far side does the same, and the channels stay up."""
+        transport = app.runtime.transport if app.runtime is not None else None
+        if transport is None:
+            return False
+        blocked[:] = [str(p) for p in json.loads(str(text))]
+        if not hasattr(transport, "unfiltered_send"):
+            transport.unfiltered_send = transport.send
+            transport.send = lambda peer, data: (peer not in blocked
+                                                 and transport.unfiltered_send(peer, data))
+        return True
+
     obj = Object.new()
     kept = []
     for name, fn in (("propose", propose), ("proposeMany", propose_many), ("read", read),
@@ -83,7 +101,7 @@ def expose(app):
         kept.append(proxy)
         setattr(obj, name, as_promise(proxy))
     for name, fn in (("status", status), ("state", state), ("applied", applied),
-                     ("sendRaw", send_raw)):
+                     ("sendRaw", send_raw), ("isolate", isolate)):
         proxy = create_proxy(fn)
         kept.append(proxy)
         setattr(obj, name, proxy)

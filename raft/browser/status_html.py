@@ -22,6 +22,7 @@ from html import escape
 ROLES = {"follower": "follower", "precandidate": "candidate", "candidate": "candidate",
          "leader": "leader", "client": "client"}  # client: a page outside the cluster
 OPS = ("add_learner", "promote", "remove")
+MEMBER_COLUMNS = ("node", "membership", "state", "actions")
 # A learner this close to the leader's commit shows as caught up: under
 # steady writes it trails by the entries in flight, and the leader would
 # refuse a promotion only until its next ack (the driver retries that).
@@ -173,8 +174,16 @@ def member_state(node_id, info):
 
 
 def _button(op, node, label, busy):
-    return ('<button type="button" data-raft-action="%s" data-raft-target="%s"%s>%s</button>'
-            % (op, _esc(node), " disabled" if busy else "", label))
+    # data-raft-key names the control across redraws (the panel puts the
+    # focus back on it after replacing the HTML)
+    return ('<button type="button" data-raft-key="%s:%s" data-raft-action="%s" '
+            'data-raft-target="%s"%s>%s</button>'
+            % (op, _esc(node), op, _esc(node), " disabled" if busy else "", label))
+
+
+def _plain_button(action, label):
+    return ('<button type="button" data-raft-key="%s" data-raft-action="%s">%s</button>'
+            % (action, action, label))
 
 
 def render_members(info, panel=None):
@@ -198,12 +207,13 @@ def render_members(info, panel=None):
                    "but does not vote. Promote it from a member's status panel.</div>")
     # A window outside the cluster gets no log: it knows only the bootstrap
     # configuration (or the one it had when it was removed).
-    out.append('<div class="raft-members-head">members%s: %d voter%s, %d learner%s '
-               "(a majority needs %d)</div><table>"
+    out.append('<table><caption class="raft-members-head">members%s: %d voter%s, %d learner%s '
+               "(a majority needs %d)</caption><thead><tr>%s</tr></thead><tbody>"
                % ("" if member else " as this window last knew them",
                   len(voters), "" if len(voters) == 1 else "s",
                   len(learners), "" if len(learners) == 1 else "s",
-                  _majority(len(voters)) if voters else 0))
+                  _majority(len(voters)) if voters else 0,
+                  "".join('<th scope="col">%s</th>' % h for h in MEMBER_COLUMNS)))
     for node_id in sorted(voters + learners, key=id_order):
         kind = "voter" if node_id in voters else "learner"
         cells = [_esc(node_id), kind + (" \u2605 leader" if node_id == leader else ""),
@@ -225,14 +235,13 @@ def render_members(info, panel=None):
                    "<td>not a member</td><td>%s</td><td>%s</td></tr>"
                    % (_esc(node_id), _esc(node_id),
                       "this window" if node_id == me else "present", buttons))
-    out.append("</table>")
+    out.append("</tbody></table>")
     if panel.confirm is not None:
         op, node = panel.confirm
         out.append('<div class="raft-confirm" data-raft-confirming="%s %s">'
-                   '<span data-raft-question>%s</span> '
-                   '<button type="button" data-raft-action="confirm">Confirm</button>'
-                   '<button type="button" data-raft-action="cancel">Cancel</button></div>'
-                   % (op, _esc(node), _esc(confirm_text(op, node, info))))
+                   '<span data-raft-question>%s</span> %s%s</div>'
+                   % (op, _esc(node), _esc(confirm_text(op, node, info)),
+                      _plain_button("confirm", "Confirm"), _plain_button("cancel", "Cancel")))
     elif panel.busy is not None:
         op, node = panel.busy
         out.append('<div class="raft-note" data-raft-busy>Working: %s node %s\u2026</div>'
@@ -241,9 +250,8 @@ def render_members(info, panel=None):
     if panel.outcome is not None:
         kind, text = panel.outcome
         out.append('<div class="raft-outcome-%s" role="status" data-raft-outcome="%s">'
-                   '<span data-raft-outcome-text>%s</span> '
-                   '<button type="button" data-raft-action="dismiss">OK</button></div>'
-                   % (kind, kind, _esc(text)))
+                   '<span data-raft-outcome-text>%s</span> %s</div>'
+                   % (kind, kind, _esc(text), _plain_button("dismiss", "OK")))
     return "".join(out)
 
 

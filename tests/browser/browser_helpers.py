@@ -1,42 +1,26 @@
-"""Shared helpers for the browser tests (constants, the signaling subprocess, polling)."""
+"""The transport harness page's helpers; the names the benchmarks and the
+replica tests import from the wraft plugin's modules (wraft/)."""
 
 import itertools
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
+
+from wraft import chromium
+from wraft.cluster import MPY_LOAD_MS, PYODIDE_LOAD_MS, wait_until  # noqa: F401 (re-exported)
+from wraft.server import Server as Introducer, free_port  # noqa: F401 (re-exported)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_PAGES = Path(__file__).resolve().parent / "pages"  # harness pages: served in tests only
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-features=WebRtcHideLocalIpsWithMdns",
-]
-MPY_LOAD_MS = 15_000
-PYODIDE_LOAD_MS = 60_000  # ~5 s alone; 30 s+ when the 2 cores are busy
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+CHROMIUM = chromium.find()[0] or "/usr/bin/chromium"
+CHROMIUM_FLAGS = chromium.FLAGS
 
 
 def test_site(path, root=ROOT):
     """A site root at `path` serving the repository `root` (default: this
     one) as it is plus the test pages (tests/browser/pages/*), which never
     ship with the apps: pages/ is a copy (the server refuses symlinks out of
-    it), the rest are symlinks."""
+    it), the rest are symlinks. The benchmarks serve another checkout so."""
     path.mkdir(parents=True, exist_ok=True)
     for name in ("raft", "components", "node_modules"):
         link = path / name
@@ -50,73 +34,6 @@ def test_site(path, root=ROOT):
         if src.is_file():
             shutil.copy(src, pages / src.name)
     return path
-
-
-class Introducer:
-    """`python -m signaling` as a subprocess on 127.0.0.1; stop()/start() keep the port.
-    root: the site to serve (default: the repository)."""
-
-    def __init__(self, tmp_path, port=None, args=(), root=None):
-        self.port = port or free_port()
-        self.args = list(args) + (["--root", str(root)] if root is not None else [])
-        self.log_path = tmp_path / f"signaling-{self.port}.log"
-        self.proc = None
-
-    def base(self, node=0):
-        return f"http://wraft{node}.localhost:{self.port}"
-
-    def start(self, timeout=15.0):
-        assert self.proc is None, "already running"
-        log = open(self.log_path, "ab")
-        cmd = [sys.executable, "-m", "signaling", "--host", "127.0.0.1",
-               "--port", str(self.port), *self.args]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.proc = None
-                raise RuntimeError(f"signaling exited at start:\n{self.log()}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"signaling did not listen on {self.port}:\n{self.log()}")
-
-    def stop(self):
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-        self.proc = None
-
-    def restart(self):
-        self.stop()
-        self.start()
-
-    def log(self):
-        try:
-            return self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
-
-def wait_until(fn, timeout=15.0, interval=0.1, what="condition"):
-    """Poll fn() until it returns a truthy value; that value is returned."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 # ----- the transport test page (tests/browser/pages/transport_harness.html) -----

@@ -6,70 +6,43 @@ come from `python -m benchmarks`, never from tests.
 """
 
 import json
-import time
 
 import pytest
 
-from browser_helpers import MPY_LOAD_MS, wait_until
+from wraft.cluster import Cluster, wait_until
 
 MODES = ("rtt", "sequential", "pipelined")
 FIELDS = ("mode", "count", "seconds", "per_s", "p50_ms", "p99_ms", "max_ms")
 
 
-class Bench:
-    def __init__(self, browser, server, tag):
-        self.name = "%s-%d" % (tag, int(time.time() * 1000) % 10**8)
-        self.contexts = [browser.new_context() for _ in range(3)]
-        self.pages = []
-        self.logs = [[] for _ in range(3)]
-        for i, ctx in enumerate(self.contexts):
-            page = ctx.new_page()
-            log = self.logs[i]
-            page.on("console", lambda m, log=log: log.append("[%s] %s" % (m.type, m.text)))
-            page.goto("%s/bench?cluster=%s" % (server.base(i), self.name))
-            self.pages.append(page)
-        for page in self.pages:
-            page.wait_for_selector("body[data-bench]", state="attached", timeout=MPY_LOAD_MS)
+class Bench(Cluster):
+    """Three bench windows (a wraft/cluster.py Cluster) and their wraftBench."""
 
-    def status(self, i):
-        return json.loads(self.pages[i].evaluate("wraft.status()"))
+    def __init__(self, browser, server, tag):
+        super().__init__(browser, server, "/bench", tag=tag)
+        self.open_all(wait_for="body[data-bench]")
 
     def leader(self):
-        def check():
-            infos = [self.status(i) for i in range(3)]
-            leads = [i for i, s in enumerate(infos) if s["role"] == "leader"]
-            if len(leads) == 1 and all(s["leader"] == str(leads[0]) and s["quorum"]
-                                       and len(s["peers"]) == 2 for s in infos):
-                return (leads[0],)
-            return None
-        return wait_until(check, timeout=30, what="one leader, all channels up")[0]
+        """One leader, and every channel up (the runs measure round trips)."""
+        lead = super().leader(timeout=30)
+        wait_until(lambda: all(len(self.status(i)["peers"]) == 2 for i in range(3)),
+                   timeout=30, what="all channels up", describe=self.describe)
+        return lead
 
     def run(self, i, options):
         return json.loads(self.pages[i].evaluate("o => wraftBench.run(o)", json.dumps(options)))
 
-    def count(self, i):
-        return json.loads(self.pages[i].evaluate("wraft.state()"))
-
-    def close(self):
-        for c in self.contexts:
-            c.close()
-
 
 @pytest.fixture
-def bench(browser, server, request):
+def bench(browser, server):
     made = []
 
     def make(tag):
-        b = Bench(browser, server, tag)
-        made.append(b)
-        return b
+        made.append(Bench(browser, server, tag))
+        return made[-1]
     yield make
-    rep = getattr(request.node, "rep_call", None)
     for b in made:
-        if rep is None or rep.failed:
-            for i, log in enumerate(b.logs):
-                print("----- console of bench window %d -----\n%s" % (i, "\n".join(log[-80:])))
-        b.close()
+        b.close_all()
 
 
 @pytest.mark.browser
@@ -104,7 +77,7 @@ def test_short_run_gives_consistent_json_on_the_page_and_to_automation(bench):
     assert pip["inflight"] == 16
     # The leader applied the last write at end_ms; every window gets there.
     assert pip["end_ms"] is not None and pip["end_ms"] >= pip["start_ms"]
-    wait_until(lambda: all(b.count(i) == r["count_after"] for i in range(3)),
+    wait_until(lambda: all(b.state(i) == r["count_after"] for i in range(3)),
                what="all windows applied every bench write")
     for i in range(3):
         at = json.loads(b.pages[i].evaluate("i => wraftBench.appliedAt(i)", pip["last_index"]))
@@ -120,7 +93,7 @@ def test_short_run_gives_consistent_json_on_the_page_and_to_automation(bench):
 def test_bad_options_are_refused_clearly_and_the_page_keeps_working(bench):
     b = bench("bench-bad")
     lead = b.leader()
-    before = b.count(lead)
+    before = b.state(lead)
     # junk on the channel the bench pings share with Raft: dropped, counted
     other = b.pages[(lead + 1) % 3]
     for junk in ("~p", "~qabc", "~z1", "~p" + "9" * 20, ""):
@@ -136,7 +109,7 @@ def test_bad_options_are_refused_clearly_and_the_page_keeps_working(bench):
         assert "error" in out and words in out["error"], (options, out)
     out = json.loads(b.pages[lead].evaluate("wraftBench.run('not json')"))
     assert "error" in out
-    assert b.count(lead) == before  # nothing ran
+    assert b.state(lead) == before  # nothing ran
     assert b.pages[lead].locator("body").get_attribute("data-bench") == "idle"
     # a second run while one is going is refused; the first one completes. Both
     # start in one turn of the page, so the second always finds the first running
@@ -149,7 +122,7 @@ def test_bad_options_are_refused_clearly_and_the_page_keeps_working(bench):
     assert first["ok"]["sequential"]["count"] > 0
     assert first["ok"]["side_dropped"] == 4
     assert first["ok"]["node_stats"]["dropped_malformed"] >= 1  # the empty one
-    assert b.count(lead) == before + first["ok"]["sequential"]["count"]
+    assert b.state(lead) == before + first["ok"]["sequential"]["count"]
 
 
 @pytest.mark.browser
@@ -161,7 +134,7 @@ def test_a_follower_can_run_the_bench_too_and_says_so(bench):
     r = out["ok"]
     assert r["role"] == "follower" and r["leader"] == str(lead)
     assert r["sequential"]["count"] > 0
-    wait_until(lambda: b.count(lead) == r["count_after"], what="leader applied the writes")
+    wait_until(lambda: b.state(lead) == r["count_after"], what="leader applied the writes")
 
 
 @pytest.mark.browser

@@ -71,7 +71,7 @@ def executed_sums(order):
 def test_client_writes_apply_exactly_once_across_a_leader_change(server, make_cluster,
                                                                  open_window):
     c = start_three(make_cluster, server, "cl-once")
-    lead = c.one_leader()
+    lead = c.leader()
     cw = open_client(open_window, c, via=lead)   # attached to the leader, which will go
     assert cstatus(cw)["client_of"] == str(lead)
     wait_until(lambda: "client of node %d" % lead in cw.page.inner_text("raft-status"),
@@ -83,14 +83,14 @@ def test_client_writes_apply_exactly_once_across_a_leader_change(server, make_cl
     start_writes(cw, more)
     c.close(lead)                                # the leader goes with writes in flight
     survivors = c.alive()
-    new_lead = c.one_leader(survivors)
+    new_lead = c.leader(survivors)
     assert new_lead != lead
     results += ok_values(collect(cw))            # every write gets its result
     late = [3000 + k for k in range(5)]
     results += ok_values([json.loads(x) for x in cw.page.evaluate(
         "cs => Promise.all(cs.map(c => wraft.propose(c)))", [json.dumps(v) for v in late])])
     everything = first + more + late
-    order = c.converged(everything, timeout=30)
+    order = c.same_log(everything, timeout=30)
     for i in survivors:
         # A retry may sit in the log twice; applied() lists what was applied.
         assert all(n == 1 for n in counts(c.applied(i), everything).values()), i
@@ -100,18 +100,18 @@ def test_client_writes_apply_exactly_once_across_a_leader_change(server, make_cl
     sums = executed_sums(order)
     assert results == [sums[v] for v in everything]
     for i in survivors:
-        assert c.value(i) == sum(everything)
+        assert c.state(i) == sum(everything)
     st = cstatus(cw)
     assert st["driver_stats"]["switches"] >= 2          # chose the leader, then moved
     # The client moved to a surviving member and follows the same state.
     st = cstatus(cw)
     assert st["client_of"] in [str(i) for i in survivors]
-    wait_until(lambda: cstate(cw) == c.value(survivors[0]), what="client state converges")
+    wait_until(lambda: cstate(cw) == c.state(survivors[0]), what="client state converges")
 
 
 def test_client_reads_linearizably_and_follows_changes_live(server, make_cluster, open_window):
     c = start_three(make_cluster, server, "cl-read")
-    lead = c.one_leader()
+    lead = c.leader()
     follower = (lead + 1) % 3
     cw = open_client(open_window, c, via=follower)
     writer = (lead + 2) % 3                      # a member the client is not attached to
@@ -119,10 +119,10 @@ def test_client_reads_linearizably_and_follows_changes_live(server, make_cluster
         ok_values([c.propose(writer, v)])
         # A read that starts after the write was acknowledged sees it.
         got = json.loads(cw.page.evaluate("wraft.read()"))
-        assert got == {"ok": c.value(writer)}, got
+        assert got == {"ok": c.state(writer)}, got
     # Live: the client's state (and the page) update with no action of its own.
     ok_values(c.propose_many(writer, [100, 200]))
-    expect = c.value(writer)
+    expect = c.state(writer)
     wait_until(lambda: cstate(cw) == expect, what="client follows the log")
     wait_until(lambda: cw.page.inner_text("#count") == str(expect), what="client page re-rendered")
     assert [cmd for _, cmd in json.loads(cw.page.evaluate("wraft.applied()"))][-2:] == [100, 200]
@@ -130,7 +130,7 @@ def test_client_reads_linearizably_and_follows_changes_live(server, make_cluster
 
 def test_several_clients_at_once_leave_the_members_mesh_alone(server, make_cluster, open_window):
     c = start_three(make_cluster, server, "cl-many")
-    lead = c.one_leader()
+    lead = c.leader()
     term = c.status(lead)["term"]
     clients = [open_client(open_window, c, host=k) for k in range(3)]
     writes = {k: [10000 * (k + 1) + j for j in range(8)] for k in range(3)}
@@ -139,7 +139,7 @@ def test_several_clients_at_once_leave_the_members_mesh_alone(server, make_clust
     for k, cw in enumerate(clients):
         assert all("ok" in o for o in collect(cw)), k
     everything = sum(writes.values(), [])
-    c.converged(everything)
+    c.same_log(everything)
     for i in range(3):
         assert counts(c.applied(i), everything) == {v: 1 for v in everything}
         peers = c.status(i)["peers"]
@@ -148,17 +148,17 @@ def test_several_clients_at_once_leave_the_members_mesh_alone(server, make_clust
     for cw in clients:
         st = cstatus(cw)
         assert st["peers"] == [st["client_of"]]
-    assert c.one_leader() == lead and c.status(lead)["term"] == term  # no election meanwhile
+    assert c.leader() == lead and c.status(lead)["term"] == term  # no election meanwhile
     served = sum(c.status(i)["client_hub_stats"]["clients"] for i in range(3))
     assert served == 3
-    final = c.value(lead)
+    final = c.state(lead)
     for cw in clients:
         wait_until(lambda: cstate(cw) == final, what="every client converges")
 
 
 def test_malformed_client_messages_are_dropped_and_counted(server, make_cluster, open_window):
     c = start_three(make_cluster, server, "cl-junk")
-    lead = c.one_leader()
+    lead = c.leader()
     member = (lead + 1) % 3
     cw = open_client(open_window, c, via=member)
     junk = ["", "nope", "[1", '["wc",1,"p",0,1]', '["wc",9,"sub",1]',
@@ -172,5 +172,5 @@ def test_malformed_client_messages_are_dropped_and_counted(server, make_cluster,
     st = c.status(member)
     assert st["term"] < 999 and st["error"] is None and st["node_stats"].get("dropped_malformed", 0) == 0
     # The member, and the client on it, keep working.
-    assert ok_values([json.loads(cw.page.evaluate("c => wraft.propose(c)", "42"))]) == [c.value(lead)]
-    assert c.one_leader() == lead
+    assert ok_values([json.loads(cw.page.evaluate("c => wraft.propose(c)", "42"))]) == [c.state(lead)]
+    assert c.leader() == lead

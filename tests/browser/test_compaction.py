@@ -163,20 +163,9 @@ def pipelined(page, n, start=0, keys=50, inflight=64):
     return out
 
 
-@pytest.fixture(scope="module")
-def win(browser, server):
-    from app_windows import Windows
-    w = Windows(browser, server)
-    yield w
-    w.close()
-
-
 @pytest.fixture
-def _dump_on_failure(request, win):
-    yield
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.failed:
-        win.dump()
+def win(wraft_cluster):
+    return wraft_cluster(open=False)
 
 
 def _leader(win, nodes):
@@ -192,10 +181,9 @@ def _applied(win, i):
 
 
 @pytest.mark.browser
-def test_closed_window_rejoins_through_a_snapshot_and_storage_stays_bounded(win, _dump_on_failure):
-    from browser_helpers import wait_until
-    extra = {i: "" for i in range(3)}
-    win.open("/kv", "compact", extra=extra)
+def test_closed_window_rejoins_through_a_snapshot_and_storage_stays_bounded(win):
+    from wraft.cluster import wait_until
+    win.start("/kv", "compact")
     lead = _leader(win, (0, 1, 2))
     pipelined(win.pages[lead], 500)
     # window 2 (or another follower) closes; the others commit 5,000 writes

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import CHROMIUM, CHROMIUM_FLAGS, Introducer, free_port
-from firefox import Mix
-from test_node_cluster import Cluster, check_convergence
+from test_node_cluster import check_convergence
+from wraft.cluster import Cluster
+from wraft.firefox import Mix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from services import ALLOCATED, Coturn, SecondMachine, have, turn_credential, turn_url  # noqa: E402
@@ -50,7 +51,8 @@ class LanCluster(Cluster):
     --lan prints), with the server's secret."""
 
     def __init__(self, browsers, server, address, tag, query=""):
-        super().__init__(Mix(browsers), server, "%s-%d" % (tag, os.getpid()), query=query)
+        super().__init__(Mix(browsers), server, "/counter", name="%s-%d" % (tag, os.getpid()),
+                         query=query)
         self.address = address
 
     def url(self, i, path="/counter"):
@@ -76,7 +78,6 @@ def lan(browser, browser_b, machine_b, tmp_path, request):
     rep = getattr(request.node, "rep_call", None)
     for srv, c in made:
         if rep is None or rep.failed:
-            c.dump()
             print("----- server -----\n" + srv.log())
         c.close_all()
         srv.stop()

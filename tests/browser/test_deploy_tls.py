@@ -18,7 +18,8 @@ import pytest
 import websockets.sync.client as ws_client
 
 from browser_helpers import CHROMIUM, CHROMIUM_FLAGS
-from test_node_cluster import Cluster, check_convergence, ok_values
+from test_node_cluster import check_convergence, ok_values
+from wraft.cluster import Cluster
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from services import Caddy, have, nss_trust  # noqa: E402
@@ -54,20 +55,15 @@ def tls_cluster(trusting, caddy, request):
     made = []
 
     def make(tag):
-        c = Cluster(trusting, caddy, "%s-%d" % (tag, os.getpid()))
+        c = Cluster(trusting, caddy, "/counter", tag=tag)
         made.append(c)
         return c
     yield make
     rep = getattr(request.node, "rep_call", None)
     for c in made:
         if rep is None or rep.failed:
-            c.dump()
             print("----- caddy -----\n" + caddy.log())
         c.close_all()
-
-
-def errors(c):
-    return [line for log in c.logs for line in log if line.startswith(("[error]", "[pageerror]"))]
 
 
 def test_three_https_subdomains_form_a_cluster_fail_over_and_reload(tls_cluster):
@@ -80,18 +76,18 @@ def test_three_https_subdomains_form_a_cluster_fail_over_and_reload(tls_cluster)
         # a secure context: WebCrypto is there (the plain-http LAN mode has none)
         assert page.evaluate("window.isSecureContext && typeof crypto.subtle.digest") == "function"
     check_convergence(c)  # the windows met over wss://.../ws through Caddy
-    lead = c.one_leader()
+    lead = c.leader()
     c.close(lead)
     survivors = c.alive()
-    assert c.one_leader(survivors) != lead
+    assert c.leader(survivors) != lead
     ok_values([c.propose(survivors[0], 7)])
     c.open(lead)
     c.reload(survivors[1])
-    c.one_leader(timeout=45)
+    c.leader(timeout=45)
     ok_values([c.propose(lead, 8)])
-    c.converged([7, 8], timeout=30)
+    c.same_log([7, 8], timeout=30)
     # The security headers (CSP included) broke nothing on the page.
-    assert not errors(c), errors(c)
+    assert not c.errors(), c.errors()
 
 
 def https_get(caddy, node, path, ctx):

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from browser_helpers import PYODIDE_LOAD_MS, wait_until
-from firefox import firefox  # noqa: F401 (fixture)
-from test_firefox_cluster import FF, MixedCluster
+from test_firefox_cluster import FF, mixed_cluster
 from test_node_cluster import check_convergence, make_cluster  # noqa: F401 (fixture)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
@@ -80,8 +79,8 @@ def test_bad_turn_credential_in_firefox_under_pyodide(coturn, start_introducer, 
                                                       firefox):  # noqa: F811
     # Firefox reports the 401 too; under Pyodide only through Proxies.handler.
     srv = start_introducer("--ice-server", turn_server_arg("1:wraft", "not-the-password"))
-    c = MixedCluster(browser, firefox, srv, "turnbad-ff", extra={FF: "&runtime=py"},
-                     query=RELAY, load_ms=PYODIDE_LOAD_MS)
+    c = mixed_cluster(browser, firefox, srv, "turnbad-ff", extra={FF: "&runtime=py"},
+                      query=RELAY, load_ms=PYODIDE_LOAD_MS)
     try:
         c.open(0)
         c.open(FF)

@@ -7,9 +7,8 @@ real key and mouse input over WebDriver BiDi; windows 0 and 1 are Chromium.
 import pytest
 from playwright.sync_api import expect
 
-from app_windows import Windows
-from browser_helpers import wait_until
-from firefox import Mix, firefox  # noqa: F401 (fixture)
+from wraft.cluster import wait_until
+from wraft.firefox import Mix
 
 pytestmark = pytest.mark.browser
 T = 15_000
@@ -20,13 +19,8 @@ LIST_JS = ("() => [...document.querySelectorAll('.todo-list li')].map(li =>"
 
 
 @pytest.fixture
-def mixed_win(browser, firefox, server, request):  # noqa: F811 (firefox is a fixture)
-    w = Windows(Mix([browser, browser, firefox]), server)
-    yield w
-    rep = getattr(request.node, "rep_call", None)
-    if rep is None or rep.failed:
-        w.dump()
-    w.close()
+def mixed_win(browser, firefox, wraft_cluster):
+    return wraft_cluster(browser=Mix([browser, browser, firefox]), open=False)
 
 
 def firefox_list(win):
@@ -35,7 +29,7 @@ def firefox_list(win):
 
 def test_todomvc_in_firefox_shows_chromium_changes_and_back(mixed_win):
     win = mixed_win
-    p0, p1, ff = win.open("/todo", "fftodo")
+    p0, p1, ff = win.start("/todo", "fftodo")
     p0.fill(".new-todo", "Buy milk")
     p0.press(".new-todo", "Enter")
     wait_until(lambda: firefox_list(win) == [("Buy milk", False)], timeout=T / 1000,

@@ -52,7 +52,7 @@ def position(text):
 
 
 def test_put_get_delete_with_term_and_index(win):
-    p0, p1, p2 = win.open("/kv", "kv-basic")
+    p0, p1, p2 = win.start("/kv", "kv-basic")
     text = op(p0, "#kv-put", "color", "blue")
     assert text.startswith('put "color" = "blue" (was absent) at term'), text
     first = position(text)
@@ -79,7 +79,7 @@ def test_put_get_delete_with_term_and_index(win):
 
 
 def test_compare_and_set_succeeds_and_fails(win):
-    p0, p1, p2 = win.open("/kv", "kv-cas")
+    p0, p1, p2 = win.start("/kv", "kv-cas")
     op(p0, "#kv-put", "lock", "free")
     text = op(p1, "#kv-cas", "lock", value="taken-by-1", expected="wrong")
     assert text == 'cas "lock" failed: current value is "free"'
@@ -97,7 +97,7 @@ def test_compare_and_set_succeeds_and_fails(win):
 
 
 def test_linearizable_read_after_a_write_on_another_window(win):
-    p0, p1, p2 = win.open("/kv", "kv-linear")
+    p0, p1, p2 = win.start("/kv", "kv-linear")
     for k in range(5):
         writer, reader = [(p0, p2), (p1, p0), (p2, p1)][k % 3]
         value = "v%d" % k
@@ -108,7 +108,7 @@ def test_linearizable_read_after_a_write_on_another_window(win):
 
 
 def test_watch_on_a_prefix_shows_live_events(win):
-    p0, p1, _ = win.open("/kv", "kv-watch")
+    p0, p1, _ = win.start("/kv", "kv-watch")
     op(p0, "#kv-put", "app/old", "before the watch")
     p1.fill("#watch-prefix", "app/")
     p1.click("#watch-start")
@@ -132,7 +132,7 @@ def test_watch_on_a_prefix_shows_live_events(win):
 
 
 def test_bad_input_is_refused_clearly_and_the_store_keeps_working(win):
-    p0, p1, _ = win.open("/kv", "kv-bad")
+    p0, p1, _ = win.start("/kv", "kv-bad")
     term, index = position(op(p0, "#kv-put", "k", "v"))
     p0.fill("#kv-key", "")
     p0.click("#kv-put")
@@ -148,7 +148,7 @@ def test_bad_input_is_refused_clearly_and_the_store_keeps_working(win):
 
 
 def test_reload_rebuilds_table_and_revisions_from_local_storage(win):
-    p0, _, _ = win.open("/kv", "kv-reload")
+    p0, _, _ = win.start("/kv", "kv-reload")
     first = position(op(p0, "#kv-put", "a", "1"))
     second = position(op(p0, "#kv-put", "b", "2"))
     before = rows(p0)

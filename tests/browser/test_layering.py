@@ -11,10 +11,11 @@ import ast
 
 import pytest
 
-from test_pyscript_config import ROOT, imported_modules
+from test_pyscript_config import ROOT
+from wraft.pyscript_config import imported_modules
 
 # raft/browser modules that import neither js nor pyscript (tested in CPython)
-PURE_BROWSER = ("status_html",)
+PURE_BROWSER = ("status_html", "status_picture")
 # What components may use of the App handle (raft/browser/APP.md, "The handle")
 HANDLE = {"state", "propose", "propose_many", "read", "change_membership", "on_change",
           "on_applied", "node_id", "applied_index", "read_only", "error"}

@@ -10,18 +10,14 @@ writes; window.wraft.applied() lists [index, command] pairs.
 """
 
 import asyncio
-import json
 import time
 
 import pytest
 
-from browser_helpers import MPY_LOAD_MS, wait_until
+from browser_helpers import wait_until
 from raft.runtime.contract import ProposalError
 from raft.records import MemoryKV
 from test_node_driver import Net, in_own_loop, leaders, make, wait_for
-
-ELECT_S = 25  # elections take 1.5-3 s; leave room for page loads on 2 busy cores
-
 
 # ---- the driver in CPython -------------------------------------------------
 
@@ -134,113 +130,13 @@ async def test_driver_retries_a_promotion_while_the_learner_is_a_little_behind()
 
 # ---- windows ---------------------------------------------------------------
 
-class Windows:
-    """App windows by node id, each in its own browser context (its own
-    localStorage); every window of one test uses the same cluster name."""
-
-    def __init__(self, browser, server, tag, path="/counter", query=""):
-        self.browser, self.server, self.path, self.query = browser, server, path, query
-        self.cluster = "%s-%d" % (tag, int(time.time() * 1000) % 10**8)
-        self.contexts, self.pages, self.logs = {}, {}, {}
-
-    def open(self, i, wait=True):
-        ctx = self.contexts.get(i) or self.browser.new_context()
-        self.contexts[i] = ctx
-        page = ctx.new_page()
-        log = self.logs.setdefault(i, [])
-        page.on("console", lambda m: log.append("[%s] %s" % (m.type, m.text)))
-        page.on("pageerror", lambda e: log.append("[pageerror] %s" % e))
-        page.goto("%s%s?cluster=%s%s" % (self.server.base(i), self.path, self.cluster, self.query))
-        self.pages[i] = page
-        if wait:
-            self.wait_loaded(i)
-        return page
-
-    def wait_loaded(self, i):
-        self.pages[i].wait_for_selector("html[data-raft-membership]", state="attached",
-                                        timeout=MPY_LOAD_MS)
-
-    def close(self, i):
-        self.pages.pop(i).close()
-
-    def attr(self, i, name):
-        return self.pages[i].evaluate("n => document.documentElement.getAttribute(n)", name)
-
-    def status(self, i):
-        return json.loads(self.pages[i].evaluate("wraft.status()"))
-
-    def propose(self, i, command):
-        return json.loads(self.pages[i].evaluate("c => wraft.propose(c)", json.dumps(command)))
-
-    def change(self, i, op, target):
-        return json.loads(self.pages[i].evaluate("([o, t]) => wraft.changeMembership(o, t)",
-                                                 [op, str(target)]))
-
-    def state(self, i):
-        return json.loads(self.pages[i].evaluate("wraft.state()"))
-
-    def applied(self, i):
-        return json.loads(self.pages[i].evaluate("wraft.applied()"))
-
-    def one_leader(self, among, timeout=ELECT_S):
-        """Exactly one leader among `among`, followed by all of them, all writable."""
-        def check():
-            infos = {i: self.status(i) for i in among}
-            leads = [i for i, s in infos.items() if s["role"] == "leader"]
-            if len(leads) != 1:
-                return None
-            ok = all(s["leader"] == str(leads[0]) and s["quorum"] for s in infos.values())
-            return (leads[0],) if ok else None
-        return wait_until(check, timeout=timeout, what="one leader among %s" % (among,))[0]
-
-    def wait_attr(self, ids, name, value, timeout=20):
-        # The status is redrawn at most every 100 ms: poll.
-        wait_until(lambda: all(self.attr(i, name) == value for i in ids), timeout=timeout,
-                   what="%s=%r on %s" % (name, value, ids))
-
-    def click_change(self, i, op, target, timeout=40):
-        """Click the op's button for `target` in window i's status panel,
-        check the confirmation, confirm, and return the outcome (kind, text)."""
-        page = self.pages[i]
-        page.click('raft-status [data-raft-action="%s"][data-raft-target="%s"]' % (op, target),
-                   timeout=20_000)
-        question = page.wait_for_selector("raft-status [data-raft-question]",
-                                          timeout=5_000).inner_text()
-        page.click('raft-status [data-raft-action="confirm"]', timeout=5_000)
-        el = page.wait_for_selector("raft-status [data-raft-outcome]", timeout=timeout * 1000)
-        kind = el.get_attribute("data-raft-outcome")
-        text = el.query_selector("[data-raft-outcome-text]").inner_text()
-        page.click('raft-status [data-raft-action="dismiss"]', timeout=5_000)
-        return question, kind, text
-
-    def errors(self):
-        return [line for log in self.logs.values() for line in log
-                if line.startswith(("[error]", "[pageerror]"))]
-
-    def dump(self):
-        for i, log in sorted(self.logs.items()):
-            print("----- console of window %s (cluster %s) -----" % (i, self.cluster))
-            print("\n".join(log[-150:]))
-
-    def close_all(self):
-        for c in self.contexts.values():
-            c.close()
-
-
 @pytest.fixture
-def windows(browser, server, request):
-    made = []
-
-    def make_windows(tag, **kw):
-        w = Windows(browser, server, tag, **kw)
-        made.append(w)
-        return w
-    yield make_windows
-    rep = getattr(request.node, "rep_call", None)
-    for w in made:
-        if rep is None or rep.failed:
-            w.dump()
-        w.close_all()
+def windows(wraft_cluster):
+    """windows(tag, path="/counter", **Cluster options) -> a Cluster
+    (wraft/cluster.py) whose windows the test opens by node id."""
+    def make_windows(tag, path="/counter", **kw):
+        return wraft_cluster(path, tag=tag, open=False, **kw)
+    return make_windows
 
 
 # A writer in one page: proposes distinct integers one after another. A write
@@ -289,7 +185,7 @@ def test_grow_3_to_5_and_shrink_back_to_3_through_the_status_panel_while_writing
     w = windows("grow")
     for i in (0, 1, 2):
         w.open(i)
-    leader = w.one_leader([0, 1, 2])
+    leader = w.leader([0, 1, 2])
     writer = min(i for i in (0, 1, 2) if i != leader)  # stays a voter throughout
     start_writer(w.pages[writer], 1)
     acked = []
@@ -324,7 +220,7 @@ def test_grow_3_to_5_and_shrink_back_to_3_through_the_status_panel_while_writing
     wait_more_writes(w.pages[writer])
 
     # Shrink back: remove the current leader, then one more, through the UI.
-    leader = w.one_leader([0, 1, 2, 3, 4])
+    leader = w.leader([0, 1, 2, 3, 4])
     if leader == writer:  # leadership moved to the writer: write from window 3 from now on
         acked += stop_writer(w.pages[writer])
         writer = 3
@@ -335,7 +231,7 @@ def test_grow_3_to_5_and_shrink_back_to_3_through_the_status_panel_while_writing
     assert "It is the leader" in question
     assert kind == "ok" and "node %d was removed" % leader in text, text
     rest = sorted({0, 1, 2, 3, 4} - {leader})
-    new_leader = w.one_leader(rest)
+    new_leader = w.leader(rest)
     assert new_leader != leader
     wait_more_writes(w.pages[writer])
     question, kind, text = w.click_change(writer, "remove", other)
@@ -346,7 +242,7 @@ def test_grow_3_to_5_and_shrink_back_to_3_through_the_status_panel_while_writing
     w.wait_attr([leader, other], "data-raft-membership", "none")
     for gone in (leader, other):
         assert "not a member of cluster" in w.pages[gone].inner_text("raft-status [data-raft-not-member]")
-    w.one_leader(rest)
+    w.leader(rest)
 
     # The remaining three keep committing; the removed windows get nothing
     # new (once the last message of the leader that removed them is in).
@@ -394,7 +290,7 @@ def test_an_unsafe_removal_is_refused_in_plain_words(windows):
     w = windows("unsafe")
     for i in (0, 1, 2):
         w.open(i)
-    leader = w.one_leader([0, 1, 2])
+    leader = w.leader([0, 1, 2])
     a, b = sorted({0, 1, 2} - {leader})
     assert "ok" in w.propose(leader, 1)
     # Bad requests are clear errors, and change nothing.
@@ -423,7 +319,7 @@ def test_an_unsafe_removal_is_refused_in_plain_words(windows):
 def test_a_one_voter_cluster_commits_alone_and_grows_to_two(windows):
     w = windows("one", query="&size=1")
     w.open(0)
-    w.one_leader([0])
+    w.leader([0])
     assert w.propose(0, 5) == {"ok": 5}
     w.open(1)
     w.wait_attr([1], "data-raft-membership", "none")
@@ -437,7 +333,7 @@ def test_a_one_voter_cluster_commits_alone_and_grows_to_two(windows):
     assert "2 voters (a majority needs 2)" in question
     assert kind == "ok", text
     w.wait_attr([0, 1], "data-raft-voters", "0,1")
-    w.one_leader([0, 1])
+    w.leader([0, 1])
     assert w.propose(1, 6) == {"ok": 11}
     wait_until(lambda: [c for _, c in w.applied(0)] == [5, 6] == [c for _, c in w.applied(1)],
                timeout=10, what="both applied 5, 6")
@@ -447,11 +343,8 @@ def test_a_one_voter_cluster_commits_alone_and_grows_to_two(windows):
 @pytest.mark.browser
 def test_seven_windows_elect_a_leader_and_commit(windows):
     w = windows("seven", query="&size=7")
-    for i in range(7):
-        w.open(i, wait=False)
-    for i in range(7):
-        w.wait_loaded(i)
-    leader = w.one_leader(list(range(7)), timeout=40)
+    w.open_all(range(7))
+    leader = w.leader(list(range(7)), timeout=40)
     out = w.propose((leader + 1) % 7, 7)
     assert out == {"ok": 7}
     info = w.status(leader)

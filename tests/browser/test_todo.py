@@ -32,7 +32,7 @@ def expect_everywhere(win, titles, nodes=(0, 1, 2)):
 
 
 def test_add_trims_ignores_blank_and_replicates(win):
-    p0, p1, p2 = win.open("/todo", "todo-add")
+    p0, p1, p2 = win.start("/todo", "todo-add")
     for p in (p0, p1, p2):  # no todos: main and footer hidden
         expect(p.locator(".main")).to_be_hidden()
         expect(p.locator(".footer")).to_be_hidden()
@@ -64,7 +64,7 @@ def test_a_paste_of_several_lines_adds_one_todo_per_line_in_one_burst(win):
 
 
 def test_toggle_counter_and_clear_completed_visibility(win):
-    p0, p1, p2 = win.open("/todo", "todo-toggle")
+    p0, p1, p2 = win.start("/todo", "todo-toggle")
     add(p0, "one", "two", "three")
     expect_everywhere(win, ["one", "two", "three"])
     p1.locator(".todo-list li").nth(0).locator(".toggle").check()
@@ -82,7 +82,7 @@ def test_toggle_counter_and_clear_completed_visibility(win):
 
 
 def test_toggle_all_marks_all_then_none(win):
-    p0, p1, p2 = win.open("/todo", "todo-all")
+    p0, p1, p2 = win.start("/todo", "todo-all")
     add(p1, "a", "b", "c")
     expect_everywhere(win, ["a", "b", "c"])
     p2.locator(".toggle-all").check()  # the input is styled invisible; its label is clickable
@@ -101,7 +101,7 @@ def test_toggle_all_marks_all_then_none(win):
 
 
 def test_edit_enter_blur_escape_and_empty_removes(win):
-    p0, p1, p2 = win.open("/todo", "todo-edit")
+    p0, p1, p2 = win.start("/todo", "todo-edit")
     add(p0, "first", "second", "third")
     expect_everywhere(win, ["first", "second", "third"])
     li = p0.locator(".todo-list li").nth(0)
@@ -139,7 +139,7 @@ def test_edit_enter_blur_escape_and_empty_removes(win):
 
 
 def test_edit_in_progress_survives_changes_from_other_windows(win):
-    p0, p1, _ = win.open("/todo", "todo-edit-live")
+    p0, p1, _ = win.start("/todo", "todo-edit-live")
     add(p0, "mine", "theirs")
     expect_everywhere(win, ["mine", "theirs"])
     li = p0.locator(".todo-list li").nth(0)
@@ -157,7 +157,7 @@ def test_edit_in_progress_survives_changes_from_other_windows(win):
 
 
 def test_destroy_and_clear_completed(win):
-    p0, p1, p2 = win.open("/todo", "todo-destroy")
+    p0, p1, p2 = win.start("/todo", "todo-destroy")
     add(p2, "keep", "drop", "done 1", "done 2")
     expect_everywhere(win, ["keep", "drop", "done 1", "done 2"])
     row = p0.locator(".todo-list li").nth(1)
@@ -182,7 +182,7 @@ def test_destroy_and_clear_completed(win):
 
 
 def test_filters_follow_the_url_hash_in_each_window(win):
-    p0, p1, _ = win.open("/todo", "todo-filter")
+    p0, p1, _ = win.start("/todo", "todo-filter")
     add(p0, "active one", "done one", "active two")
     expect_everywhere(win, ["active one", "done one", "active two"])
     p0.locator(".todo-list li").nth(1).locator(".toggle").check()
@@ -211,7 +211,7 @@ def item(page, title):
 
 
 def test_concurrent_writes_from_three_windows_converge(win):
-    pages = win.open("/todo", "todo-race")
+    pages = win.start("/todo", "todo-race")
     add(pages[0], "shared")
     expect_everywhere(win, ["shared"])
     edit = item(pages[1], "shared")
@@ -248,7 +248,7 @@ def test_concurrent_writes_from_three_windows_converge(win):
 
 
 def test_commands_on_missing_items_and_bad_commands_do_not_poison_the_log(win):
-    p0, p1, _ = win.open("/todo", "todo-bad")
+    p0, p1, _ = win.start("/todo", "todo-bad")
     add(p0, "real")
     expect_everywhere(win, ["real"])
 
@@ -265,7 +265,7 @@ def test_commands_on_missing_items_and_bad_commands_do_not_poison_the_log(win):
 
 
 def test_reload_restores_the_list_from_local_storage(win):
-    p0, _, _ = win.open("/todo", "todo-reload")
+    p0, _, _ = win.start("/todo", "todo-reload")
     add(p0, "persisted", "also persisted")
     p0.locator(".todo-list li").nth(1).locator(".toggle").check()
     expect(p0.locator(".todo-list li.completed")).to_have_count(1, timeout=T)
@@ -275,7 +275,7 @@ def test_reload_restores_the_list_from_local_storage(win):
 
 
 def test_a_pyodide_window_replicates_with_micropython_windows(win):
-    p0, p1, p2 = win.open("/todo", "todo-pyodide", extra={2: "&runtime=py"},
+    p0, p1, p2 = win.start("/todo", "todo-pyodide", extra={2: "&runtime=py"},
                           load_ms=2 * PYODIDE_LOAD_MS)  # slow under CI load
     assert p2.locator("body").get_attribute("data-py-impl") == "cpython"
     add(p2, "from pyodide")
@@ -288,7 +288,7 @@ def test_a_pyodide_window_replicates_with_micropython_windows(win):
 
 
 def test_minority_window_is_read_only_and_loses_no_typed_text(win):
-    p0, _, _ = win.open("/todo", "todo-minority")
+    p0, _, _ = win.start("/todo", "todo-minority")
     add(p0, "before")
     expect_everywhere(win, ["before"])
     win.leave([1, 2])

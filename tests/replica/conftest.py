@@ -1,9 +1,8 @@
 """Fixtures for the replica tests: a real introducer (python -m signaling's
 app) on 127.0.0.1, and ICE host candidates on loopback only, so aiortc peers
-in CPython connect with no network (browsers never offer loopback
-candidates: tests with Chromium run in scripts/in-netns instead)."""
+in CPython connect with no network (Chromium offers loopback candidates only
+with wraft/netns.py's loopback mode: tests with Chromium run in scripts/in-netns)."""
 
-import importlib.util
 import sys
 import threading
 from pathlib import Path
@@ -12,19 +11,9 @@ import pytest
 
 from signaling.app import make_app
 
-# the browser tests' helpers (signaling subprocess, Chromium flags, windows)
+# the browser tests' helpers (signaling subprocess, Chromium flags)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "browser"))
 from browser_helpers import CHROMIUM, CHROMIUM_FLAGS, Introducer  # noqa: E402
-
-# For the end-to-end tests (browser marker): tests/browser's server fixture
-# and guard (scripts/in-netns only; skipped, or failed in CI, elsewhere).
-_spec = importlib.util.spec_from_file_location(
-    "browser_conftest", Path(__file__).resolve().parents[1] / "browser" / "conftest.py")
-_browser_conftest = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_browser_conftest)
-site = _browser_conftest.site
-server = _browser_conftest.server
-_browser_guard = _browser_conftest._browser_guard
 
 
 @pytest.fixture

@@ -18,9 +18,8 @@ import time
 
 import pytest
 
-from browser_helpers import wait_until
 from replica_helpers import Proc, ReplicaProc, client_cmd, run_client
-from test_membership_windows import Windows
+from wraft.cluster import Cluster, wait_until
 
 pytestmark = pytest.mark.browser
 TODO = "components.todo:TodoState"
@@ -29,11 +28,6 @@ TODO = "components.todo:TodoState"
 WRITE_LOOP = """n => { window.__writes = []; (async () => { for (let i = 0; i < n; i++)
   window.__writes.push(JSON.parse(await wraft.propose(JSON.stringify(["add", "k" + i, "w" + i]))));
 })(); }"""
-
-
-def converged(w, nodes):
-    states = [w.state(i) for i in nodes]
-    return all(s == states[0] for s in states) and [states[0]]
 
 
 def todo_items(state):
@@ -49,8 +43,7 @@ def add(w, i, item_id):
 def wipe(w, i):
     """Close window i and forget its origin's storage for good."""
     w.pages[i].evaluate("localStorage.clear()")
-    w.close(i)
-    w.contexts.pop(i).close()
+    w.forget(i)
 
 
 def test_replica_learner_promoted_killed_then_sole_holder_restores_fresh_windows(
@@ -60,14 +53,14 @@ def test_replica_learner_promoted_killed_then_sole_holder_restores_fresh_windows
 
 def replica_story(browser, server, tmp_path):
     t0 = time.monotonic()
-    w = Windows(browser, server, "rep", path="/todo")
+    w = Cluster(browser, server, "/todo", tag="rep")
     ws = "ws://127.0.0.1:%d/ws" % server.port
     db = tmp_path / "replica.sqlite"
     rep = None
     try:
         for i in (0, 1, 2):
             w.open(i)
-        w.one_leader((0, 1, 2))
+        w.leader((0, 1, 2))
         for k in range(5):
             add(w, k % 3, "w%d" % k)
 
@@ -94,13 +87,13 @@ def replica_story(browser, server, tmp_path):
                    what="every write done with the replica dead")
         assert w.pages[0].evaluate("window.__writes") == [{"ok": "k%d" % i} for i in range(30)]
         rep = ReplicaProc(ws, w.cluster, 3, db, state=TODO, loopback=False)
-        want = wait_until(lambda: converged(w, (0, 1, 2)), what="windows agree")[0]
+        want = w.converged(nodes=(0, 1, 2))
         wait_until(lambda: rep.command("state")["ok"] == want, what="restarted replica caught up")
         assert rep.status()["membership"] == "voter"
         print("killed and caught up after %.1f s" % (time.monotonic() - t0))
 
         # The CLI client writes through the leader window, which closes.
-        lead = w.one_leader((0, 1, 2)) if rep.status()["leader"] != "3" else None
+        lead = w.leader((0, 1, 2)) if rep.status()["leader"] != "3" else None
         via = str(lead) if lead is not None else "0"
         box = {}
         cli = threading.Thread(target=lambda: box.update(out=run_client(
@@ -121,7 +114,7 @@ def replica_story(browser, server, tmp_path):
         print("client write through a closing leader after %.1f s" % (time.monotonic() - t0))
 
         # The windows leave for good, one by one, until the replica alone holds the data.
-        w.contexts.pop(closed).close()
+        w.forget(closed)
         assert rep.command("remove %d" % closed)["ok"]["voters"] == \
             sorted(["3"] + [str(i) for i in alive])
         for i in alive:
@@ -170,13 +163,13 @@ def test_cli_client_and_a_replica_on_the_kv_app_agree_with_the_windows(in_browse
 
 
 def kv_story(browser, server, tmp_path):
-    w = Windows(browser, server, "repkv", path="/kv")
+    w = Cluster(browser, server, "/kv", tag="repkv")
     ws = "ws://127.0.0.1:%d/ws" % server.port
     rep = watch = None
     try:
         for i in (0, 1, 2):
             w.open(i)
-        w.one_leader((0, 1, 2))
+        w.leader((0, 1, 2))
         watch = Proc(client_cmd(ws, w.cluster, "watch", "gr", loopback=False), stdin=False)
         wait_until(lambda: "watching" in watch.stderr(), what="watch started")
         assert w.propose(1, ["put", "from-window", 1]) == {"ok": None}
@@ -198,7 +191,7 @@ def kv_story(browser, server, tmp_path):
         wait_until(lambda: "3" in w.status(0)["present"], what="replica present")
         assert "ok" in w.change(0, "add_learner", "3")
         assert w.propose(2, ["put", "after", 2]) == {"ok": None}
-        want = wait_until(lambda: converged(w, (0, 1, 2)), what="windows agree")[0]
+        want = w.converged(nodes=(0, 1, 2))
         wait_until(lambda: rep.command("state")["ok"] == want, what="replica, revisions included")
         assert [r[0] for r in want["revisions"]] == ["after", "from-window", "greeting"]
         assert not w.errors(), w.errors()

@@ -1,4 +1,5 @@
-"""Debian's firefox-esr driven over its built-in WebDriver BiDi (W3C), for the tests.
+"""Debian's firefox-esr driven over its built-in WebDriver BiDi (W3C), for the tests
+(the plugin's wraft_firefox fixture, wraft/testing.py).
 
 Why not a client library: the pinned Playwright cannot drive Firefox ESR
 (`emulation.setMediaFeaturesOverride: unknown command` on every context);
@@ -26,6 +27,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -104,11 +106,44 @@ def user_js(prefs):
                    for k, v in sorted(prefs.items()))
 
 
+# Runs in the browser's network namespace (wraft/netns.py) and carries the
+# BiDi WebSocket between its stdin/stdout (one end of a socketpair) and
+# Firefox's loopback port there, which the test process cannot reach.
+RELAY = """
+import socket, sys, threading
+inner = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+outer = socket.socket(fileno=0)
+def pump(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+threading.Thread(target=pump, args=(outer, inner), daemon=True).start()
+pump(inner, outer)
+"""
+
+
+def unavailable_reason():
+    if not os.access(FIREFOX, os.X_OK):
+        return "%s is missing (Debian: apt install firefox-esr)" % FIREFOX
+    return None
+
+
 class Firefox:
     """One headless firefox-esr process and its BiDi session; `prefs` are
-    added to PREFS."""
+    added to PREFS; `prefix` runs it elsewhere (nsenter into a namespace)."""
 
-    def __init__(self, workdir, prefs=None):
+    def __init__(self, workdir, prefs=None, prefix=()):
+        self.prefix = list(prefix)
+        self.relay = None
         self.workdir = Path(workdir)
         self.profile = self.workdir / "profile"
         self.prefs = dict(PREFS, **(prefs or {}))
@@ -128,8 +163,8 @@ class Firefox:
         (self.profile / "user.js").write_text(user_js(self.prefs))
         env = dict(os.environ, MOZ_DISABLE_NONLOCAL_CONNECTIONS="1", MOZ_CRASHREPORTER_DISABLE="1",
                    MOZ_HEADLESS="1", HOME=str(self.workdir))
-        cmd = [FIREFOX, "--headless", "--no-remote", "--profile", str(self.profile),
-               "--remote-debugging-port=0", "about:blank"]
+        cmd = self.prefix + [FIREFOX, "--headless", "--no-remote", "--profile", str(self.profile),
+                             "--remote-debugging-port=0", "about:blank"]
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         found = threading.Event()
@@ -153,12 +188,23 @@ class Firefox:
             raise RuntimeError("firefox-esr printed no WebDriver BiDi address within %ss:\n%s"
                                % (timeout, "\n".join(self.stderr_tail)))
         self.ws = connect(url[0] + "/session", max_size=None, open_timeout=timeout, proxy=None,
+                          sock=self._relay(url[0]) if self.prefix else None,
                           legacy=True)  # a plain connection we close ourselves
         threading.Thread(target=self._read_socket, daemon=True).start()
         caps = self.command("session.new", {"capabilities": {}})["capabilities"]
         self.version = caps.get("browserVersion")
         self.command("session.subscribe", {"events": ["log.entryAdded"]})
         return self
+
+    def _relay(self, url):
+        """A socket that reaches Firefox's BiDi port inside the namespace."""
+        import socket
+        ours, theirs = socket.socketpair()
+        port = url.rsplit(":", 1)[1].split("/")[0]
+        self.relay = subprocess.Popen(self.prefix + [sys.executable, "-c", RELAY, port],
+                                      stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL)
+        theirs.close()
+        return ours
 
     def _read_socket(self):
         try:
@@ -227,6 +273,10 @@ class Firefox:
                 self.proc.kill()
                 self.proc.wait(10)
             self.proc = None
+        if self.relay is not None:
+            self.relay.kill()
+            self.relay.wait(10)
+            self.relay = None
 
 
 class FirefoxContext:
@@ -389,32 +439,6 @@ class FirefoxPage:
         except BidiError:
             pass
         self.context = None
-
-
-# ----- pytest fixtures (import them into a test module) -----
-
-import pytest  # noqa: E402
-
-
-def firefox_unavailable_reason():
-    if os.environ.get("WRAFT_IN_NETNS") != "1":
-        return "browser tests run only inside scripts/in-netns (WRAFT_IN_NETNS != 1)"
-    if not os.access(FIREFOX, os.X_OK):
-        return "%s is missing (make setup-test installs Debian's firefox-esr)" % FIREFOX
-    return None
-
-
-@pytest.fixture(scope="session")
-def firefox(tmp_path_factory):
-    """One headless firefox-esr for the session; new_context() per window."""
-    reason = firefox_unavailable_reason()
-    if reason is not None:
-        if os.environ.get("WRAFT_REQUIRE_BROWSER") == "1":
-            pytest.fail("WRAFT_REQUIRE_BROWSER=1 but " + reason, pytrace=False)
-        pytest.skip(reason)
-    ff = Firefox(tmp_path_factory.mktemp("firefox")).start()
-    yield ff
-    ff.close()
 
 
 class Mix:

@@ -1,0 +1,5 @@
+import sys
+
+from wraft.cli import main
+
+sys.exit(main())
