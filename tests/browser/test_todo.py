@@ -55,7 +55,7 @@ PASTE = ("text => { const dt = new DataTransfer(); dt.setData('text/plain', text
 
 
 def test_a_paste_of_several_lines_adds_one_todo_per_line_in_one_burst(win):
-    p0, _, _ = win.open("/todo", "todo-paste")
+    p0, _, _ = win.start("/todo", "todo-paste")
     expect(p0.locator(".new-todo")).to_be_enabled(timeout=T)
     assert p0.evaluate(PASTE, "milk\n\n  eggs \nbread") is True  # taken over: one add per line
     expect_everywhere(win, ["milk", "eggs", "bread"])
