@@ -73,7 +73,7 @@ def test_warns_on_public_bind_without_secret(tmp_path):
     assert any("without --secret" in w for w in warnings)
     assert any("npm ci" in w for w in warnings)  # tmp root has no node_modules
     assert not any("without --secret" in w for w in
-                   startup_warnings(_args(tmp_path, "--host", "0.0.0.0", "--secret", "s"), site))
+                   startup_warnings(_args(tmp_path, "--host", "0.0.0.0", "--secret"), site))
     assert not any("without --secret" in w for w in startup_warnings(_args(tmp_path), site))
 
 
