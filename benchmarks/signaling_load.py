@@ -61,14 +61,16 @@ def client_text_frame(payload: bytes) -> bytes:
 
 
 class LoadClient(asyncio.Protocol):
-    """One WebSocket: counts relayed signals and their latency (the sender
-    stamped its monotonic ns), notes welcome/presence/errors, answers pings."""
+    """One WebSocket: joins when the server's hello comes (protocol v2),
+    counts relayed signals and their latency (the sender stamped its
+    monotonic ns), notes welcome/presence/errors, answers pings."""
 
-    def __init__(self, port: int, stats: dict, latencies: list):
+    def __init__(self, port: int, stats: dict, latencies: list, join: str | None = None):
         loop = asyncio.get_running_loop()
         self.port = port
         self.stats = stats
         self.latencies = latencies
+        self.join = join  # the join frame to send on hello
         self.buf = bytearray()
         self.upgraded = loop.create_future()
         self.welcomed = loop.create_future()
@@ -139,42 +141,67 @@ class LoadClient(asyncio.Protocol):
             return
         frame = json.loads(payload)
         kind = frame["type"]
-        if kind == "welcome":
+        if kind == "hello":
+            if self.join is not None:
+                self.send_text(self.join)
+        elif kind == "welcome":
             self.welcomed.set_result(frame)
         elif kind == "presence":
-            if len(frame["nodes"]) == CLUSTER_SIZE and not self.full.done():
+            if len(frame["nodes"]) >= CLUSTER_SIZE and not self.full.done():
                 self.full.set_result(None)
+        elif kind == "error" and frame.get("code") == "unknown_target" and stats["unknown_ok"]:
+            stats["unknown_target"] += 1  # a peer the attacker makes come and go
         elif kind == "error" and not stats["closing"]:
             stats["errors"] += 1
             if stats["errors"] <= 3:
                 print("error frame:", frame, file=sys.stderr)
 
 
+def honest_source(c: int) -> str:
+    """Honest clusters come from many addresses (a few sockets each), as real
+    windows would, so per-address limits concern only the attackers."""
+    return f"127.0.{1 + c // 250}.{1 + c % 250}"
+
+
+def cluster_name(c: int) -> str:
+    return f"load{c}"
+
+
 async def _worker_main(port: int, first_cluster: int, clusters: int, conn) -> None:
     loop = asyncio.get_running_loop()
-    stats = {"measuring": False, "closing": False, "count": 0, "errors": 0}
+    stats = {"measuring": False, "closing": False, "count": 0, "errors": 0,
+             "unknown_ok": False, "unknown_target": 0}
     latencies: list[int] = []
     clients: dict[tuple[int, int], LoadClient] = {}
     gate = asyncio.Semaphore(64)  # connects in flight, to spare the accept queue
 
     async def open_and_join(c: int, n: int) -> None:
+        join = json.dumps({"type": "join", "v": 2, "cluster": cluster_name(c), "node": str(n),
+                           "kind": "member"})
         async with gate:
-            _, client = await loop.create_connection(lambda: LoadClient(port, stats, latencies),
-                                                     "127.0.0.1", port)
+            _, client = await loop.create_connection(
+                lambda: LoadClient(port, stats, latencies, join), "127.0.0.1", port,
+                local_addr=(honest_source(c), 0))
             await asyncio.wait_for(client.upgraded, 30)
-            client.send_text(json.dumps({"type": "join", "v": 1, "cluster": f"load{c}", "node": str(n)}))
             await asyncio.wait_for(client.welcomed, 30)
             clients[(c, n)] = client
 
-    async def offer_load(rate: float, seconds: float) -> int:
+    async def offer_load(rate: float, seconds: float, also_to: str | None, also_clusters: int) -> int:
         """Open loop: `rate` signals/s spread evenly over this worker's sockets,
-        each to the next node of its cluster, in small ticks."""
-        order = [(client, str((key[1] + 1) % CLUSTER_SIZE)) for key, client in sorted(clients.items())]
+        each to the next node of its cluster, in small ticks. With `also_to`,
+        the sockets of the first `also_clusters` clusters send every 10th
+        signal to that node instead (one the attacker keeps in those
+        clusters), as a transport offers to every peer it sees."""
+        order = [(client, str((key[1] + 1) % CLUSTER_SIZE),
+                  also_to is not None and key[0] < also_clusters)
+                 for key, client in sorted(clients.items())]
         sent, i, t0 = 0, 0, time.monotonic()
         while (elapsed := time.monotonic() - t0) < seconds:
             due = int(elapsed * rate) - sent
             for _ in range(due):
-                client, to = order[i % len(order)]
+                client, to, also = order[i % len(order)]
+                if also and i % 10 == 0:
+                    to = also_to
                 i += 1
                 client.send_text('{"type":"signal","to":"%s","data":{"t":%d}}' % (to, time.monotonic_ns()))
             sent += max(due, 0)
@@ -192,8 +219,9 @@ async def _worker_main(port: int, first_cluster: int, clusters: int, conn) -> No
             command = await loop.run_in_executor(None, conn.recv)
             if command == "close":
                 break
-            rate, warm_s, dur_s = command
-            offering = asyncio.ensure_future(offer_load(rate, warm_s + dur_s))
+            rate, warm_s, dur_s, also_to, also_clusters = command
+            stats["unknown_ok"], stats["unknown_target"] = also_to is not None, 0
+            offering = asyncio.ensure_future(offer_load(rate, warm_s + dur_s, also_to, also_clusters))
             await asyncio.sleep(warm_s)
             latencies.clear()
             stats["count"], stats["measuring"] = 0, True
@@ -204,7 +232,8 @@ async def _worker_main(port: int, first_cluster: int, clusters: int, conn) -> No
             sent = await offering
             await asyncio.sleep(0.5)  # let the tail drain before the next step
             held = sum(1 for c in clients.values() if not c.closed)
-            conn.send(("done", stats["count"], measured, held, stats["errors"], list(latencies), sent))
+            conn.send(("done", stats["count"], measured, held, stats["errors"], list(latencies), sent,
+                       stats["unknown_target"]))
     finally:
         stats["closing"] = True  # peers vanish now: unknown_target is expected
         for client in clients.values():
@@ -220,6 +249,237 @@ def worker(port: int, first_cluster: int, clusters: int, conn, nice: int = 0) ->
         asyncio.run(_worker_main(port, first_cluster, clusters, conn))
     except Exception as exc:  # report, don't hang the parent
         conn.send(("failed", repr(exc)))
+
+
+# -- attackers (own process) ----------------------------------------------------
+#
+# Each attack runs from ATTACK_SOURCES loopback addresses of its own (the
+# server counts per address; so does the real world) until told to stop,
+# reconnecting whenever the server cuts it, and tallies what it got back.
+
+ATTACKS = ["ping_flood", "json_flood", "slow_reader", "churn", "idle_sockets", "squat"]
+ATTACK_SOURCES = [f"127.0.200.{i}" for i in range(1, 5)]
+SLOW_CLUSTERS = 5  # honest clusters the slow reader sits in (as node "z")
+
+
+class AttackClient(asyncio.Protocol):
+    """A raw WebSocket for an attacker: answers pings unless told not to,
+    tallies frames and close codes, hands hello/welcome to `on_frame`."""
+
+    def __init__(self, port: int, tally: dict, on_frame=None):
+        loop = asyncio.get_running_loop()
+        self.port, self.tally, self.on_frame = port, tally, on_frame
+        self.buf = bytearray()
+        self.upgraded = loop.create_future()
+        self.gone = loop.create_future()
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+        transport.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+
+    def connection_lost(self, exc):
+        if not self.upgraded.done():
+            self.upgraded.set_exception(ConnectionError("closed"))
+        if not self.gone.done():
+            self.gone.set_result(None)
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        if self.transport.is_closing():
+            return
+        n = len(payload)
+        head = bytes((0x80 | opcode, 0x80 | n)) if n < 126 else (
+            bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big"))
+        self.transport.write(head + ZERO_MASK + payload)
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.upgraded.done():
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            status = bytes(buf[9:12]).decode("latin-1")
+            if status != "101":
+                self.tally["refused_" + status] = self.tally.get("refused_" + status, 0) + 1
+                self.upgraded.set_exception(ConnectionError(status))
+                self.transport.close()
+                return
+            del buf[:end + 4]
+            self.upgraded.set_result(None)
+        while len(buf) >= 2:
+            n, pos = buf[1] & 0x7F, 2
+            if n == 126:
+                if len(buf) < 4:
+                    return
+                n, pos = int.from_bytes(buf[2:4], "big"), 4
+            elif n == 127:
+                if len(buf) < 10:
+                    return
+                n, pos = int.from_bytes(buf[2:10], "big"), 10
+            if len(buf) < pos + n:
+                return
+            opcode, payload = buf[0] & 0x0F, bytes(buf[pos:pos + n])
+            del buf[:pos + n]
+            self.tally["frames_in"] += 1
+            if opcode == 0x9:
+                self.send(0xA, payload)
+            elif opcode == 0x8:
+                code = str(int.from_bytes(payload[:2], "big")) if len(payload) >= 2 else "none"
+                self.tally["close_" + code] = self.tally.get("close_" + code, 0) + 1
+                self.transport.close()
+                return
+            elif opcode == 0x1 and self.on_frame is not None:
+                if payload.startswith(b'{"type":"hello"') or payload.startswith(b'{"type":"welcome"'):
+                    self.on_frame(self, json.loads(payload))
+
+
+async def _attack_main(port: int, attack: str, conn) -> None:
+    loop = asyncio.get_running_loop()
+    tally = {"frames_out": 0, "frames_in": 0, "connects": 0}
+    stop = asyncio.Event()
+    held = []  # clients kept open (idle sockets, squatters)
+
+    async def connect(source: str, on_frame=None) -> AttackClient | None:
+        try:
+            _, client = await loop.create_connection(lambda: AttackClient(port, tally, on_frame),
+                                                     "127.0.0.1", port, local_addr=(source, 0))
+            await asyncio.wait_for(client.upgraded, 10)
+        except (OSError, asyncio.TimeoutError):
+            await asyncio.sleep(0.2)  # refused (429/503) or gone: try again soon
+            return None
+        tally["connects"] += 1
+        return client
+
+    def join_on_hello(cluster: str, node: str, tokens: dict | None = None):
+        def on_frame(client, frame):
+            if frame["type"] == "hello":
+                join = {"type": "join", "v": 2, "cluster": cluster, "node": node, "kind": "member"}
+                if tokens and tokens.get(node):
+                    join["token"] = tokens[node]
+                client.send(0x1, json.dumps(join).encode())
+            elif frame["type"] == "welcome" and tokens is not None:
+                tokens[node] = frame["token"]
+        return on_frame
+
+    async def blast(source: str, frame_of) -> None:
+        """Send frames as fast as the socket takes them; reconnect when cut."""
+        while not stop.is_set():
+            client = await connect(source)
+            if client is None:
+                continue
+            while not client.gone.done() and not stop.is_set():
+                for _ in range(200):
+                    opcode, payload = frame_of()
+                    client.send(opcode, payload)
+                tally["frames_out"] += 200
+                while client.transport.get_write_buffer_size() > 1 << 20 and not client.gone.done():
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0)
+            client.transport.close()
+
+    async def slow_reader(c: int, source: str) -> None:
+        """A member "z" of honest cluster c that reads nothing, and its
+        accomplice "y" stuffing it with 64 KiB signals."""
+        tokens: dict = {}
+        big = json.dumps({"type": "signal", "to": "z", "data": "x" * 64_000}).encode()
+        while not stop.is_set():
+            sleeper = await connect(source, join_on_hello(cluster_name(c), "z", tokens))
+            stuffer = await connect(source, join_on_hello(cluster_name(c), "y", tokens))
+            if sleeper is None or stuffer is None:
+                for cl in (sleeper, stuffer):
+                    if cl is not None:
+                        cl.transport.close()
+                continue
+            await asyncio.sleep(0.3)
+            sleeper.transport.pause_reading()
+            while not sleeper.gone.done() and not stuffer.gone.done() and not stop.is_set():
+                stuffer.send(0x1, big)
+                tally["frames_out"] += 1
+                await asyncio.sleep(0.02)  # 50/s: 3 MB/s per cluster
+            for cl in (sleeper, stuffer):
+                cl.transport.close()
+            await asyncio.sleep(0.1)
+
+    async def churn(c: int, source: str) -> None:
+        """Join honest cluster c with a new id and leave, over and over."""
+        i = 0
+        while not stop.is_set():
+            client = await connect(source)
+            if client is None:
+                continue
+            while not client.gone.done() and not stop.is_set():
+                for _ in range(20):
+                    i += 1
+                    client.send(0x1, json.dumps({"type": "join", "v": 2, "cluster": cluster_name(c),
+                                                 "node": f"q{i}", "kind": "member"}).encode())
+                    client.send(0x1, b'{"type":"leave"}')
+                tally["frames_out"] += 40
+                await asyncio.sleep(0.005)
+            client.transport.close()
+
+    async def idle_sockets(source: str) -> None:
+        """As many never-joining sockets as the server lets this address keep."""
+        while not stop.is_set():
+            client = await connect(source)
+            if client is not None:
+                held.append(client)
+            else:
+                held[:] = [cl for cl in held if not cl.gone.done()]
+
+    async def squat(source: str) -> None:
+        """Make clusters, one socket each, as many as the server allows."""
+        i = 0
+        while not stop.is_set():
+            i += 1
+            client = await connect(source, join_on_hello(f"squat-{source}-{i}", "0"))
+            if client is not None:
+                held.append(client)
+            await asyncio.sleep(0.01)
+
+    if attack == "ping_flood":
+        tasks = [blast(src, lambda: (0x9, b"p")) for src in ATTACK_SOURCES]
+    elif attack == "json_flood":
+        junk = [(0x1, b'{"type":"ping","x":NaN}'), (0x1, b"not json"), (0x1, b'{"type":"signal"}'),
+                (0x1, b'{"type":"join","v":1e400}')]
+        tasks = [blast(src, lambda: junk[tally["frames_out"] % 4]) for src in ATTACK_SOURCES]
+    elif attack == "slow_reader":
+        tasks = [slow_reader(c, ATTACK_SOURCES[c % len(ATTACK_SOURCES)]) for c in range(SLOW_CLUSTERS)]
+    elif attack == "churn":
+        tasks = [churn(i, src) for i, src in enumerate(ATTACK_SOURCES)]
+    elif attack == "idle_sockets":
+        tasks = [idle_sockets(src) for src in ATTACK_SOURCES]
+    elif attack == "squat":
+        tasks = [squat(src) for src in ATTACK_SOURCES]
+    running = [asyncio.ensure_future(t) for t in tasks]
+    await asyncio.sleep(1.0)
+    conn.send(("ready",))
+    await loop.run_in_executor(None, conn.recv)
+    stop.set()
+    tally["held_at_end"] = sum(1 for cl in held if not cl.gone.done())
+    await asyncio.sleep(0.2)
+    for t in running:
+        t.cancel()
+    for cl in held:
+        cl.transport.close()
+    conn.send(("tally", tally))
+
+
+def attack_worker(port: int, attack: str, conn, nice: int = 0) -> None:
+    _raise_fd_limit()
+    _renice(nice)
+    try:
+        asyncio.run(_attack_main(port, attack, conn))
+    except Exception as exc:  # report, don't hang the parent
+        conn.send(("failed", repr(exc)))
+
+
+def describe_attacker(tally: dict | None) -> str:
+    if not tally:
+        return ""
+    return "attacker: " + " ".join(f"{k} {v:,}" for k, v in sorted(tally.items()))
 
 
 # -- parent --------------------------------------------------------------------
@@ -282,6 +542,74 @@ def percentile(sorted_values: list, q: float) -> float:
     return sorted_values[i]
 
 
+def measure_step(pipes, per, clusters, rate, args, server_pid, also_to=None, also_clusters=0) -> dict:
+    """One measured step at `rate` offered signals/s over all honest sockets."""
+    for c, share in zip(pipes, per):
+        c.send((rate * share / clusters, args.warmup, args.duration, also_to, also_clusters))
+    before = _proc_status(server_pid)
+    cpu0 = before["cpu_s"]
+    results = [_recv(c, args.warmup + args.duration + 60) for c in pipes]
+    loaded = _proc_status(server_pid)
+    count = sum(r[1] for r in results)
+    measured = max(r[2] for r in results)
+    lat = sorted(x for r in results for x in r[5])
+    step = {
+        "offered_per_s": rate,
+        "relayed_per_s": round(count / measured),
+        "latency_ms_p50": round(percentile(lat, 0.50) / 1e6, 3),
+        "latency_ms_p99": round(percentile(lat, 0.99) / 1e6, 3),
+        "sockets_held": sum(r[3] for r in results),
+        "error_frames": sum(r[4] for r in results),
+        "server_rss_mib": round(loaded["VmRSS"], 1),
+        "server_cpu_share": round((loaded["cpu_s"] - cpu0) / (args.warmup + args.duration + 0.5), 2),
+        "server_cpu_kernel_fraction": (round((loaded["sys_s"] - before["sys_s"]) / (loaded["cpu_s"] - cpu0), 2)
+                                       if loaded["cpu_s"] > cpu0 else None),
+        "server_fds": loaded["fds"],
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+    if also_to is not None:
+        step["unknown_target"] = sum(r[7] for r in results)
+    # CPU the server spent per relayed frame (its whole cost, incl. idle heartbeat
+    # work) per frame sent in the step: robust to a busy machine, unlike the rate, which
+    # the clients also limit. Exact only for steps that kept up.
+    relayed_total = sum(r[6] for r in results)
+    step["server_cpu_us_per_msg"] = (round((loaded["cpu_s"] - cpu0) / relayed_total * 1e6, 1)
+                                     if relayed_total else None)
+    return step
+
+
+def describe(step: dict) -> str:
+    return (f"relayed {step['relayed_per_s']:>6,}/s  "
+            f"p50 {step['latency_ms_p50']:7.2f} ms  p99 {step['latency_ms_p99']:8.2f} ms  "
+            f"held {step['sockets_held']}  server RSS {step['server_rss_mib']} MiB  "
+            f"server CPU {step['server_cpu_share']:.0%} ({step['server_cpu_us_per_msg']} us/msg)  "
+            f"errors {step['error_frames']}  load {step['load_avg_1m']}")
+
+
+def run_attack_phase(attack, port, pipes, per, clusters, args, server_pid, ctx) -> dict:
+    """The honest load at --attack-rate while one attacker process runs `attack`."""
+    attacker = parent = None
+    if attack != "none":
+        parent, child = ctx.Pipe()
+        attacker = ctx.Process(target=attack_worker, args=(port, attack, child, args.nice), daemon=True)
+        attacker.start()
+        _recv(parent, 60)  # ramped up
+    try:
+        also = ("z", SLOW_CLUSTERS) if attack == "slow_reader" else (None, 0)
+        phase = measure_step(pipes, per, clusters, args.attack_rate, args, server_pid, *also)
+        phase["attack"] = attack
+        if attacker is not None:
+            parent.send("stop")
+            phase["attacker"] = _recv(parent, 30)[1]
+    finally:
+        if attacker is not None:
+            attacker.join(10)
+            if attacker.is_alive():
+                attacker.kill()
+    time.sleep(1.0)  # let the server settle before the next phase
+    return phase
+
+
 def run(args) -> dict:
     clusters = -(-args.sockets // CLUSTER_SIZE)
     port = _free_port()
@@ -315,40 +643,17 @@ def run(args) -> dict:
               f"{idle['fds']} fds", flush=True)
         steps = []
         for rate in args.rates:
-            for c, share in zip(pipes, per):
-                c.send((rate * share / clusters, args.warmup, args.duration))
-            before = _proc_status(server.pid)
-            cpu0 = before["cpu_s"]
-            results = [_recv(c, args.warmup + args.duration + 60) for c in pipes]
-            loaded = _proc_status(server.pid)
-            count = sum(r[1] for r in results)
-            measured = max(r[2] for r in results)
-            lat = sorted(x for r in results for x in r[5])
-            step = {
-                "offered_per_s": rate,
-                "relayed_per_s": round(count / measured),
-                "latency_ms_p50": round(percentile(lat, 0.50) / 1e6, 3),
-                "latency_ms_p99": round(percentile(lat, 0.99) / 1e6, 3),
-                "sockets_held": sum(r[3] for r in results),
-                "error_frames": sum(r[4] for r in results),
-                "server_rss_mib": round(loaded["VmRSS"], 1),
-                "server_cpu_share": round((loaded["cpu_s"] - cpu0) / (args.warmup + args.duration + 0.5), 2),
-                "server_cpu_kernel_fraction": (round((loaded["sys_s"] - before["sys_s"]) / (loaded["cpu_s"] - cpu0), 2)
-                                               if loaded["cpu_s"] > cpu0 else None),
-                "load_avg_1m": round(os.getloadavg()[0], 2),
-            }
-            # CPU the server spent per relayed frame (its whole cost, incl. idle heartbeat
-            # work) per frame sent in the step: robust to a busy machine, unlike the rate, which
-            # the clients also limit. Exact only for steps that kept up.
-            relayed_total = sum(r[6] for r in results)
-            step["server_cpu_us_per_msg"] = (round((loaded["cpu_s"] - cpu0) / relayed_total * 1e6, 1)
-                                             if relayed_total else None)
+            step = measure_step(pipes, per, clusters, rate, args, server.pid)
             steps.append(step)
-            print(f"offered {rate:>6,}/s  relayed {step['relayed_per_s']:>6,}/s  "
-                  f"p50 {step['latency_ms_p50']:7.2f} ms  p99 {step['latency_ms_p99']:8.2f} ms  "
-                  f"held {step['sockets_held']}  server RSS {step['server_rss_mib']} MiB  "
-                  f"server CPU {step['server_cpu_share']:.0%} ({step['server_cpu_us_per_msg']} us/msg)  "
-                  f"errors {step['error_frames']}  load {step['load_avg_1m']}", flush=True)
+            print(f"offered {rate:>6,}/s  " + describe(step), flush=True)
+        attacks = []
+        if args.attacks:
+            print(f"attack mixes: honest clusters offer {args.attack_rate:,}/s meanwhile", flush=True)
+        for attack in (["none"] + args.attacks + ["none"]) if args.attacks else []:
+            phase = run_attack_phase(attack, port, pipes, per, clusters, args, server.pid, ctx)
+            attacks.append(phase)
+            print(f"{attack:<13} " + describe(phase) + "  " + describe_attacker(phase.get("attacker")),
+                  flush=True)
         for c in pipes:
             c.send("close")
         final = _proc_status(server.pid)
@@ -359,13 +664,14 @@ def run(args) -> dict:
         summary = {
             "sockets_requested": args.sockets,
             "sockets_joined": joined,
-            "sockets_held_at_end": steps[-1]["sockets_held"],
+            "sockets_held_at_end": (steps or attacks)[-1]["sockets_held"],
             "clusters": clusters,
             "cluster_size": CLUSTER_SIZE,
             "client_processes": args.workers,
             "connect_join_s": round(connect_s, 2),
             "measured_s_per_step": args.duration,
             "steps": steps,
+            "attacks": attacks,
             "max_relayed_per_s_keeping_up": best["relayed_per_s"] if best else None,
             "latency_at_that_rate_ms": ({"p50": best["latency_ms_p50"], "p99": best["latency_ms_p99"]}
                                         if best else None),
@@ -400,15 +706,25 @@ def main(argv=None) -> int:
     p.add_argument("--duration", type=float, default=8.0, help="measured seconds")
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--workers", type=int, default=2, help="client processes")
-    p.add_argument("--rates", type=lambda t: [int(x) for x in t.split(",")], default=[5000, 10000, 15000, 20000],
-                   help="offered signals/s, comma-separated steps (default 5000,10000,15000,20000)")
+    p.add_argument("--rates", type=lambda t: [int(x) for x in t.split(",") if x],
+                   default=[5000, 10000, 15000, 20000],
+                   help="offered signals/s, comma-separated steps (default 5000,10000,15000,20000; "
+                        "'' for none)")
     p.add_argument("--nice", type=int, default=0,
                    help="scheduling priority of the server and client processes (e.g. -10 as root "
                         "when the machine is busy with other work; recorded in the results)")
+    p.add_argument("--attacks", type=lambda t: ATTACKS if t == "all" else t.split(","), default=[],
+                   help="attack mixes to run after the rate steps, comma-separated, or 'all': "
+                        + ", ".join(ATTACKS))
+    p.add_argument("--attack-rate", type=int, default=3000,
+                   help="signals/s the honest clusters offer during the attack mixes (default %(default)s)")
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args(argv)
+    if any(a not in ATTACKS for a in args.attacks):
+        p.error("--attacks: pick from " + ", ".join(ATTACKS))
     if (not 3 <= args.sockets <= 20000 or not 0 < args.duration <= 60 or not 1 <= args.workers <= 8
-            or not 1 <= len(args.rates) <= 8 or not all(0 < r <= 200_000 for r in args.rates)):
+            or not 0 <= len(args.rates) <= 8 or not all(0 < r <= 200_000 for r in args.rates)
+            or not args.rates and not args.attacks):
         p.error("bounded run: 3..20000 sockets, duration up to 60 s, 1..8 workers, 1..8 rates up to 200k/s")
     fds = _raise_fd_limit()
     if fds < args.sockets + 100:
@@ -416,7 +732,7 @@ def main(argv=None) -> int:
         return 2
     import signal
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("benchmark overran")))
-    signal.alarm(HARD_TIMEOUT_S)
+    signal.alarm(HARD_TIMEOUT_S + 40 * (len(args.attacks) + 2 if args.attacks else 0))
     summary = run(args)
     signal.alarm(0)
     best = summary["max_relayed_per_s_keeping_up"]

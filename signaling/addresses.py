@@ -70,6 +70,14 @@ class AddressBook:
     def may_join(self, key: str, now: float) -> bool:
         return self._get(key, now).bucket.take(now)
 
+    def penalize(self, key: str, now: float) -> None:
+        """A socket of this address was closed for flooding: its address waits
+        burst/rate seconds (6 s by default) before its next connect or join,
+        so a flooder that reconnects at once gets little time to flood."""
+        bucket = self._get(key, now).bucket
+        bucket.take(now)  # brings the bucket up to date
+        bucket.tokens = 1.0 - self.burst
+
     def enter_cluster(self, key: str, cluster: str) -> bool:
         """Count one more socket of this address in `cluster`; False (nothing
         counted) when that would be one cluster too many."""

@@ -248,9 +248,7 @@ class Introducer:
                 return
             if not bucket.take(loop.time()):
                 if bucket.flooding:
-                    self.note(logging.WARNING, "flood", "closed a flooding socket from %s (4429)",
-                              sock.address)
-                    await self._close(sock, CLOSE_FLOOD, None, None)
+                    await self._close_flood(sock, "sending far over the frame rate")
                     return
                 if kind is WSMsgType.TEXT or kind is WSMsgType.BINARY:
                     sock.outbox.post(error_frame("rate_limited", "over the message rate; frame dropped"))
@@ -293,6 +291,16 @@ class Introducer:
             await self._close_now(sock, code, (error or "").encode())
         else:
             self._cut(sock, "send_timeout")
+
+    async def _close_flood(self, sock: Socket, why: str) -> None:
+        """Stop reading a flood at once (what it still sends stays in the
+        kernel, unparsed), say 4429, and make its address wait before it
+        connects again."""
+        self.note(logging.WARNING, "flood", "closed a socket from %s (4429): %s", sock.address, why)
+        if sock.transport is not None:
+            sock.transport.pause_reading()
+        self.addresses.penalize(sock.address, asyncio.get_running_loop().time())
+        await self._close(sock, CLOSE_FLOOD, None, None)
 
     async def _close_now(self, sock: Socket, code: int, reason: bytes) -> None:
         try:
@@ -396,9 +404,7 @@ class Introducer:
         now = asyncio.get_running_loop().time()
         if not sock.join_bucket.take(now):
             if sock.join_bucket.flooding:
-                self.note(logging.WARNING, "join_flood", "closed a socket from %s joining "
-                          "over and over (4429)", sock.address)
-                await self._close(sock, CLOSE_FLOOD, "rate_limited", "joining over and over")
+                await self._close_flood(sock, "joining over and over")
                 return
             raise ProtocolError("rate_limited", f"at most {JOIN_RATE:g} join/s per socket")
         if not self.addresses.may_join(sock.address, now):

@@ -207,6 +207,7 @@ async def test_ws_ping_flood_is_cut_and_nobody_else_waits(base_url, honest_pair)
     flooder.abort()
     assert code == 4429
     assert pongs <= 450, pongs  # the burst, not 30,000
+    assert await http_status_of_upgrade(base_url, source="127.0.0.52") == 429  # and it must wait
     assert statistics.median(latencies) < 0.1 and max(latencies) < 1.0, latencies
 
 
