@@ -2,19 +2,36 @@
 
     python -m benchmarks.signaling_load [--sockets 1000] [--rates 5000,10000,15000,20000]
                                         [--duration 8] [--workers 2] [--nice -10]
+                                        [--attacks all|ping_flood,...] [--attack-rate 3000]
+                                        [--attack-rounds 2]
 
 Starts `python -m signaling` as a subprocess on 127.0.0.1 (so its RSS and CPU
-can be read from /proc), opens N WebSockets from separate client processes and
-joins them in clusters of 3. Then, for each offered rate, the clients send
-signals open loop (spread evenly over all sockets, each to the next node of its
-cluster) and count what the peers receive. Prints per step: relayed messages/s,
-p50/p99 relay latency (send -> receipt at the peer, one monotonic clock), sockets
-held, server RSS and CPU; writes benchmarks/results/signaling_load.json.
-Client load shares the machine's cores with the server. On a machine busy
-with other work, `--nice -10` (root) gives the benchmark's own processes
-priority; the load average and the nice value are recorded with the results.
-Bounded: every phase has a timeout and the whole run stops by itself (hard
-limit 300 s).
+can be read from /proc), opens N WebSockets from separate client processes
+(from many loopback addresses, a few sockets each, as real windows would
+come) and joins them in clusters of 3. Then, for each offered rate, the
+clients send signals open loop (spread evenly over all sockets, each to the
+next node of its cluster) and count what the peers receive. Prints per step:
+relayed messages/s, p50/p99 relay latency (send -> receipt at the peer, one
+monotonic clock), sockets held, server RSS and CPU; writes
+benchmarks/results/signaling_load.json.
+
+--attacks: then the attack mixes. The honest clusters offer --attack-rate
+signals/s while an attacker process (its own loopback addresses) runs one
+DoS of issue 11 at a time: ping_flood (WebSocket pings as fast as the socket
+takes them), json_flood (NaN, garbage, bad joins), slow_reader (a member in 5
+honest clusters that reads nothing, stuffed with 64 KiB signals by an
+accomplice, while the honest members send it every 10th signal), churn
+(join/leave with new ids in honest clusters), idle_sockets (as many
+never-joining, ping-answering sockets as allowed), squat (as many clusters as
+allowed). The attacker reconnects whenever it is cut. Each round measures a
+baseline ("none") then every attack; the medians over rounds are printed and
+saved, with what the attacker got (close codes, refused upgrades).
+
+Client load shares the machine's cores with the server (and so does the
+attacker: on a real network it would not). On a machine busy with other
+work, `--nice -10` (root) gives the benchmark's own processes priority; the
+load average and the nice value are recorded with the results. Bounded:
+every phase has a timeout and the whole run stops by itself.
 """
 
 import argparse
@@ -405,7 +422,7 @@ async def _attack_main(port: int, attack: str, conn) -> None:
 
     async def churn(c: int, source: str) -> None:
         """Join honest cluster c with a new id and leave, over and over."""
-        i = 0
+        i, prefix = 0, os.urandom(4).hex()  # new ids every run (old ones stay held)
         while not stop.is_set():
             client = await connect(source)
             if client is None:
@@ -414,7 +431,7 @@ async def _attack_main(port: int, attack: str, conn) -> None:
                 for _ in range(20):
                     i += 1
                     client.send(0x1, json.dumps({"type": "join", "v": 2, "cluster": cluster_name(c),
-                                                 "node": f"q{i}", "kind": "member"}).encode())
+                                                 "node": f"q{prefix}-{i}", "kind": "member"}).encode())
                     client.send(0x1, b'{"type":"leave"}')
                 tally["frames_out"] += 40
                 await asyncio.sleep(0.005)
@@ -431,10 +448,10 @@ async def _attack_main(port: int, attack: str, conn) -> None:
 
     async def squat(source: str) -> None:
         """Make clusters, one socket each, as many as the server allows."""
-        i = 0
+        i, prefix = 0, os.urandom(4).hex()
         while not stop.is_set():
             i += 1
-            client = await connect(source, join_on_hello(f"squat-{source}-{i}", "0"))
+            client = await connect(source, join_on_hello(f"squat-{prefix}-{i}", "0"))
             if client is not None:
                 held.append(client)
             await asyncio.sleep(0.01)
@@ -610,6 +627,17 @@ def run_attack_phase(attack, port, pipes, per, clusters, args, server_pid, ctx) 
     return phase
 
 
+def summarize_attacks(phases: list[dict]) -> dict:
+    """Per attack ("none" = the baselines), the medians over rounds."""
+    out = {}
+    for attack in dict.fromkeys(p["attack"] for p in phases):
+        mine = [p for p in phases if p["attack"] == attack]
+        out[attack] = {k: round(statistics.median(p[k] for p in mine), 3)
+                       for k in ("latency_ms_p50", "latency_ms_p99", "relayed_per_s", "server_cpu_share")}
+        out[attack]["rounds"] = len(mine)
+    return out
+
+
 def run(args) -> dict:
     clusters = -(-args.sockets // CLUSTER_SIZE)
     port = _free_port()
@@ -648,11 +676,19 @@ def run(args) -> dict:
             print(f"offered {rate:>6,}/s  " + describe(step), flush=True)
         attacks = []
         if args.attacks:
-            print(f"attack mixes: honest clusters offer {args.attack_rate:,}/s meanwhile", flush=True)
-        for attack in (["none"] + args.attacks + ["none"]) if args.attacks else []:
-            phase = run_attack_phase(attack, port, pipes, per, clusters, args, server.pid, ctx)
-            attacks.append(phase)
-            print(f"{attack:<13} " + describe(phase) + "  " + describe_attacker(phase.get("attacker")),
+            print(f"attack mixes: honest clusters offer {args.attack_rate:,}/s meanwhile; "
+                  f"{args.attack_rounds} round(s), each a baseline then every attack", flush=True)
+        for round_ in range(args.attack_rounds if args.attacks else 0):
+            for attack in ["none"] + args.attacks:
+                phase = run_attack_phase(attack, port, pipes, per, clusters, args, server.pid, ctx)
+                phase["round"] = round_
+                attacks.append(phase)
+                print(f"{attack:<13} " + describe(phase) + "  " + describe_attacker(phase.get("attacker")),
+                      flush=True)
+        attack_summary = summarize_attacks(attacks)
+        for attack, figures in attack_summary.items():
+            print(f"median over rounds  {attack:<13} p50 {figures['latency_ms_p50']:8.2f} ms  "
+                  f"p99 {figures['latency_ms_p99']:8.2f} ms  relayed {figures['relayed_per_s']:,.0f}/s",
                   flush=True)
         for c in pipes:
             c.send("close")
@@ -672,6 +708,7 @@ def run(args) -> dict:
             "measured_s_per_step": args.duration,
             "steps": steps,
             "attacks": attacks,
+            "attack_medians": attack_summary,
             "max_relayed_per_s_keeping_up": best["relayed_per_s"] if best else None,
             "latency_at_that_rate_ms": ({"p50": best["latency_ms_p50"], "p99": best["latency_ms_p99"]}
                                         if best else None),
@@ -716,6 +753,8 @@ def main(argv=None) -> int:
     p.add_argument("--attacks", type=lambda t: ATTACKS if t == "all" else t.split(","), default=[],
                    help="attack mixes to run after the rate steps, comma-separated, or 'all': "
                         + ", ".join(ATTACKS))
+    p.add_argument("--attack-rounds", type=int, default=2,
+                   help="rounds of (baseline, every attack), for medians (default %(default)s)")
     p.add_argument("--attack-rate", type=int, default=3000,
                    help="signals/s the honest clusters offer during the attack mixes (default %(default)s)")
     p.add_argument("--out", type=Path, default=RESULTS)
@@ -732,7 +771,8 @@ def main(argv=None) -> int:
         return 2
     import signal
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(TimeoutError("benchmark overran")))
-    signal.alarm(HARD_TIMEOUT_S + 40 * (len(args.attacks) + 2 if args.attacks else 0))
+    phases = (len(args.attacks) + 1) * args.attack_rounds if args.attacks else 0
+    signal.alarm(HARD_TIMEOUT_S + int(phases * (args.warmup + args.duration + 15)))
     summary = run(args)
     signal.alarm(0)
     best = summary["max_relayed_per_s_keeping_up"]
