@@ -348,8 +348,14 @@ class AttackClient(asyncio.Protocol):
                 self.tally["close_" + code] = self.tally.get("close_" + code, 0) + 1
                 self.transport.close()
                 return
-            elif opcode == 0x1 and self.on_frame is not None:
-                if payload.startswith(b'{"type":"hello"') or payload.startswith(b'{"type":"welcome"'):
+            elif opcode == 0x1:
+                if payload.startswith(b'{"type":"welcome"'):
+                    self.tally["welcomes"] = self.tally.get("welcomes", 0) + 1
+                elif payload.startswith(b'{"type":"error"'):
+                    key = "error_" + json.loads(payload)["code"]
+                    self.tally[key] = self.tally.get(key, 0) + 1
+                if self.on_frame is not None and (payload.startswith(b'{"type":"hello"')
+                                                  or payload.startswith(b'{"type":"welcome"')):
                     self.on_frame(self, json.loads(payload))
 
 
