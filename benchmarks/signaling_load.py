@@ -68,48 +68,69 @@ PACE_TICK_S = 0.005
 ZERO_MASK = b"\x00\x00\x00\x00"
 
 
-def client_text_frame(payload: bytes) -> bytes:
+def client_frame(opcode: int, payload: bytes) -> bytes:
     n = len(payload)
     if n < 126:
-        return bytes((0x81, 0x80 | n)) + ZERO_MASK + payload
+        return bytes((0x80 | opcode, 0x80 | n)) + ZERO_MASK + payload
     if n < 65536:
-        return bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big") + ZERO_MASK + payload
-    return bytes((0x81, 0x80 | 127)) + n.to_bytes(8, "big") + ZERO_MASK + payload
+        return bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big") + ZERO_MASK + payload
+    return bytes((0x80 | opcode, 0x80 | 127)) + n.to_bytes(8, "big") + ZERO_MASK + payload
 
 
-class LoadClient(asyncio.Protocol):
-    """One WebSocket: joins when the server's hello comes (protocol v2),
-    counts relayed signals and their latency (the sender stamped its
-    monotonic ns), notes welcome/presence/errors, answers pings."""
+def pop_frame(buf: bytearray) -> tuple[int, bytes] | None:
+    """Take one whole (unmasked, server-sent) frame off the front of `buf`."""
+    if len(buf) < 2:
+        return None
+    n, pos = buf[1] & 0x7F, 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n, pos = int.from_bytes(buf[2:4], "big"), 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n, pos = int.from_bytes(buf[2:10], "big"), 10
+    if len(buf) < pos + n:
+        return None
+    frame = buf[0] & 0x0F, bytes(buf[pos:pos + n])
+    del buf[:pos + n]
+    return frame
 
-    def __init__(self, port: int, stats: dict, latencies: list, join: str | None = None):
-        loop = asyncio.get_running_loop()
+
+class RawClient(asyncio.Protocol):
+    """A WebSocket client in a few lines: upgrade, answer pings, hand text
+    frames to on_text, close on a close frame (on_close gets its code)."""
+
+    def __init__(self, port: int):
         self.port = port
-        self.stats = stats
-        self.latencies = latencies
-        self.join = join  # the join frame to send on hello
         self.buf = bytearray()
-        self.upgraded = loop.create_future()
-        self.welcomed = loop.create_future()
-        self.full = loop.create_future()  # presence shows the whole cluster
+        self.upgraded = asyncio.get_running_loop().create_future()
         self.transport = None
         self.closed = False
 
     def connection_made(self, transport):
         self.transport = transport
-        key = "dGhlIHNhbXBsZSBub25jZQ=="
         transport.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
-                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                          "Sec-WebSocket-Version: 13\r\n\r\n").encode())
 
     def connection_lost(self, exc):
         self.closed = True
-        for fut in (self.upgraded, self.welcomed, self.full):
-            if not fut.done():
-                fut.set_exception(ConnectionError("closed"))
+        if not self.upgraded.done():
+            self.upgraded.set_exception(ConnectionError("closed"))
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(client_frame(opcode, payload))
 
     def send_text(self, text: str) -> None:
-        self.transport.write(client_text_frame(text.encode()))
+        self.send(0x1, text.encode())
+
+    def on_refused(self, status: str) -> None:
+        pass
+
+    def on_close(self, code: str) -> None:
+        pass
 
     def data_received(self, data: bytes) -> None:
         buf = self.buf
@@ -119,34 +140,43 @@ class LoadClient(asyncio.Protocol):
             if end < 0:
                 return
             if not buf.startswith(b"HTTP/1.1 101"):
+                self.on_refused(bytes(buf[9:12]).decode("latin-1"))
                 self.upgraded.set_exception(ConnectionError(bytes(buf[:80]).decode("latin-1")))
                 self.transport.close()
                 return
             del buf[:end + 4]
             self.upgraded.set_result(None)
-        while len(buf) >= 2:
-            n = buf[1] & 0x7F
-            pos = 2
-            if n == 126:
-                if len(buf) < 4:
-                    return
-                n, pos = int.from_bytes(buf[2:4], "big"), 4
-            elif n == 127:
-                if len(buf) < 10:
-                    return
-                n, pos = int.from_bytes(buf[2:10], "big"), 10
-            if len(buf) < pos + n:
-                return
-            opcode = buf[0] & 0x0F
-            payload = bytes(buf[pos:pos + n])
-            del buf[:pos + n]
+        while (frame := pop_frame(buf)) is not None:
+            opcode, payload = frame
             if opcode == 0x1:
                 self.on_text(payload)
-            elif opcode == 0x9:  # ping -> pong (masked, zero key)
-                self.transport.write(bytes((0x8A, 0x80 | len(payload))) + ZERO_MASK + payload)
+            elif opcode == 0x9:
+                self.send(0xA, payload)
             elif opcode == 0x8:
+                self.on_close(str(int.from_bytes(payload[:2], "big")) if len(payload) >= 2 else "none")
                 self.transport.close()
                 return
+
+
+class LoadClient(RawClient):
+    """An honest socket: joins when the server's hello comes (protocol v2),
+    counts relayed signals and their latency (the sender stamped its
+    monotonic ns), notes welcome/presence/errors."""
+
+    def __init__(self, port: int, stats: dict, latencies: list, join: str | None = None):
+        super().__init__(port)
+        loop = asyncio.get_running_loop()
+        self.stats = stats
+        self.latencies = latencies
+        self.join = join  # the join frame to send on hello
+        self.welcomed = loop.create_future()
+        self.full = loop.create_future()  # presence shows the whole cluster
+
+    def connection_lost(self, exc):
+        super().connection_lost(exc)
+        for fut in (self.welcomed, self.full):
+            if not fut.done():
+                fut.set_exception(ConnectionError("closed"))
 
     def on_text(self, payload: bytes) -> None:
         stats = self.stats
@@ -279,84 +309,38 @@ ATTACK_SOURCES = [f"127.0.200.{i}" for i in range(1, 5)]
 SLOW_CLUSTERS = 5  # honest clusters the slow reader sits in (as node "z")
 
 
-class AttackClient(asyncio.Protocol):
-    """A raw WebSocket for an attacker: answers pings unless told not to,
-    tallies frames and close codes, hands hello/welcome to `on_frame`."""
+class AttackClient(RawClient):
+    """An attacker's socket: tallies frames, errors and close codes, hands
+    hello/welcome to `on_frame`."""
 
     def __init__(self, port: int, tally: dict, on_frame=None):
-        loop = asyncio.get_running_loop()
-        self.port, self.tally, self.on_frame = port, tally, on_frame
-        self.buf = bytearray()
-        self.upgraded = loop.create_future()
-        self.gone = loop.create_future()
-        self.transport = None
+        super().__init__(port)
+        self.tally, self.on_frame = tally, on_frame
+        self.gone = asyncio.get_running_loop().create_future()
 
-    def connection_made(self, transport):
-        self.transport = transport
-        transport.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nUpgrade: websocket\r\n"
-                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                         "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    def count(self, key: str) -> None:
+        self.tally[key] = self.tally.get(key, 0) + 1
 
     def connection_lost(self, exc):
-        if not self.upgraded.done():
-            self.upgraded.set_exception(ConnectionError("closed"))
+        super().connection_lost(exc)
         if not self.gone.done():
             self.gone.set_result(None)
 
-    def send(self, opcode: int, payload: bytes) -> None:
-        if self.transport.is_closing():
-            return
-        n = len(payload)
-        head = bytes((0x80 | opcode, 0x80 | n)) if n < 126 else (
-            bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big"))
-        self.transport.write(head + ZERO_MASK + payload)
+    def on_refused(self, status: str) -> None:
+        self.count("refused_" + status)
 
-    def data_received(self, data: bytes) -> None:
-        buf = self.buf
-        buf += data
-        if not self.upgraded.done():
-            end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            status = bytes(buf[9:12]).decode("latin-1")
-            if status != "101":
-                self.tally["refused_" + status] = self.tally.get("refused_" + status, 0) + 1
-                self.upgraded.set_exception(ConnectionError(status))
-                self.transport.close()
-                return
-            del buf[:end + 4]
-            self.upgraded.set_result(None)
-        while len(buf) >= 2:
-            n, pos = buf[1] & 0x7F, 2
-            if n == 126:
-                if len(buf) < 4:
-                    return
-                n, pos = int.from_bytes(buf[2:4], "big"), 4
-            elif n == 127:
-                if len(buf) < 10:
-                    return
-                n, pos = int.from_bytes(buf[2:10], "big"), 10
-            if len(buf) < pos + n:
-                return
-            opcode, payload = buf[0] & 0x0F, bytes(buf[pos:pos + n])
-            del buf[:pos + n]
-            self.tally["frames_in"] += 1
-            if opcode == 0x9:
-                self.send(0xA, payload)
-            elif opcode == 0x8:
-                code = str(int.from_bytes(payload[:2], "big")) if len(payload) >= 2 else "none"
-                self.tally["close_" + code] = self.tally.get("close_" + code, 0) + 1
-                self.transport.close()
-                return
-            elif opcode == 0x1:
-                if payload.startswith(b'{"type":"welcome"'):
-                    self.tally["welcomes"] = self.tally.get("welcomes", 0) + 1
-                elif payload.startswith(b'{"type":"error"'):
-                    key = "error_" + json.loads(payload)["code"]
-                    self.tally[key] = self.tally.get(key, 0) + 1
-                if self.on_frame is not None and (payload.startswith(b'{"type":"hello"')
-                                                  or payload.startswith(b'{"type":"welcome"')):
-                    self.on_frame(self, json.loads(payload))
+    def on_close(self, code: str) -> None:
+        self.count("close_" + code)
+
+    def on_text(self, payload: bytes) -> None:
+        self.tally["frames_in"] += 1
+        if payload.startswith(b'{"type":"welcome"'):
+            self.count("welcomes")
+        elif payload.startswith(b'{"type":"error"'):
+            self.count("error_" + json.loads(payload)["code"])
+        if self.on_frame is not None and (payload.startswith(b'{"type":"hello"')
+                                          or payload.startswith(b'{"type":"welcome"')):
+            self.on_frame(self, json.loads(payload))
 
 
 async def _attack_main(port: int, attack: str, conn) -> None:
