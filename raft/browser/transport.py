@@ -446,7 +446,8 @@ class Transport:
         if self._stopped:
             return
         if code == CLOSE_REPLACED:
-            self._fatal("replaced", "another window joined as node " + self.node)
+            self._fatal("replaced", "a newer window of this origin (a reload, another tab) "
+                        "took node " + self.node)
             return
         if code == CLOSE_AUTH or code == CLOSE_ID_HELD:
             if self.error is None:
@@ -477,13 +478,11 @@ class Transport:
             self._on_presence(frame.get("nodes"))
         elif kind == "hello":
             self._send_join(frame)
-        elif kind == "welcome":
-            self._ws_attempts = 0
-            self.introducer_up = True
-            self._keep_token(frame.get("token"))
-            if self._ice_fixed is None and isinstance(frame.get("ice_servers"), list):
-                self.ice_servers = frame["ice_servers"]
-        elif kind == "ice":  # fresh short-lived TURN credentials
+        elif kind == "welcome" or kind == "ice":  # ice: fresh short-lived TURN credentials
+            if kind == "welcome":
+                self._ws_attempts = 0
+                self.introducer_up = True
+                self._keep_token(frame.get("token"))
             if self._ice_fixed is None and isinstance(frame.get("ice_servers"), list):
                 self.ice_servers = frame["ice_servers"]
         elif kind == "error":
