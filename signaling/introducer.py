@@ -56,6 +56,9 @@ CLUSTER_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 NODE_RE = re.compile(r"[A-Za-z0-9_.-]{1,32}")
 CLIENT_ID_RE = re.compile(r"c[A-Za-z0-9]{4,31}")
 
+# What a socket sends us (autoping is off, so pings and pongs count too).
+FRAME_TYPES = frozenset((WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.PING, WSMsgType.PONG))
+
 # ensure_ascii: a lone surrogate from a "\ud800" escape must not break send_str.
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 PONG = '{"type":"pong"}'
@@ -100,12 +103,13 @@ class Socket:
     __slots__ = ("ws", "transport", "address", "outbox", "bucket", "join_bucket", "cluster",
                  "node", "kind", "nonce", "join_by", "ice_refresh_at")
 
-    def __init__(self, ws, transport, address: str, outbox: Outbox, now: float,
-                 rate: float, burst: float):
+    def __init__(self, ws, transport, address: str, loop, cut, *, rate: float, burst: float,
+                 outbox_limit: int):
+        now = loop.time()
         self.ws = ws
         self.transport = transport
         self.address = address
-        self.outbox = outbox
+        self.outbox = Outbox(ws, loop, lambda reason: cut(self, reason), outbox_limit)
         self.bucket = TokenBucket(rate, burst, now)
         self.join_bucket = TokenBucket(JOIN_RATE, JOIN_BURST, now, strike_fade=JOIN_RATE,
                                        max_strikes=JOIN_MAX_STRIKES)
@@ -200,8 +204,8 @@ class Introducer:
             ws = web.WebSocketResponse(autoping=False, heartbeat=self.heartbeat or None,
                                        max_msg_size=TRANSPORT_MAX_BYTES, timeout=CLOSE_TIMEOUT_S)
             await ws.prepare(request)
-            sock = Socket(ws, request.transport, address, None, now, self.rate, self.burst)
-            sock.outbox = Outbox(ws, loop, lambda reason: self._cut(sock, reason), self.outbox_limit)
+            sock = Socket(ws, request.transport, address, loop, self._cut, rate=self.rate,
+                          burst=self.burst, outbox_limit=self.outbox_limit)
             self.sockets.add(sock)
             if self._sweeper is None:
                 self._sweeper = loop.create_task(self._sweep_forever())
@@ -239,11 +243,7 @@ class Introducer:
             else:
                 msg = await ws.receive()
             kind = msg.type
-            if kind is WSMsgType.TEXT:
-                pass
-            elif kind is WSMsgType.PING or kind is WSMsgType.PONG or kind is WSMsgType.BINARY:
-                pass
-            else:
+            if kind not in FRAME_TYPES:
                 # CLOSE / CLOSING / CLOSED / ERROR: aiohttp has closed or is closing.
                 return
             if not bucket.take(loop.time()):
