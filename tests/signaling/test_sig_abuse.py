@@ -105,6 +105,10 @@ AFTER_JOIN = [
     ({**GOOD_JOIN, "node": "2"}, "already_joined"),
     ({**GOOD_JOIN, "cluster": "other"}, "already_joined"),
     ({"type": "signal", "to": "1", "data": "[" * 2000}, None),  # just a string: relayed
+    ('{"type":"signal","to":"1","data":{"x":NaN}}', "bad_json"),  # never relayed as non-JSON
+    ('{"type":"signal","to":"1","data":[Infinity]}', "bad_json"),
+    ('{"type":"signal","to":"1","data":1e400}', "bad_json"),  # would come out as Infinity
+    ('{"type":"signal","to":"1","data":' + "9" * 5000 + "}", "bad_json"),  # over int parsing limits
 ]
 
 

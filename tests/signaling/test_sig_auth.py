@@ -96,6 +96,15 @@ async def test_a_captured_join_cannot_be_replayed(secret_url):
     assert [m["code"] for m in await expect_close(again, 4401)] == ["auth_failed"]
 
 
+async def test_a_v1_auth_field_with_a_huge_ts_is_just_no_proof(secret_url, caplog):
+    """Issue 11: auth.ts = 10**400 raised OverflowError with a traceback per frame."""
+    ws = await open_ws(secret_url)
+    await ws.send(json.dumps({"type": "join", "v": 2, "cluster": "c", "node": "0", "kind": "member",
+                              "auth": {"ts": 10 ** 400, "mac": "0" * 64}}))
+    assert [m["code"] for m in await expect_close(ws, 4401)] == ["auth_required"]
+    assert "Traceback" not in caplog.text
+
+
 async def test_no_secret_no_proof_needed(base_url):
     ws = await open_ws(base_url)
     await ws.send(json.dumps({"type": "join", "v": 2, "cluster": "c", "node": "0", "kind": "member",
