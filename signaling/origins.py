@@ -55,11 +55,15 @@ def parse_origin(origin: str) -> tuple[str, str, int] | None:
 
 class Origins:
     """`names`: host names served besides the local ones (the LAN address,
-    --server-name). `extra_origins`: exact origins allowed on /ws although
-    they are not this server (--allow-origin)."""
+    --server-name; "*.example.org" stands for every name under example.org).
+    `extra_origins`: exact origins allowed on /ws although they are not this
+    server (--allow-origin)."""
 
     def __init__(self, names=(), extra_origins=()):
-        self.names = {n.lower().strip("[]") for n in (*LOCAL_NAMES, *names)}
+        names = [n.lower().strip("[]") for n in (*LOCAL_NAMES, *names)]
+        self.names = {n for n in names if not n.startswith("*.")}
+        # Every *.localhost is loopback in browsers: our own pages (wraftN).
+        self.suffixes = tuple({n[1:] for n in names if n.startswith("*.")} | {".localhost"})
         self.extra = set()
         for origin in extra_origins:
             parsed = parse_origin(origin)
@@ -74,7 +78,7 @@ class Origins:
         if hostport is None:
             return False
         name = hostport[0]
-        return name in self.names or name.endswith(".localhost")
+        return name in self.names or name.endswith(self.suffixes)
 
     def ws_origin_ok(self, origin: str | None, host: str | None) -> bool:
         """A browser page may open /ws only from this server's own origin (the

@@ -195,6 +195,10 @@ def test_origin_rules():
     assert o.ws_origin_ok("https://app.example.org", "127.0.0.1:8000")
     assert not o.ws_origin_ok("null", "127.0.0.1:8000")
     assert not o.ws_origin_ok("http://127.0.0.1:8000/", "127.0.0.1:8000")
+    wild = Origins(["*.example.org"])
+    assert wild.host_ok("wraft1.example.org") and wild.host_ok("a.b.example.org:8443")
+    assert not wild.host_ok("example.org") and not wild.host_ok("evilexample.org")
+    assert not wild.host_ok("example.org.evil.net")
 
 
 def test_log_throttle_one_line_per_interval():
