@@ -17,8 +17,8 @@ benchmarks/results/signaling_load.json.
 
 --attacks: then the attack mixes. The honest clusters offer --attack-rate
 signals/s while an attacker process (its own loopback addresses) runs one
-DoS of issue 11 at a time: ping_flood (WebSocket pings as fast as the socket
-takes them), json_flood (NaN, garbage, bad joins), slow_reader (a member in 5
+DoS of issue 11 at a time: ping_flood (WebSocket pings, 30,000/s in all),
+json_flood (NaN, garbage, bad joins, 30,000/s), slow_reader (a member in 5
 honest clusters that reads nothing, stuffed with 64 KiB signals by an
 accomplice, while the honest members send it every 10th signal), churn
 (join/leave with new ids in honest clusters), idle_sockets (as many
@@ -306,7 +306,8 @@ def worker(port: int, first_cluster: int, clusters: int, conn, nice: int = 0) ->
 
 ATTACKS = ["ping_flood", "json_flood", "slow_reader", "churn", "idle_sockets", "squat"]
 ATTACK_SOURCES = [f"127.0.200.{i}" for i in range(1, 5)]
-SLOW_CLUSTERS = 5  # honest clusters the slow reader sits in (as node "z")
+SLOW_CLUSTERS = 5  # honest clusters the slow reader sits in
+FLOOD_PER_S = 30_000  # frames/s of a flood, all sockets together (the issue measured 30,664 pings/s)
 
 
 class AttackClient(RawClient):
@@ -343,7 +344,7 @@ class AttackClient(RawClient):
             self.on_frame(self, json.loads(payload))
 
 
-async def _attack_main(port: int, attack: str, conn) -> None:
+async def _attack_main(port: int, attack: str, sleeper: str, conn) -> None:
     loop = asyncio.get_running_loop()
     tally = {"frames_out": 0, "frames_in": 0, "connects": 0}
     stop = asyncio.Event()
@@ -372,41 +373,43 @@ async def _attack_main(port: int, attack: str, conn) -> None:
         return on_frame
 
     async def blast(source: str, frame_of) -> None:
-        """Send frames as fast as the socket takes them; reconnect when cut."""
+        """Send frames at this socket's share of FLOOD_PER_S (or as fast as
+        the socket takes them, if less); reconnect when cut."""
+        batch = max(1, int(FLOOD_PER_S / len(ATTACK_SOURCES) * 0.01))  # per 10 ms
         while not stop.is_set():
             client = await connect(source)
             if client is None:
                 continue
             while not client.gone.done() and not stop.is_set():
-                for _ in range(200):
+                for _ in range(batch):
                     opcode, payload = frame_of()
                     client.send(opcode, payload)
-                tally["frames_out"] += 200
+                tally["frames_out"] += batch
                 while client.transport.get_write_buffer_size() > 1 << 20 and not client.gone.done():
                     await asyncio.sleep(0.01)
-                await asyncio.sleep(0)
+                await asyncio.sleep(0.01)
             client.transport.close()
 
     async def slow_reader(c: int, source: str) -> None:
-        """A member "z" of honest cluster c that reads nothing, and its
-        accomplice "y" stuffing it with 64 KiB signals."""
+        """A member `sleeper` of honest cluster c that reads nothing, and its
+        accomplice stuffing it with 64 KiB signals."""
         tokens: dict = {}
-        big = json.dumps({"type": "signal", "to": "z", "data": "x" * 64_000}).encode()
+        big = json.dumps({"type": "signal", "to": sleeper, "data": "x" * 64_000}).encode()
         while not stop.is_set():
-            sleeper = await connect(source, join_on_hello(cluster_name(c), "z", tokens))
-            stuffer = await connect(source, join_on_hello(cluster_name(c), "y", tokens))
-            if sleeper is None or stuffer is None:
-                for cl in (sleeper, stuffer):
+            reader = await connect(source, join_on_hello(cluster_name(c), sleeper, tokens))
+            stuffer = await connect(source, join_on_hello(cluster_name(c), "y" + sleeper, tokens))
+            if reader is None or stuffer is None:
+                for cl in (reader, stuffer):
                     if cl is not None:
                         cl.transport.close()
                 continue
             await asyncio.sleep(0.3)
-            sleeper.transport.pause_reading()
-            while not sleeper.gone.done() and not stuffer.gone.done() and not stop.is_set():
+            reader.transport.pause_reading()
+            while not reader.gone.done() and not stuffer.gone.done() and not stop.is_set():
                 stuffer.send(0x1, big)
                 tally["frames_out"] += 1
                 await asyncio.sleep(0.02)  # 50/s: 3 MB/s per cluster
-            for cl in (sleeper, stuffer):
+            for cl in (reader, stuffer):
                 cl.transport.close()
             await asyncio.sleep(0.1)
 
@@ -474,11 +477,11 @@ async def _attack_main(port: int, attack: str, conn) -> None:
     conn.send(("tally", tally))
 
 
-def attack_worker(port: int, attack: str, conn, nice: int = 0) -> None:
+def attack_worker(port: int, attack: str, sleeper: str, conn, nice: int = 0) -> None:
     _raise_fd_limit()
     _renice(nice)
     try:
-        asyncio.run(_attack_main(port, attack, conn))
+        asyncio.run(_attack_main(port, attack, sleeper, conn))
     except Exception as exc:  # report, don't hang the parent
         conn.send(("failed", repr(exc)))
 
@@ -596,13 +599,15 @@ def describe(step: dict) -> str:
 def run_attack_phase(attack, port, pipes, per, clusters, args, server_pid, ctx) -> dict:
     """The honest load at --attack-rate while one attacker process runs `attack`."""
     attacker = parent = None
+    sleeper = "z" + os.urandom(3).hex()  # a new id each phase: an old one stays held
     if attack != "none":
         parent, child = ctx.Pipe()
-        attacker = ctx.Process(target=attack_worker, args=(port, attack, child, args.nice), daemon=True)
+        attacker = ctx.Process(target=attack_worker, args=(port, attack, sleeper, child, args.nice),
+                               daemon=True)
         attacker.start()
         _recv(parent, 60)  # ramped up
     try:
-        also = ("z", SLOW_CLUSTERS) if attack == "slow_reader" else (None, 0)
+        also = (sleeper, SLOW_CLUSTERS) if attack == "slow_reader" else (None, 0)
         phase = measure_step(pipes, per, clusters, args.attack_rate, args, server_pid, *also)
         phase["attack"] = attack
         if attacker is not None:
