@@ -1,6 +1,6 @@
 # Two commands on a fresh machine:
 #   make serve   set up, then run the server with the demo apps (wraft0/1/2.localhost:8000)
-#   make test    set up (incl. Debian chromium), then run the whole test suite
+#   make test    set up (incl. Debian chromium, firefox-esr, caddy, nginx, coturn), then run the whole test suite
 # Both are idempotent: each set-up step is skipped when its stamp is newer than its inputs.
 
 PYTHON ?= python3
@@ -24,12 +24,19 @@ node_modules/.stamp: package.json package-lock.json
 
 setup: $(VENV)/.stamp node_modules/.stamp
 
-# Debian's chromium (never a browser download) and iproute2 for the private network namespace.
+# Debian's browsers (never a browser download), iproute2 for the private network
+# namespace, and the hosting kit's servers (tests/deploy, tests/browser/test_deploy_*):
+# caddy, nginx, coturn, certutil (libnss3-tools), openssl. (Debian may start nginx and
+# coturn as services on install; the tests only run the binaries, with their own
+# configs, inside the namespace.)
+TEST_TOOLS    := chromium firefox-esr ip unshare nsenter caddy nginx turnserver certutil openssl
+TEST_PACKAGES := chromium firefox-esr iproute2 util-linux caddy nginx coturn libnss3-tools openssl
 setup-test: setup
-	@command -v chromium >/dev/null && command -v ip >/dev/null && command -v unshare >/dev/null || \
-	  { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	    $$SUDO apt-get update -qq && \
-	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium iproute2 util-linux; }
+	@missing=$$(for t in $(TEST_TOOLS); do command -v $$t >/dev/null || [ -x /usr/sbin/$$t ] || echo $$t; done); \
+	[ -z "$$missing" ] || { echo "setup-test: installing Debian packages for: $$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(TEST_PACKAGES); }
 
 serve: setup
 	$(PY) -m signaling --port $(PORT) $(ARGS)

@@ -1,8 +1,13 @@
-"""The benchmark runner: figures from three headless Chromium windows.
+"""The benchmark runner: figures from three headless browser windows.
 
     python -m benchmarks [--quick] [--repeats N] [--duration S] [--inflight K]
                          [--runtime mpy|py] [--no-pyodide] [--profile|--no-profile]
-                         [--compaction-writes N]
+                         [--compaction-writes N] [--browser chromium|firefox|mixed[,...]]
+
+`--browser` picks the windows' browser: Debian's Chromium (default), Debian's
+firefox-esr, or mixed (windows 0 and 1 Chromium, window 2 Firefox); a comma
+list runs each in turn in one run and prints the same table for each, then
+their ratios to the first.
 
 Hermetic: runs inside scripts/in-netns (re-executes itself through it when
 started outside). Starts `python -m signaling` on 127.0.0.1, opens the bench
@@ -30,6 +35,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+BROWSERS = ("chromium", "firefox", "mixed")  # mixed: windows 0, 1 Chromium, 2 Firefox
 RESULTS = REPO / "benchmarks" / "results" / "latest.json"
 IN_NETNS = REPO / "scripts" / "in-netns"
 
@@ -69,8 +75,14 @@ def parse_args(argv):
     ap.add_argument("--root", type=Path,
                     help="serve the pages and raft/ of another checkout (to compare a change "
                          "side by side with this one)")
+    ap.add_argument("--browser", default="chromium",
+                    help="chromium, firefox or mixed (2 Chromium + 1 Firefox window); a comma "
+                         "list runs each in turn, side by side (default %(default)s)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     a = ap.parse_args(argv)
+    a.browsers = [b.strip() for b in a.browser.split(",")]
+    if not a.browsers or any(b not in BROWSERS for b in a.browsers):
+        ap.error("--browser %r: use %s, or a comma list of them" % (a.browser, "|".join(BROWSERS)))
     if a.repeats is None:
         a.repeats = 1 if a.quick else 3
     if a.duration is None:
@@ -139,10 +151,10 @@ def collect(args, browser, server, log):
             continue
         runs.append(res)
         log("bench %d/%d: rtt %.0f/s, sequential %.0f writes/s (p50 %.2f ms), pipelined %.0f "
-            "writes/s on all 3 windows (%.0f at the leader)"
+            "writes/s on all 3 windows (%.0f at the leader, window %d)"
             % (r + 1, args.repeats, res["rtt"]["per_s"], res["sequential"]["per_s"],
                res["sequential"]["p50_ms"], res["pipelined"]["all_windows_per_s"],
-               res["pipelined"]["per_s"]))
+               res["pipelined"]["per_s"], res["leader_window"]))
     cold = {"mpy": [], "py": []}
     failover = {"mpy": [], "py": []}
     runtimes = ["mpy"] + (["py"] if args.pyodide else [])
@@ -174,7 +186,7 @@ def collect(args, browser, server, log):
     return runs, cold, failover, profiled, breakdown, errors
 
 
-def summarize(args, runs, cold, failover, profiled, chromium):
+def summarize(args, runs, cold, failover, profiled, browser, label):
     seq = [r["sequential"] for r in runs]
     pip = [r["pipelined"] for r in runs]
     f = {
@@ -196,7 +208,8 @@ def summarize(args, runs, cold, failover, profiled, chromium):
         "failover_py_s": median(failover["py"]),
         "localstorage_bytes_after": max(runs[-1]["storage_bytes"]),
         "localstorage_writes": max(runs[-1]["counts"]),
-        "chromium_version": chromium,
+        "browser": browser,
+        "browsers": label,
         "machine": machine(),
         "options": {"quick": args.quick, "repeats": args.repeats, "duration_s": args.duration,
                     "inflight": args.inflight, "root": str(args.root) if args.root else None},
@@ -256,8 +269,8 @@ def print_table(f):
                  fmt(f["localstorage_bytes_after"], " B"), "", ""))
     w = max(len(r[0]) for r in rows)
     print()
-    print("WRaft benchmarks: runtime %s, Chromium %s, %s cores, %s repeat(s) of %ss"
-          % (f["runtime"], f["chromium_version"], f["machine"]["cores"],
+    print("WRaft benchmarks: runtime %s, %s, %s cores, %s repeat(s) of %ss"
+          % (f["runtime"], f["browsers"], f["machine"]["cores"],
              f["options"]["repeats"], f["options"]["duration_s"]))
     print("load average during the run: %.1f (on %s cores: other work on the machine skews "
           "every figure)" % (f["load_average"][0], f["machine"]["cores"]))
@@ -305,58 +318,33 @@ def print_profile(p):
                      1000 * (prof["wall_ms"] - ms["drain"]) / n))
 
 
-def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    ensure_netns(argv)
-    from playwright.sync_api import sync_playwright
-
-    from benchmarks.browser import launch
-    from benchmarks.browser_timings import Introducer
-
+def measure(args, browser, server, log):
+    """Every measurement for one choice of browsers (the raw parts report() prints)."""
     t0 = time.monotonic()
     load_at_start = os.getloadavg()
+    runs, cold, failover, profiled, breakdown, errors = collect(args, browser, server, log)
+    compaction = None
+    if args.compaction_writes:
+        from benchmarks.compaction import collect_compaction
+        compaction = collect_compaction(browser, server, args.compaction_writes, 5000, log, errors)
+    return (runs, cold, failover, profiled, breakdown, errors, compaction, load_at_start,
+            round(time.monotonic() - t0, 1))
 
-    def log(msg):
-        print("[%5.1f s] %s" % (time.monotonic() - t0, msg), flush=True)
 
-    logs = Path(tempfile.mkdtemp(prefix="wraft-bench-"))  # the server's log
-    server = Introducer(logs, args=["--root", str(args.root.resolve())] if args.root else [])
-    server.start()
-    log("server on 127.0.0.1:%d" % server.port)
-    try:
-        with sync_playwright() as pw:
-            browser = launch(pw)
-            try:
-                runs, cold, failover, profiled, breakdown, errors = collect(
-                    args, browser, server, log)
-                compaction = None
-                if args.compaction_writes:
-                    from benchmarks.compaction import collect_compaction
-                    compaction = collect_compaction(browser, server, args.compaction_writes,
-                                                    5000, log, errors)
-                chromium = browser.version
-            finally:
-                browser.close()
-    except Exception as e:
-        print("benchmarks: failed: %s\n(server log: %s)" % (e, server.log()), file=sys.stderr)
-        raise SystemExit(1)
-    finally:
-        server.stop()
-        try:
-            os.remove(server.log_path)
-        except OSError:
-            pass
+def report(args, name, label, measured):
+    """Prints one browser choice's table and notes; returns its figures."""
+    runs, cold, failover, profiled, breakdown, errors, compaction, load_at_start, elapsed = measured
     if not runs:
-        print("benchmarks: no bench run succeeded:\n  " + "\n  ".join(errors), file=sys.stderr)
-        raise SystemExit(1)
-    f = summarize(args, runs, cold, failover, profiled, chromium)
+        print("benchmarks (%s): no bench run succeeded:\n  %s" % (name, "\n  ".join(errors)),
+              file=sys.stderr)
+        return None
+    f = summarize(args, runs, cold, failover, profiled, name, label)
     f["errors"] = errors
     f.update(compaction or {})
     f["cold_start_breakdown_mpy_s"] = breakdown
     f["load_average_at_start"] = load_at_start
     f["load_average"] = os.getloadavg()
-    f["elapsed_s"] = round(time.monotonic() - t0, 1)
+    f["elapsed_s"] = elapsed
     print_table(f)
     if breakdown:
         print("\ncold start (mpy), seconds from opening 3 fresh windows: Python running in all "
@@ -376,10 +364,86 @@ def main(argv=None):
     print_profile(profiled)
     for e in errors:
         print("not measured: " + e)
+    return f
+
+
+RATIO_KEYS = ("rtt_baseline_per_s", "sequential_writes_per_s", "pipelined_writes_per_s",
+              "failover_s")
+
+
+def print_ratios(by_browser):
+    """Each later browser choice against the first, measured in this one run."""
+    names = [n for n in by_browser if by_browser[n]]
+    if len(names) < 2:
+        return
+    base = by_browser[names[0]]
+    print("\nside by side in this run (ratio to %s):" % names[0])
+    for name in names[1:]:
+        f = by_browser[name]
+        parts = ["%s %s" % (k.replace("_per_s", "").replace("_", " "),
+                            "%.2fx" % (f[k] / base[k]) if f.get(k) and base.get(k) else "-")
+                 for k in RATIO_KEYS]
+        print("  %-9s %s" % (name, "; ".join(parts)))
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    ensure_netns(argv)
+    from playwright.sync_api import sync_playwright
+
+    from benchmarks.browser import browsers_label, launch, launch_firefox, windows_browser
+    from benchmarks.browser_timings import Introducer
+
+    t0 = time.monotonic()
+
+    def log(msg):
+        print("[%5.1f s] %s" % (time.monotonic() - t0, msg), flush=True)
+
+    logs = Path(tempfile.mkdtemp(prefix="wraft-bench-"))  # the server's and Firefox's logs
+    server = Introducer(logs, args=["--root", str(args.root.resolve())] if args.root else [])
+    server.start()
+    log("server on 127.0.0.1:%d" % server.port)
+    measured = {}
+    try:
+        with sync_playwright() as pw:
+            chromium = firefox = None
+            try:
+                if any(b != "firefox" for b in args.browsers):
+                    chromium = launch(pw)
+                if any(b != "chromium" for b in args.browsers):
+                    firefox = launch_firefox(logs / "firefox")
+                for name in args.browsers:
+                    label = browsers_label(name, chromium, firefox)
+                    log("windows: %s" % label)
+                    measured[name] = (label, measure(
+                        args, windows_browser(name, chromium, firefox), server, log))
+            finally:
+                if chromium is not None:
+                    chromium.close()
+                if firefox is not None:
+                    firefox.close()
+    except Exception as e:
+        print("benchmarks: failed: %s\n(server log: %s)" % (e, server.log()), file=sys.stderr)
+        raise SystemExit(1)
+    finally:
+        server.stop()
+        try:
+            os.remove(server.log_path)
+        except OSError:
+            pass
+    by_browser = {name: report(args, name, label, m) for name, (label, m) in measured.items()}
+    print_ratios(by_browser)
+    if not any(by_browser.values()):
+        raise SystemExit(1)
+    # One browser choice: its figures, as before; several: keyed by browser.
+    out = by_browser[args.browsers[0]] if len(args.browsers) == 1 else {
+        "by_browser": by_browser, "command": "python -m benchmarks " + " ".join(sys.argv[1:]),
+        "load_average": os.getloadavg(), "elapsed_s": round(time.monotonic() - t0, 1)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(f, indent=1) + "\n")
+    args.out.write_text(json.dumps(out, indent=1) + "\n")
     print("\nwrote %s (%.0f s)" % (args.out.relative_to(REPO) if args.out.is_relative_to(REPO)
-                                   else args.out, f["elapsed_s"]))
+                                   else args.out, time.monotonic() - t0))
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""Drive the bench page (pages/bench.html) in three headless Chromium windows.
+"""Drive the bench page (pages/bench.html) in three headless browser windows:
+Chromium, Firefox (firefox-esr over WebDriver BiDi) or a mix of the two.
 
 Used by `python -m benchmarks` (benchmarks/__main__.py); needs to run inside
 scripts/in-netns. One cluster = three browser contexts (three origins,
@@ -11,6 +12,7 @@ import json
 import time
 
 from benchmarks.browser_timings import CHROMIUM, CHROMIUM_FLAGS
+from firefox import Firefox, Mix  # tests/browser (on the path via browser_timings)
 
 # Headless windows are all "visible", but keep Chromium from slowing timers of
 # windows it considers in the background (three windows run at once).
@@ -25,6 +27,28 @@ ELECT_S = 30
 
 def launch(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=BENCH_FLAGS)
+
+
+def launch_firefox(workdir):
+    return Firefox(workdir).start()
+
+
+def windows_browser(name, chromium, firefox):
+    """What the helpers take as `browser`: its new_context() gives windows 0, 1, 2
+    of each cluster in the chosen browsers."""
+    if name == "chromium":
+        return chromium
+    if name == "firefox":
+        return Mix([firefox] * 3)
+    return Mix([chromium, chromium, firefox])
+
+
+def browsers_label(name, chromium, firefox):
+    if name == "chromium":
+        return "Chromium %s x3" % chromium.version
+    if name == "firefox":
+        return "Firefox %s x3" % firefox.version
+    return "Chromium %s x2 + Firefox %s" % (chromium.version, firefox.version)
 
 
 class BenchCluster:

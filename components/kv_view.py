@@ -3,8 +3,8 @@
 KVState wraps raft.kv.KVStateMachine (which does put/get/del/cas) and records,
 for every key, the (term, index) of the log entry that last changed it, plus
 a bounded list of change events for watches. The app's apply() is given the
-command only, not its log position, so KVState.place() -- hooked to the
-app's on_applied(first_index, entries) hook, called right after each applied
+command only, not its log position, so KVState.place() -- passed to start()
+as on_applied(state, first_index, entries), called right after each applied
 batch -- matches each change to its entry (by identity of the command object,
 in log order) and stamps it. Every replica applies the same log, so the
 revisions are the same everywhere.
@@ -12,6 +12,9 @@ revisions are the same everywhere.
 KVState and the format_* / render_* helpers are pure (tested in CPython);
 KVView touches the DOM and is imported only in the page.
 """
+
+import json
+from html import escape
 
 from raft.kv import KVStateMachine
 
@@ -59,7 +62,7 @@ class KVState:
         return result
 
     def place(self, first, entries):
-        """on_applied hook: stamp the changes of this batch with their entry's
+        """The app's on_applied hook (start(KVState, on_applied=KVState.place)): stamp the changes of this batch with their entry's
         (term, index). Entries a session deduplicated were not applied and
         have no pending change; they are skipped."""
         pending = self._pending
@@ -104,16 +107,6 @@ class KVState:
         self._pending = []
 
 
-def track_revisions(app):
-    """Stamp each applied change with its (term, index): hook KVState.place
-    onto the app's applied batches (call right after start(), before the
-    first Ready replays the stored log)."""
-    if app.driver is None:
-        return False
-    app.on_applied(app.state.place)
-    return True
-
-
 # ---- pure helpers for the view ---------------------------------------------
 def show(value):
     """A value as the page shows it: strings quoted, absent as 'absent'."""
@@ -121,13 +114,7 @@ def show(value):
         return "absent"
     if type(value) is str:
         return '"%s"' % value
-    import json
     return json.dumps(value)
-
-
-def esc(text):
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;")
-            .replace(">", "&gt;").replace('"', "&quot;"))
 
 
 def check_key(key):
@@ -178,7 +165,7 @@ def render_rows_html(rows):
     for key, value, term, index in rows:
         out.append('<tr data-key="%s"><td class="key">%s</td><td class="value">%s</td>'
                    '<td class="term">%s</td><td class="index">%s</td></tr>'
-                   % (esc(key), esc(key), esc(show(value)),
+                   % (escape(key), escape(key), escape(show(value)),
                       "?" if term is None else term, "?" if index is None else index))
     return "".join(out)
 
@@ -199,7 +186,7 @@ def render_events_html(events, prefix, after_index, limit=100):
         index, term, op, key, value = ev
         what = "put %s = %s" % (show(key), show(value)) if op == "put" else "delete %s" % show(key)
         out.append('<li data-index="%s" data-op="%s" data-key="%s">[term %s, index %s] %s</li>'
-                   % (index, op, esc(key), term, index, esc(what)))
+                   % (index, op, escape(key), term, index, escape(what)))
     return "".join(out)
 
 
@@ -208,60 +195,52 @@ class KVView:
     """Binds the markup of pages/kv.html to an App handle over KVState."""
 
     def __init__(self, app):
-        from pyscript import document
-        from pyscript.ffi import create_proxy
+        from pyscript import when
+        from pyscript.web import page
         self.app = app
-        self.document = document
         self.watch = None  # [prefix, after_index] while watching (this window only)
-        self._proxies = []
+        self.key = page["kv-key"]
+        self.value = page["kv-value"]
+        self.expected = page["kv-expected"]
+        self.expect_absent = page["kv-expect-absent"]
+        self.result = page["kv-result"]
+        self.table = page["kv-rows"]
+        self.count = page["kv-count"]
+        self.watch_prefix = page["watch-prefix"]
+        self.watch_info = page["watch-info"]
+        self.watch_events = page["watch-events"]
+        # when() needs plain functions (MicroPython cannot inspect bound methods).
+        for button, action in (("#kv-get", self.do_get), ("#kv-del", self.do_del),
+                               ("#kv-cas", self.do_cas)):
+            when("click", button)(self._handler(action))
+        # Not a local: on MicroPython, when() takes a closure for async when
+        # the repr of what it captures shows an async function.
+        self._put = self._handler(self.do_put)
 
-        def el(id_):
-            return document.getElementById(id_)
-        self.key = el("kv-key")
-        self.value = el("kv-value")
-        self.expected = el("kv-expected")
-        self.expect_absent = el("kv-expect-absent")
-        self.result = el("kv-result")
-        self.table = el("kv-rows")
-        self.count = el("kv-count")
-        self.watch_prefix = el("watch-prefix")
-        self.watch_info = el("watch-info")
-        self.watch_events = el("watch-events")
+        @when("submit", "#kv-form")
+        def put_on_submit(event):  # the Put button, or Enter in a field
+            import asyncio
+            event.preventDefault()  # now, not after an await
+            asyncio.get_event_loop().create_task(self._put(event))
 
-        def on(id_, event, fn):
-            proxy = create_proxy(fn)
-            self._proxies.append(proxy)
-            el(id_).addEventListener(event, proxy)
+        when("click", "#watch-start")(lambda event: self.start_watch())
+        when("click", "#watch-stop")(lambda event: self.stop_watch())
 
-        on("kv-form", "submit", self.on_submit)
-        on("kv-put", "click", lambda e: self.run(self.do_put))
-        on("kv-get", "click", lambda e: self.run(self.do_get))
-        on("kv-del", "click", lambda e: self.run(self.do_del))
-        on("kv-cas", "click", lambda e: self.run(self.do_cas))
-        on("watch-start", "click", self.on_watch_start)
-        on("watch-stop", "click", self.on_watch_stop)
-
-    def on_submit(self, event):
-        event.preventDefault()  # Enter in the form means put
-        self.run(self.do_put)
-
-    def run(self, action):
-        import asyncio
-        key = str(self.key.value)
-        problem = check_key(key)
-        if problem is None:
-            asyncio.get_event_loop().create_task(self._run(action, key))
-        else:
-            self.say(problem, "error")
-
-    async def _run(self, action, key):
-        self.say("working…", "pending")
-        try:
-            text = await action(key)
-            # A refused compare-and-set is a normal answer, shown apart from errors.
-            self.say(text, "failed" if " failed: " in text else "ok")
-        except Exception as e:
-            self.say("failed: %s" % (getattr(e, "error", None) or e,), "error")
+    def _handler(self, action):
+        async def handle(event):
+            key = str(self.key.value)
+            problem = check_key(key)
+            if problem is not None:
+                self.say(problem, "error")
+                return
+            self.say("working…", "pending")
+            try:
+                text = await action(key)
+                # A refused compare-and-set is a normal answer, shown apart from errors.
+                self.say(text, "failed" if " failed: " in text else "ok")
+            except Exception as e:
+                self.say("failed: %s" % (getattr(e, "error", None) or e,), "error")
+        return handle
 
     def say(self, text, status):
         self.result.textContent = text
@@ -277,8 +256,8 @@ class KVView:
 
     async def do_get(self, key):
         state = await self.app.read()  # ReadIndex: reflects every earlier commit
-        commit = self.app.driver.node.applied_index
-        return format_get(key, state.data.get(key), state.revisions.get(key), commit)
+        return format_get(key, state.data.get(key), state.revisions.get(key),
+                          self.app.applied_index)
 
     async def do_del(self, key):
         existed = await self.app.propose(["del", key])
@@ -293,9 +272,9 @@ class KVView:
         result = await self.app.propose(["cas", key, expected, value])
         return format_cas(key, result, self.app.state.revisions.get(key))
 
-    def on_watch_start(self, event):
+    def start_watch(self):
         prefix = str(self.watch_prefix.value)
-        after = self.app.driver.node.applied_index if self.app.driver else 0
+        after = self.app.applied_index
         self.watch = [prefix, after]
         self.watch_info.textContent = ("watching keys starting with %s from index %d"
                                        % (show(prefix), after + 1) if prefix
@@ -303,7 +282,7 @@ class KVView:
         self.watch_info.setAttribute("data-watching", prefix)
         self.render(self.app.state)
 
-    def on_watch_stop(self, event):
+    def stop_watch(self):
         self.watch = None
         self.watch_info.textContent = "not watching"
         self.watch_info.removeAttribute("data-watching")

@@ -8,7 +8,9 @@ Window i of a cluster is its own origin (so its own localStorage):
 The pure functions here are tested in CPython; LandingView runs in the page.
 """
 
-from raft.browser.app import NAME_CHARS, node_from_host, valid_name
+from html import escape
+
+from raft.browser.page_config import NAME_CHARS, node_from_host, valid_name
 
 APPS = [  # (path, title, what it shows)
     ("/todo", "TodoMVC", "a to-do list kept in step across the windows"),
@@ -86,20 +88,15 @@ def window_urls(protocol, host, path, cluster=None, current_node=None, windows=W
     return urls
 
 
-def esc(text):
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;")
-            .replace(">", "&gt;").replace('"', "&quot;"))
-
-
 def render_apps_html(protocol, host, cluster=None, current_node=None):
     rows = []
     for path, title, about in APPS:
         links = []
         for i, url in enumerate(window_urls(protocol, host, path, cluster, current_node)):
             links.append('<a href="%s" data-node="%d" target="_blank" rel="noopener">window %d</a>'
-                         % (esc(url), i, i))
+                         % (escape(url), i, i))
         rows.append('<tr data-app="%s"><th>%s</th><td>%s</td><td class="links">%s</td></tr>'
-                    % (path[1:], esc(title), esc(about), " ".join(links)))
+                    % (path[1:], escape(title), escape(about), " ".join(links)))
     return "".join(rows)
 
 
@@ -108,23 +105,17 @@ class LandingView:
 
     def __init__(self):
         from js import URLSearchParams, window
-        from pyscript import document
-        from pyscript.ffi import create_proxy
+        from pyscript import document, when
         self.window = window
         self.document = document
         params = URLSearchParams.new(window.location.search)
         self.current_node = self._param(params, "node")
         asked = self._param(params, "cluster")
         self.cluster = asked if asked and check_cluster_name(asked) is None else None
-        self._proxies = []
-
-        def on(id_, event, fn):
-            proxy = create_proxy(fn)
-            self._proxies.append(proxy)
-            document.getElementById(id_).addEventListener(event, proxy)
-        on("new-cluster", "click", self.on_new_cluster)
-        on("join-form", "submit", self.on_join)
-        on("no-cluster", "click", self.on_no_cluster)
+        # when() needs plain functions (MicroPython cannot inspect bound methods)
+        when("click", "#new-cluster")(lambda event: self.on_new_cluster(event))
+        when("submit", "#join-form")(lambda event: self.on_join(event))
+        when("click", "#no-cluster")(lambda event: self.on_no_cluster(event))
         if asked and self.cluster is None:
             self.say_error("?cluster=: " + check_cluster_name(asked))
         self.render()

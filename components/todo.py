@@ -16,6 +16,8 @@ CPython); TodoView touches the DOM through pyscript and is imported only in
 the page.
 """
 
+from html import escape
+
 MAX_TITLE = 1000  # chars; keeps every entry far below one data-channel message
 MAX_ID = 80
 ROUTES = {"#/": "all", "#/active": "active", "#/completed": "completed"}
@@ -165,11 +167,6 @@ def items_left_html(n):
     return "<strong>%d</strong> %s left" % (n, "item" if n == 1 else "items")
 
 
-def esc(text):
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;")
-            .replace(">", "&gt;").replace('"', "&quot;"))
-
-
 def render_item_html(item, editing=False, read_only=False):
     item_id, title, completed = item
     classes = []
@@ -178,15 +175,15 @@ def render_item_html(item, editing=False, read_only=False):
     if editing:
         classes.append("editing")
     off = " disabled" if read_only else ""
-    out = ['<li data-id="%s"%s>' % (esc(item_id), ' class="%s"' % " ".join(classes) if classes else ""),
+    out = ['<li data-id="%s"%s>' % (escape(item_id), ' class="%s"' % " ".join(classes) if classes else ""),
            '<div class="view">',
            '<input class="toggle" type="checkbox" data-raft-write%s%s>'
            % (" checked" if completed else "", off),
-           "<label>%s</label>" % esc(title),
+           "<label>%s</label>" % escape(title),
            '<button class="destroy" data-raft-write%s></button>' % off,
            "</div>"]
     if editing:
-        out.append('<input class="edit" value="%s" data-raft-write%s>' % (esc(title), off))
+        out.append('<input class="edit" value="%s" data-raft-write%s>' % (escape(title), off))
     out.append("</li>")
     return "".join(out)
 
@@ -220,8 +217,9 @@ class TodoView:
 
     def __init__(self, app):
         from js import window
-        from pyscript import document
-        from pyscript.ffi import create_proxy
+        from pyscript import document, when
+        from pyscript.web import page
+        self.page = page
         self.app = app
         self.document = document
         self.window = window
@@ -229,7 +227,6 @@ class TodoView:
         self.filter = route_filter(str(window.location.hash))
         self._rendering = False
         self._counter = 0
-        self._proxies = []
 
         def q(selector):  # a detached querySelector is an Illegal invocation in JS
             return document.querySelector(selector)
@@ -243,27 +240,29 @@ class TodoView:
         self.clear = q(".clear-completed")
         self.error = q("#todo-error")
 
-        def on(target, event, fn):
-            proxy = create_proxy(fn)
-            self._proxies.append(proxy)
-            target.addEventListener(event, proxy)
+        def forward(handler):  # when() needs plain functions, not bound methods (MicroPython)
+            return lambda event: handler(event)
 
-        on(self.new_todo, "keydown", self.on_new_todo_key)
-        on(self.toggle_all_box, "change", self.on_toggle_all)
-        on(self.clear, "click", self.on_clear_completed)
-        on(self.list, "change", self.on_list_change)
-        on(self.list, "click", self.on_list_click)
-        on(self.list, "dblclick", self.on_list_dblclick)
-        on(self.list, "keydown", self.on_edit_key)
-        on(self.list, "focusout", self.on_edit_blur)
-        on(window, "hashchange", self.on_hash_change)
+        # Handlers stay synchronous: focusout fires during render(), which
+        # on_edit_blur must see; writes go out as tasks (send()).
+        for event, target, handler in (
+                ("keydown", self.new_todo, self.on_new_todo_key),
+                ("change", self.toggle_all_box, self.on_toggle_all),
+                ("click", self.clear, self.on_clear_completed),
+                ("change", self.list, self.on_list_change),
+                ("click", self.list, self.on_list_click),
+                ("dblclick", self.list, self.on_list_dblclick),
+                ("keydown", self.list, self.on_edit_key),
+                ("focusout", self.list, self.on_edit_blur),
+                ("hashchange", window, self.on_hash_change)):
+            when(event, target)(forward(handler))
 
     # ---- writes ---------------------------------------------------------
     def make_id(self):
         from js import Math
         self._counter += 1
-        node = self.app.config.get("node", "x")
-        return new_todo_id(node, self._counter, hex(int(Math.random() * 0xFFFFFFFF))[2:])
+        return new_todo_id(self.app.node_id or "x", self._counter,
+                           hex(int(Math.random() * 0xFFFFFFFF))[2:])
 
     def send(self, command, restore_text=None):
         """Propose; on failure say so and, for a new todo, give its text back."""
@@ -395,10 +394,8 @@ class TodoView:
         self.toggle_all_box.checked = has_items and active == 0
         self.count.innerHTML = items_left_html(active)
         self.clear.style.display = "block" if state.completed_count() else "none"
-        links = self.document.querySelectorAll(".filters a")
-        for i in range(links.length):
-            a = links.item(i)
+        for a in self.page.find(".filters a"):
             if route_filter(str(a.getAttribute("href"))) == self.filter:
-                a.classList.add("selected")
+                a.classes.add("selected")
             else:
-                a.classList.remove("selected")
+                a.classes.discard("selected")

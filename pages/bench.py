@@ -7,7 +7,7 @@
 #   pipelined  K writes in flight (default 256), for a fixed duration;
 #   hop        (diagnostic) bare asyncio task switches per second.
 # Options (JSON): modes, duration_s, inflight, profile (time the driver's
-# steps during the run). Results: <pre id="results"> (JSON),
+# steps during the run, raft/browser/timings.py). Results: <pre id="results"> (JSON),
 # window.wraftBench (JSON in/out, see expose()), and
 # body[data-bench] = idle | running | done | error.
 from js import performance
@@ -19,10 +19,11 @@ import json  # noqa: E402
 import sys  # noqa: E402
 
 from js import Function, Object, window  # noqa: E402
-from pyscript import document  # noqa: E402
+from pyscript import document, when  # noqa: E402
 from pyscript.ffi import create_proxy  # noqa: E402
 
 from raft.browser.app import start  # noqa: E402
+from raft.browser.timings import Timings  # noqa: E402
 
 DEFAULTS = {"modes": ["rtt", "sequential", "pipelined"], "duration_s": 3.0, "inflight": 256,
             "profile": False}
@@ -35,7 +36,7 @@ SHOW_EVERY_MS = 100    # the live count is redrawn at most this often
 # Bench pings travel beside Raft on the same channel; Raft's codec text
 # always starts with "[", so a "~" prefix can never be taken for a message.
 PING, PONG = "~p", "~q"
-ACK_PREFIX = '[1,"ar"'  # codec text of an AppendEntries reply (raft/codec.py)
+APPEND_REPLY = "ar"  # the AppendEntries reply's type (raft/API.md, Messages)
 
 
 class Tally:
@@ -62,48 +63,17 @@ class BenchError(Exception):
 
 class Profiler:
     """Where the main thread's time goes during a run (option "profile"):
-    wraps the driver's and node's steps with timers for the run only.
-    Nested: drain includes persist/send/advance/on_change; each timer costs
-    two performance.now() calls, so small figures are overstated."""
+    the driver's instrumentation hook, on for the run only."""
 
-    HOOKS = (("driver", "_drain", "drain"), ("driver", "persist", "persist"),
-             ("driver", "send", "send"), ("driver", "on_change", "on_change"),
-             ("node", "step", "step"), ("node", "propose", "propose"),
-             ("node", "ready", "ready"), ("node", "advance", "advance"),
-             ("node", "tick", "tick"), ("transport", "send", "transport_send"))
+    def __init__(self, driver):
+        self.driver = driver
+        self.t0 = now_ms()
+        driver.instrument(Timings(now_ms))
 
-    def __init__(self, app):
-        self.ms = {}
-        self.calls = {}
-        self.wrapped = []
-        owners = {"driver": app.driver, "node": app.driver.node, "transport": app.transport}
-        for owner, name, label in self.HOOKS:
-            self.wrap(owners[owner], name, label)
-
-    def wrap(self, obj, name, label):
-        fn = getattr(obj, name)
-        ms, calls = self.ms, self.calls
-        ms[label] = 0.0
-        calls[label] = 0
-
-        def timed(*args):
-            t = now_ms()
-            try:
-                return fn(*args)
-            finally:
-                ms[label] += now_ms() - t
-                calls[label] += 1
-        setattr(obj, name, timed)
-        self.wrapped.append((obj, name, fn))
-
-    def stop(self, seconds):
-        # Put the originals back (instance attributes shadowed the methods;
-        # on_change was an attribute to begin with).
-        for obj, name, fn in self.wrapped:
-            setattr(obj, name, fn)
-        return {"wall_ms": round(seconds * 1000, 1),
-                "ms": dict((k, round(v, 1)) for k, v in self.ms.items()),
-                "calls": self.calls}
+    def stop(self):
+        t = self.driver.timings
+        self.driver.instrument(None)
+        return t.report(now_ms() - self.t0)
 
 
 def percentile(sorted_values, q):
@@ -154,8 +124,6 @@ class Bench:
         self.dropped_side = 0       # malformed "~" messages seen
         self.ping_n = 0
         self.progress_ms = 0
-        self.ack_ms = None          # when the first AppendEntries reply came (tracing)
-        self.tracing = False
         self.profiler = None        # the page-wide one (profileStart/profileStop)
         self.count_shown_ms = -SHOW_EVERY_MS
         self.count_pending = False
@@ -165,15 +133,13 @@ class Bench:
         """Put the ping echo in front of the driver on every data channel.
         Transport reads on_message when it opens a channel, and app.start()
         only starts connecting, so setting it now covers every channel."""
-        transport = self.app.transport
+        transport = self.transport
         if transport is None:
             return
         to_driver = transport.on_message
 
         def on_message(peer, text):
             if not text.startswith("~"):
-                if self.tracing and self.ack_ms is None and text.startswith(ACK_PREFIX):
-                    self.ack_ms = now_ms()
                 return to_driver(peer, text)
             seq = text[2:]
             if not seq.isdigit() or len(seq) > 12:
@@ -187,13 +153,15 @@ class Bench:
                 self.dropped_side += 1
         transport.on_message = on_message
 
+    @property
+    def transport(self):
+        rt = self.app.runtime
+        return rt.transport if rt is not None else None
+
     def on_applied(self, state):
-        d = self.app.driver
-        if d is None:
-            return
         tl = self.timeline
         t = now_ms()
-        tl.append([d.node.applied_index, t])
+        tl.append([self.app.applied_index, t])
         if len(tl) > TIMELINE_CAP:
             del tl[:len(tl) - TIMELINE_CAP]
         # A DOM write per apply makes the renderer restyle and repaint on
@@ -226,14 +194,14 @@ class Bench:
 
     # -- the measurements -----------------------------------------------
     async def rtt(self, duration_s):
-        peers = self.app.transport.peers_up() if self.app.transport else []
+        peers = self.transport.peers_up() if self.transport else []
         if not peers:
             raise BenchError("rtt: no data channel is open yet")
         peer = peers[0]
         lat = []
         t0 = now_ms()
         end = t0 + duration_s * 1000
-        send = self.app.transport.send
+        send = self.transport.send
         done = []
 
         async def watchdog():
@@ -282,33 +250,40 @@ class Bench:
         first = last = None
         errors = 0
         to_ack, after_ack = [], []  # where a write's time goes (see summary)
-        self.tracing = True
-        while True:
-            t = now_ms()
-            if t >= end:
-                break
-            self.ack_ms = None
-            try:
-                count = await app.propose(1)
-            except Exception as e:
-                errors += 1
-                if errors > 10:
-                    self.tracing = False
-                    raise BenchError("sequential: writes keep failing: %r" % (e,))
-                continue
-            t1 = now_ms()
-            lat.append(int((t1 - t) * 1000))
-            if self.ack_ms is not None:
-                to_ack.append(int((self.ack_ms - t) * 1000))
-                after_ack.append(int((t1 - self.ack_ms) * 1000))
-            self.progress_ms = t1
-            if first is None:
-                first = count
-            last = count
-            if t1 - last_show > 250:  # the original's running average
-                last_show = t1
-                show("sequential: %d writes, %.0f writes/s" % (len(lat), len(lat) * 1000 / (t1 - t0)))
-        self.tracing = False
+        driver = app.runtime
+        own = driver.timings is None  # (a profiled run has them already)
+        if own:
+            driver.instrument(Timings(now_ms, phases=False))  # message arrivals only
+        trace = driver.timings
+        try:
+            while True:
+                t = now_ms()
+                if t >= end:
+                    break
+                trace.arrived.clear()
+                try:
+                    count = await app.propose(1)
+                except Exception as e:
+                    errors += 1
+                    if errors > 10:
+                        raise BenchError("sequential: writes keep failing: %r" % (e,))
+                    continue
+                t1 = now_ms()
+                lat.append(int((t1 - t) * 1000))
+                ack_ms = trace.arrived.get(APPEND_REPLY)
+                if ack_ms is not None:
+                    to_ack.append(int((ack_ms - t) * 1000))
+                    after_ack.append(int((t1 - ack_ms) * 1000))
+                self.progress_ms = t1
+                if first is None:
+                    first = count
+                last = count
+                if t1 - last_show > 250:  # the original's running average
+                    last_show = t1
+                    show("sequential: %d writes, %.0f writes/s" % (len(lat), len(lat) * 1000 / (t1 - t0)))
+        finally:
+            if own:
+                driver.instrument(None)
         seconds = (now_ms() - t0) / 1000
         to_ack.sort()
         after_ack.sort()
@@ -376,14 +351,14 @@ class Bench:
                 last_show = t1
                 show("pipelined: %d writes, %.0f writes/s" % (len(lat), len(lat) * 1000 / (t1 - t0)))
         seconds = (self.progress_ms - t0) / 1000 if lat else (now_ms() - t0) / 1000
-        d = app.driver
+        last_index = app.applied_index
         return summary("pipelined", len(lat), seconds, lat, {
             "inflight": inflight, "errors": box["errors"], "last_error": box.get("error"),
             "first_count": box["first"], "last_count": box["last"] if lat else None,
             # for "committed on every window": the last index, when this page
             # had applied it, and the start (performance.now() of this page)
-            "last_index": d.node.applied_index,
-            "end_ms": self.first_applied_at(d.node.applied_index),
+            "last_index": last_index,
+            "end_ms": self.first_applied_at(last_index),
             "start_ms": t0,
         })
 
@@ -404,7 +379,7 @@ class Bench:
         if self.running:
             raise BenchError("a run is already in progress")
         o = check_options(opts)
-        d = self.app.driver
+        d = self.app.runtime
         if d is None or self.app.error:
             raise BenchError("node not running: %s" % (self.app.error,))
         self.running = True
@@ -418,19 +393,18 @@ class Bench:
                 self.progress_ms = now_ms()
                 prof = None
                 if o["profile"] and mode != "hop" and self.profiler is None:
-                    prof = Profiler(self.app)
-                t0 = now_ms()
+                    prof = Profiler(d)
                 try:
                     await self.run_mode(mode, o, out)
                 finally:
                     if prof is not None:
-                        p = prof.stop((now_ms() - t0) / 1000)
+                        p = prof.stop()
                         if mode in out:
                             out[mode]["profile"] = p
             out["count_after"] = self.app.state.count
             out["role_after"] = d.status()["role"]
             out["driver_stats"] = dict(d.stats)  # a copy: the live ones keep counting
-            out["transport_stats"] = dict(self.app.transport.stats)
+            out["transport_stats"] = dict(self.transport.stats)
             out["side_dropped"] = self.dropped_side
             out["gc"] = gc_cost()
             self.results = out
@@ -495,9 +469,6 @@ def render(results):
     el("table").innerHTML = "".join(rows)
 
 
-bench = None
-
-
 def expose(b):
     """window.wraftBench: run(optionsJSON) -> Promise of JSON text
     ({"ok": results} or {"error": message}); results(); timeline();
@@ -525,17 +496,16 @@ def expose(b):
     keep.append(p)
     obj.run = as_promise(p)
     def profile_start():
-        if b.app.driver is None or b.profiler is not None:
+        if b.app.runtime is None or b.profiler is not None:
             return False
-        b.profiler = (Profiler(b.app), now_ms())
+        b.profiler = Profiler(b.app.runtime)
         return True
 
     def profile_stop():
         if b.profiler is None:
             return json.dumps(None)
-        prof, t0 = b.profiler
-        b.profiler = None
-        return json.dumps(prof.stop((now_ms() - t0) / 1000))
+        prof, b.profiler = b.profiler, None
+        return json.dumps(prof.stop())
 
     for name, fn in (("results", lambda: json.dumps(b.results)),
                      ("profileStart", profile_start), ("profileStop", profile_stop),
@@ -548,7 +518,15 @@ def expose(b):
     return keep
 
 
-def on_click(_event):
+app = start(Tally)
+bench = Bench(app)
+bench.wrap_transport()
+app.on_change(bench.on_applied)
+_kept = expose(bench)
+
+
+@when("click", "#run")
+def run_from_the_form(event):
     try:
         opts = {"duration_s": float(el("duration").value), "inflight": int(el("inflight").value),
                 "modes": [m for m in MODES if el("mode-" + m).checked]}
@@ -558,15 +536,7 @@ def on_click(_event):
     window.wraftBench.run(json.dumps(opts))
 
 
-app = start(Tally)
-bench = Bench(app)
-bench.wrap_transport()
-app.on_change(bench.on_applied)
-_kept = expose(bench)
-_click = create_proxy(on_click)
-el("run").addEventListener("click", _click)
 document.body.setAttribute("data-py-impl", sys.implementation.name)
-document.body.setAttribute("data-raft", "ok" if app.error is None else "error: " + app.error)
 # page-load marks (performance.now() of this page): Python started running
 # this script, and the node is started and the page ready
 document.body.setAttribute("data-python-start-ms", str(T_PYTHON_START))

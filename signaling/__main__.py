@@ -64,6 +64,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "(e.g. behind a reverse proxy); others get 421")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="another page origin (https://NAME[:PORT]) that may use /ws")
+    p.add_argument("--trusted-proxy", action="append", default=[], metavar="ADDR",
+                   help="address of a reverse proxy in front (e.g. 127.0.0.1 for Caddy on this "
+                        "machine): its X-Forwarded-For names the client, for the per-address "
+                        "limits; it checks the host names itself")
     p.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="repo root to serve (default: %(default)s)")
     p.add_argument("--lan", action="store_true",
                    help="serve on PORT, PORT+1, ... (one origin per window) and print ?node=N URLs on the LAN address")
@@ -116,6 +120,8 @@ def parse_args(argv=None) -> argparse.Namespace:
             args.ice_server = [s for s in args.ice_server if s not in bare]
             args.turn = TurnMinter(secret, [s["urls"] for s in bare], args.turn_ttl)
         Origins(args.server_name, args.allow_origin)
+        for proxy in args.trusted_proxy:
+            ipaddress.ip_address(proxy)
     except (ValueError, OSError) as exc:
         p.error(str(exc))
     return args
@@ -159,13 +165,11 @@ def max_sockets(args, fds: int) -> int:
 
 
 def server_names(args) -> list[str]:
-    """Host names to serve besides localhost, *.localhost and loopback."""
+    """Host names to serve besides localhost, *.localhost and IP addresses:
+    --server-name, and the machine's own name when others can reach it."""
     names = list(args.server_name)
     if not is_loopback(args.host):
-        if args.host not in ("0.0.0.0", "::", ""):
-            names.append(args.host)
-        else:
-            names += [lan_address(), socket.gethostname()]
+        names.append(socket.gethostname())
     return names
 
 
@@ -233,6 +237,7 @@ def main(argv=None) -> int:
 
     sockets = max_sockets(args, fds)
     app = make_app(site.root, server_names=server_names(args), allow_origins=args.allow_origin,
+                   trusted_proxies=args.trusted_proxy,
                    access_secret=args.access_secret, ice_servers=args.ice_server, turn=args.turn,
                    max_clusters=args.max_clusters, heartbeat=args.heartbeat,
                    max_nodes=args.max_nodes, join_timeout=args.join_timeout, max_sockets=sockets,

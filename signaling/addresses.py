@@ -4,6 +4,8 @@ sockets, clusters or presence bandwidth from everyone else."""
 
 import ipaddress
 
+from aiohttp import web
+
 from .ratelimit import TokenBucket
 
 DEFAULT_SOCKETS_PER_ADDRESS = 64
@@ -25,6 +27,31 @@ def address_key(host) -> str:
             return str(ip.ipv4_mapped)
         return str(ipaddress.ip_network(f"{ip}/64", strict=False))
     return str(ip)
+
+
+# The client's address on a request (behind a trusted proxy, from its X-Forwarded-For).
+CLIENT = web.RequestKey("client", str)
+
+
+def _normal(host) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except (TypeError, ValueError):
+        return str(host)
+
+
+def client_address(remote, forwarded_for: str | None, trusted: frozenset) -> tuple[str, bool]:
+    """(the client's address, True if it came through a trusted proxy). From
+    a trusted proxy, the client is the last X-Forwarded-For hop that is not
+    one of the proxies (the ones before it are the client's to make up)."""
+    remote = _normal(remote)
+    if remote not in trusted:
+        return remote, False
+    for hop in reversed((forwarded_for or "").split(",")):
+        hop = _normal(hop.strip())
+        if hop and hop not in trusted:
+            return hop, True
+    return remote, True
 
 
 class Address:

@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import hdrs, web, web_response
 from aiohttp.http_exceptions import HttpProcessingError
 
+from .addresses import CLIENT, client_address
 from .headers import SECURITY_HEADERS, SERVER_NAME
 from .introducer import Introducer
 from .origins import Origins
@@ -46,20 +47,26 @@ class _OneLinePerBadRequest(logging.Filter):
 
 
 def make_app(root: Path | str | None = None, *, server_names=(), allow_origins=(),
-             **introducer_options) -> web.Application:
+             trusted_proxies=(), **introducer_options) -> web.Application:
     """`server_names`: host names served besides localhost/*.localhost/loopback
     (Host check, and the same-origin rule of /ws); `allow_origins`: other page
-    origins that may use /ws. The rest goes to Introducer (access_secret=,
-    ice_servers=, turn=, max_clusters=, heartbeat=, join_timeout=, ...)."""
+    origins that may use /ws; `trusted_proxies`: addresses of reverse proxies
+    in front (their X-Forwarded-For names the client; they checked the Host).
+    The rest goes to Introducer (access_secret=, ice_servers=, turn=,
+    max_clusters=, heartbeat=, join_timeout=, ...)."""
     site = StaticSite(Path(root) if root is not None else DEFAULT_ROOT)
     origins = Origins(server_names, allow_origins)
+    trusted = frozenset(client_address(p, None, frozenset())[0] for p in trusted_proxies)
     introducer = Introducer(origins=origins, **introducer_options)
     note = LogThrottle(log)
 
     @web.middleware
     async def check_host(request: web.Request, handler):
-        # DNS rebinding: a page of another name that resolves to us.
-        if not origins.host_ok(request.headers.get(hdrs.HOST)):
+        request[CLIENT], proxied = client_address(request.remote,
+                                                  request.headers.get(hdrs.X_FORWARDED_FOR), trusted)
+        # DNS rebinding: a page of another name that resolves to us. (A
+        # proxy in front serves only its own names, over TLS.)
+        if not proxied and not origins.host_ok(request.headers.get(hdrs.HOST)):
             note(logging.WARNING, "host", "refused a request for host %.100r (start the server "
                  "with --server-name if that is one of its names)", request.headers.get(hdrs.HOST))
             raise web.HTTPMisdirectedRequest(text="this server does not serve that host name\n")

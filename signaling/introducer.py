@@ -14,7 +14,7 @@ import time
 
 from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 
-from .addresses import AddressBook, address_key
+from .addresses import CLIENT, AddressBook, address_key
 from .auth import new_nonce, proof_is_valid
 from .identity import TOKEN_RE, IdBook
 from .origins import Origins
@@ -193,7 +193,7 @@ class Introducer:
                                              headers={hdrs.RETRY_AFTER: "10"})
         loop = asyncio.get_running_loop()
         now = loop.time()
-        address = address_key(request.remote)
+        address = address_key(request.get(CLIENT, request.remote))
         refusal = self.addresses.open_socket(address, now)
         if refusal is not None:
             self.note(logging.WARNING, "address_" + refusal, "refused /ws from %s: %s", address,

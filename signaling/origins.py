@@ -2,6 +2,7 @@
 rebinding) and which page origins may open /ws (against other web sites
 using the visitor's browser to join or squat)."""
 
+import ipaddress
 from urllib.parse import urlsplit
 
 # Browsers map localhost and *.localhost to loopback themselves.
@@ -73,12 +74,20 @@ class Origins:
 
     def host_ok(self, host: str | None) -> bool:
         """A Host header naming this server (any port: the name is what DNS
-        rebinding changes)."""
+        rebinding changes). An IP address is always fine: no DNS in the way,
+        so a browser that sent it connected to that address, which is ours
+        (the --lan addresses, whatever the interfaces)."""
         hostport = split_host(host or "")
         if hostport is None:
             return False
         name = hostport[0]
-        return name in self.names or name.endswith(self.suffixes)
+        if name in self.names or name.endswith(self.suffixes):
+            return True
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            return False
+        return True
 
     def ws_origin_ok(self, origin: str | None, host: str | None) -> bool:
         """A browser page may open /ws only from this server's own origin (the

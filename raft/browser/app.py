@@ -1,8 +1,8 @@
 """Declarative app pages: markup declares the node, a Python class the state.
 
-    <raft-node size="3" introducer="/ws" ice-servers='[]' cluster="notes"></raft-node>
+    <raft-node size="3"></raft-node>
     <raft-status></raft-status>
-    <script type="wraft-python">
+    <script type="mpy" config="/pages/counter.toml">
     from raft.browser.app import start
     class Counter:
         def __init__(self): self.value = 0
@@ -12,208 +12,76 @@
     app = start(Counter, on_change=lambda state: ...)
     </script>
 
-Every <raft-node> attribute is optional: size (voters the cluster starts
-with, 1..7, default 3; ?size=N overrides it), introducer (URL of the
-WebSocket introducer, default /ws), ice-servers (JSON list of RTCIceServer
-dicts; absent = the introducer's list), cluster (name).
-The node id comes from the host name (wraftN.<domain> is node N) or from
-?node=N (0..63; ids from size on start outside the cluster until a member
-adds them); the cluster name from ?cluster=NAME, else the attribute, else the
-page's path (/counter -> "counter"). The URL hash is left to the app.
-
-start() returns an App handle: app.state (the local state object), await
-app.propose(command), app.submit(command) (fire-and-forget for event
-handlers), await app.read() (linearizable), await app.change_membership(op,
-node) (membership changes), app.read_only, app.error.
+start() reads the page (raft/browser/page_config.py), runs it as a member
+(raft.browser.driver.Driver over a raft.Node, localStorage and the WebRTC
+transport) or as a client window (raft.browser.client_driver.ClientDriver),
+mounts the status panel, exposes window.wraft, and returns the App handle
+that raft/browser/APP.md documents. Problems (bad markup/URL, damaged
+storage) are shown on the page; the handle is then read-only with .error set.
 """
 
-import asyncio
-import json
+from raft.browser.runtime import ProposalError
 
-from raft.records import DamagedStorage
-
-NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
-DEFAULT_SIZE = 3
-MAX_SIZE = 7  # voters at most (the core's Config.max_voters)
-MAX_NODE_ID = 63  # window ids 0..63; ids >= size start as non-members
-APPLIED_HISTORY = 2000  # (index, command) pairs kept for tests/inspection
-STATUS_EVERY_MS = 100  # the status component redraws at most this often
-# Log compaction defaults: keeps localStorage to a snapshot + a few hundred
-# KiB of log, far under the ~5 MiB per-origin quota.
-DEFAULT_SNAPSHOT_ENTRIES = 2000
-DEFAULT_SNAPSHOT_BYTES = 256 * 1024
-
-
-class PageConfigError(ValueError):
-    """The page's markup or URL does not describe a valid node."""
-
-
-def valid_name(name, limit=64):
-    return 0 < len(name) <= limit and all(c in NAME_CHARS for c in name)
-
-
-def cluster_from_path(path):
-    """'/counter' -> 'counter', '/' -> 'index', '/a/b.html' -> 'a.b'."""
-    parts = [p for p in path.split("/") if p]
-    name = ".".join(parts) if parts else "index"
-    if name.endswith(".html"):
-        name = name[:-5]
-    name = "".join(c if c in NAME_CHARS else "_" for c in name)[:64]
-    return name or "index"
-
-
-def node_from_host(host):
-    """'wraft2.localhost' (or 'wraft2.example.org:8080') -> '2', else None."""
-    label = host.split(".")[0]
-    if label.startswith("wraft") and label[5:].isdigit():
-        return str(int(label[5:]))
-    return None
-
-
-def cluster_name(attrs, path, query):
-    """?cluster=NAME, else <raft-node cluster>, else the page's path."""
-    cluster = query.get("cluster") or attrs.get("cluster") or cluster_from_path(path)
-    if not valid_name(cluster):
-        raise PageConfigError("cluster name %r: use 1-64 of A-Z a-z 0-9 _ . -" % cluster)
-    return cluster
-
-
-def ice_servers(attrs):
-    """<raft-node ice-servers='[...]'>: a list of RTCIceServer dicts, or None
-    (absent: the introducer's list)."""
-    ice = attrs.get("ice-servers")
-    if ice is not None:
-        try:
-            ice = json.loads(ice)
-        except ValueError:
-            raise PageConfigError("<raft-node ice-servers>: not JSON")
-        if not isinstance(ice, list) or not all(isinstance(s, dict) for s in ice):
-            raise PageConfigError("<raft-node ice-servers>: need a JSON list of objects")
-    return ice
-
-
-def resolve_config(attrs, host, path, query):
-    """Everything start() needs from markup (attrs), location and ?query.
-    Pure, so it is tested in CPython; raises PageConfigError on bad input."""
-    # ?size= (for experiments and tests) wins over the markup; every window
-    # of a cluster must start from the same size: it is the bootstrap
-    # configuration, used until the log holds a membership change.
-    size_text = query.get("size") or attrs.get("size") or str(DEFAULT_SIZE)
-    if not size_text.isdigit() or not 1 <= int(size_text) <= MAX_SIZE:
-        raise PageConfigError("<raft-node size=%r>: need a cluster size 1..%d" % (size_text, MAX_SIZE))
-    size = int(size_text)
-    node = query.get("node") or node_from_host(host)
-    if node is None:
-        raise PageConfigError("no node id: open this page as wraftN.<host> or add ?node=N")
-    if not node.isdigit() or int(node) > MAX_NODE_ID:
-        raise PageConfigError("node id %r: must be a number 0..%d" % (node, MAX_NODE_ID))
-    # Ids 0..size-1 are the bootstrap voters; any other id is a window that
-    # is not a member yet: it connects and follows once a member adds it.
-    node = str(int(node))
-    cluster = cluster_name(attrs, path, query)
-    ice = ice_servers(attrs)
-    introducer = attrs.get("introducer") or "/ws"
-    # A server started with --secret signs joins (signaling/PROTOCOL.md);
-    # the window gets the secret from ?secret=, the hash being the app's.
-    secret = query.get("secret") or None
-    return {"size": size, "node": node, "voters": [str(i) for i in range(size)],
-            "cluster": cluster, "ice_servers": ice, "introducer": introducer,
-            "secret": secret}
-
-
-def snapshot_thresholds(attrs):
-    """Log compaction thresholds from <raft-node snapshot-entries="2000"
-    snapshot-bytes="262144">: snapshot once that many applied entries (or
-    bytes of them) sit in the log; "0" turns one off. Raises PageConfigError."""
-    out = []
-    for name, default in (("snapshot-entries", DEFAULT_SNAPSHOT_ENTRIES),
-                          ("snapshot-bytes", DEFAULT_SNAPSHOT_BYTES)):
-        text = attrs.get(name)
-        if text is None:
-            out.append(default)
-        elif not text.isdigit() or int(text) > 1 << 30:
-            raise PageConfigError("<raft-node %s=%r>: need a whole number (0 = off)" % (name, text))
-        else:
-            out.append(int(text))
-    return out[0], out[1]
-
-
-def ws_url(introducer, location):
-    """Absolute ws(s):// URL for the introducer attribute."""
-    if introducer.startswith("ws://") or introducer.startswith("wss://"):
-        return introducer
-    scheme = "wss:" if location.protocol == "https:" else "ws:"
-    if introducer.startswith("//"):
-        return scheme + introducer
-    if not introducer.startswith("/"):
-        introducer = "/" + introducer
-    return scheme + "//" + location.host + introducer
+APPLIED_HISTORY = 2000  # (index, command) pairs kept for tests and the console
 
 
 class App:
-    """The handle a page gets from start()."""
+    """The handle a page gets from start(): the same for members and clients."""
 
-    def __init__(self, state, config):
+    def __init__(self, state, config, on_change=None, on_applied=None):
         self.state = state
         self.config = config
-        self.driver = None
-        self.transport = None
-        self.status_view = None
+        self.runtime = None  # Driver or ClientDriver once started (see runtime.py)
+        self.status_panel = None
         self.error = None
         self.applied = []  # recent [index, command], in apply order
-        self._renderers = []
-        self._applied_hooks = []  # fn(first_index, entries)
+        self._renderers = [on_change] if on_change is not None else []
+        self._applied_hooks = [on_applied] if on_applied is not None else []
         self._applied_seen = -1
-        self._status_ms = -STATUS_EVERY_MS
-        self._status_pending = False
-        self._status_task = None
-        self._hooks = []  # proxies of window.wraft, kept for the page's life
+        self.proxies = []  # window.wraft's create_proxy callbacks, kept for the page's life
+
+    # ---- read accessors (APP.md) -------------------------------------
+    @property
+    def node_id(self):
+        """This window's node id, or its client id in a client window."""
+        return self.config.get("node")
+
+    @property
+    def applied_index(self):
+        """The last log index applied to app.state (0 before any)."""
+        return self.runtime.applied_index if self.runtime is not None else 0
 
     @property
     def read_only(self):
-        if self.driver is None or self.error is not None:
+        if self.runtime is None or self.error is not None:
             return True
-        return not self.driver.status()["quorum"]
+        return not self.runtime.status()["quorum"]
 
+    # ---- hooks ----------------------------------------------------------
     def on_change(self, fn):
-        """Register fn(state), called after commands are applied (and once at
-        start, after the restored log is replayed). Usable as a decorator."""
+        """Register fn(state): called now (if the node runs) and after every
+        applied batch. Usable as a decorator."""
         self._renderers.append(fn)
-        if self.driver is not None:
+        if self.runtime is not None:
             self._call(fn)
         return fn
 
     def on_applied(self, fn):
-        """Register fn(first_index, entries), called right after each batch
-        of log entries is applied (entries are [term, client, seq, command];
-        entry i sits at index first_index + i). Register it right after
-        start(), before the stored log is replayed. Usable as a decorator."""
+        """Register fn(state, first_index, entries), called right after each
+        batch of log entries is applied (entries are [term, client, seq,
+        command]; entry i sits at index first_index + i). To see the stored
+        log replayed too, pass it to start(on_applied=...)."""
         self._applied_hooks.append(fn)
         return fn
 
+    # ---- requests -------------------------------------------------------
     async def propose(self, command):
-        if self.driver is None:
-            from raft.browser.driver import ProposalError
-            raise ProposalError("halted")
-        return await self.driver.propose(command)
-
-    def submit(self, command):
-        """Start a proposal from a DOM event handler (which must not await)."""
-        return asyncio.get_event_loop().create_task(self._submit(command))
-
-    async def _submit(self, command):
-        try:
-            return await self.propose(command)
-        except Exception as e:
-            print("wraft: write failed: %s" % (e,))
+        return await self._running().propose(command)
 
     async def read(self):
         """Linearizable read: the state, once it reflects every write
         committed before the call."""
-        if self.driver is None:
-            from raft.browser.driver import ProposalError
-            raise ProposalError("halted")
-        await self.driver.read()
+        await self._running().read()
         return self.state
 
     async def change_membership(self, op, node):
@@ -222,65 +90,57 @@ class App:
         Returns the new configuration {"voters": [...], "learners": [...]};
         raises ProposalError (.error "unsafe", "invalid", "conf_pending",
         "no_leader", ...; .reason says why in words)."""
-        if self.driver is None:
-            from raft.browser.driver import ProposalError
-            raise ProposalError("halted")
-        return await self.driver.change_membership(op, str(node))
+        return await self._running().change_membership(op, str(node))
 
-    async def _membership_action(self, op, node):
-        # The status panel's callback: never raises, so the component needs
-        # no Raft import; {"ok": config} or {"error": code, "reason": text}.
+    def _running(self):
+        if self.runtime is None:
+            raise ProposalError("halted")
+        return self.runtime
+
+    async def membership_action(self, op, node):
+        """change_membership that never raises: {"ok": config} or {"error":
+        code, "reason": text} (the status panel's and window.wraft's form)."""
         try:
             return {"ok": await self.change_membership(op, node)}
         except Exception as e:
             return {"error": getattr(e, "error", None) or "failed",
                     "reason": getattr(e, "reason", None) or str(e)}
 
+    def status(self):
+        """The runtime's status() (or the error that stopped the page), the cluster
+        and the transport's last STUN/TURN error."""
+        if self.runtime is not None:
+            info = self.runtime.status()
+            # why peers may be missing (a TURN server refusing our credentials)
+            info["ice_error"] = getattr(self.runtime.transport, "ice_error", None)
+        else:
+            info = {"node": self.config.get("node", "?"), "running": False, "error": self.error,
+                    "size": self.config.get("size", 0)}
+        info["cluster"] = self.config.get("cluster")
+        return info
+
+    # ---- from the runtime -------------------------------------------------
     def _call(self, fn):
         try:
             fn(self.state)
         except Exception as e:
             print("wraft: on_change handler failed: %r" % (e,))
 
-    def _changed(self, driver):
-        if self.status_view is not None:
-            self._schedule_status(driver)
-        applied = driver.node.applied_index
+    def _changed(self, runtime):
+        if self.status_panel is not None:
+            self.status_panel.changed()
+        applied = runtime.applied_index
         if applied != self._applied_seen:
             self._applied_seen = applied
             for fn in self._renderers:
                 self._call(fn)
 
-    def _schedule_status(self, driver):
-        # Rendering the status costs milliseconds of DOM work; under load the
-        # driver changes state thousands of times a second. Render at most
-        # every STATUS_EVERY_MS, and always once more after the last change.
-        if self._status_pending:
-            return
-        wait = self._status_ms + STATUS_EVERY_MS - driver.clock()
-        if wait <= 0:
-            self._render_status(driver)
-        else:
-            self._status_pending = True
-            self._status_task = asyncio.get_event_loop().create_task(self._status_later(driver, wait))
-
-    async def _status_later(self, driver, wait_ms):
-        await asyncio.sleep(wait_ms / 1000)
-        self._status_pending = False
-        self._render_status(driver)
-
-    def _render_status(self, driver):
-        self._status_ms = driver.clock()
-        info = driver.status()
-        info["cluster"] = self.config.get("cluster")
-        self.status_view.update(info)
-
     def _record_applied(self, first, entries):
         for fn in self._applied_hooks:
-            fn(first, entries)
+            fn(self.state, first, entries)
         # A write retried across a leader change can sit in the log twice;
         # the sessions applied it once, and so does this record.
-        retried = self.driver.retried_indexes() if self.driver is not None else ()
+        retried = self.runtime.retried_indexes()
         for i, e in enumerate(entries):
             if e[1] is not None and (not retried or first + i not in retried):  # skip no-ops
                 self.applied.append([first + i, e[3]])
@@ -290,196 +150,114 @@ class App:
     def show_error(self, message):
         self.error = message
         print("wraft: " + message)
-        if self.status_view is not None:
-            self.status_view.update({"node": self.config.get("node", "?"), "running": False,
-                                     "error": message, "size": self.config.get("size", 0),
-                                     "cluster": self.config.get("cluster")})
+        if self.status_panel is not None:
+            self.status_panel.redraw()
 
 
-NODE_ATTRS = ("size", "introducer", "ice-servers", "cluster", "snapshot-entries", "snapshot-bytes")
-NODE_QUERY = ("node", "cluster", "secret", "size")
+def start(state_class, on_change=None, on_applied=None):
+    """Build the node (or client) the page declares and start it; returns an App.
 
-
-def markup_attrs(document, names=NODE_ATTRS):
-    """The <raft-node> attributes among `names` that the page sets."""
-    el = document.querySelector("raft-node")
-    attrs = {}
-    if el is not None:
-        for name in names:
-            if el.hasAttribute(name):
-                attrs[name] = str(el.getAttribute(name))
-    return attrs
-
-
-def query_params(location, names=NODE_QUERY):
-    """The ?query parameters among `names` that the URL has."""
-    from js import URLSearchParams
-    params = URLSearchParams.new(location.search)
-    out = {}
-    for name in names:
-        v = params.get(name)
-        if isinstance(v, str):
-            out[name] = v
-    return out
-
-
-def start(state_class, on_change=None):
-    """Build the node declared in the page and start it; returns an App.
-
-    Problems (bad markup/URL, damaged storage) are shown on the page and in
-    the status component; the returned App is then read-only with .error set.
-    """
+    on_change(state) and on_applied(state, first_index, entries) are
+    registered before anything is applied, so they see the stored log
+    replayed as well."""
     from js import Math, performance, window
     from pyscript import document
-    from components.status import ClusterStatus
-
-    location = window.location
-    state = state_class()
-    app = App(state, {})
-    if on_change is not None:
-        app._renderers.append(on_change)
-    app.status_view = ClusterStatus(on_action=app._membership_action)
-    _expose_hooks(app)
-    from raft.browser.client_app import start_client, wants_client_mode
-    if wants_client_mode(document, location):  # ?client=1: no node (raft/CLIENT.md)
-        return start_client(app, document, location)
-    try:
-        attrs = markup_attrs(document)
-        app.config = resolve_config(attrs, str(location.host),
-                                    str(location.pathname), query_params(location))
-        snap_entries, snap_bytes = snapshot_thresholds(attrs)
-    except PageConfigError as e:
-        app.show_error(str(e))
-        return app
-    cfg = app.config
-
-    from raft.config import Config
-    from raft.node import Node
-    from raft.browser.driver import Driver, GuardedState, node_storage, open_log
-    from raft.browser.storage import LocalStorageKV
-    from raft.browser.transport import Transport
-    from raft.browser.clients import ClientHub
-    from raft.client import is_client_id
-
-    try:
-        log, restored = open_log(LocalStorageKV(), cfg["cluster"], cfg["node"])
-    except DamagedStorage as e:
-        app.show_error("cannot start: " + str(e))
-        return app
-    if restored.repaired:
-        print("wraft: " + restored.repaired)
-    # Snapshot (if any) + the log after it; the first Ready re-applies the
-    # entries up to commit, which rebuilds the app state (and app.applied).
-    stored = node_storage(restored)
-
-    def rng():
-        return float(Math.random())
-
-    try:
-        node = Node(cfg["node"], cfg["voters"],
-                    config=Config(snapshot_entries=snap_entries, snapshot_bytes=snap_bytes), rng=rng,
-                    state_machine=GuardedState(state), storage=stored,
-                    now_ms=int(performance.now()))
-    except ValueError as e:  # e.g. a stored vote for a node this cluster lacks
-        app.show_error("cannot start: stored state does not fit this cluster (%s)" % e)
-        return app
+    from raft.browser import automation
+    from raft.browser.page_config import PageConfigError, page_attrs, page_query, resolve
+    from raft.browser.status_panel import StatusPanel
 
     def clock():
         return int(performance.now())
 
-    driver = Driver(node, log, None, clock, cfg["size"], restored=restored,
-                    on_change=app._changed)
-    driver.on_applied = app._record_applied
+    def rand():
+        return float(Math.random())
+
+    location = window.location
+    app = App(state_class(), {}, on_change, on_applied)
+    app.status_panel = StatusPanel(app.status, clock, on_action=app.membership_action)
+    app.proxies = automation.expose(app)
     try:
-        transport = Transport(cluster=cfg["cluster"], node=cfg["node"],
-                              on_message=driver.on_message, on_peer=driver.on_peer,
-                              ws_url=ws_url(cfg["introducer"], location),
-                              ice_servers=cfg["ice_servers"], secret=cfg["secret"],
-                              # client windows get a channel only when they ask
-                              wants=lambda peer: not is_client_id(peer))
-    except (ValueError, RuntimeError) as e:
-        app.show_error("cannot start: %s" % e)
-        return app
-    driver.transport = transport
-    driver.clients = ClientHub(node, transport.send, backlog=transport.backlog,
-                               timer=lambda: float(performance.now()))
-    app.driver = driver
-    app.transport = transport
-    client = cfg["node"] + "-" + hex(int(Math.random() * 0xFFFFFFFF))[2:]
-    driver.start(client)
-    transport.start()
+        app.config = resolve(page_attrs(document), str(location.host), str(location.pathname),
+                             page_query(location))
+        (_start_client if app.config["client"] else _start_member)(app, location, clock, rand)
+    except (PageConfigError, StartError) as e:
+        app.show_error(str(e))
     return app
 
 
-def _expose_hooks(app):
-    """window.wraft: a small JSON-in/JSON-out surface for automation (the e2e
-    tests) and the browser console. Promises resolve to JSON text."""
-    from js import Function, Object, window
-    from pyscript.ffi import create_proxy
+class StartError(Exception):
+    """The page's node cannot start (damaged storage, bad transport settings)."""
 
-    # JS makes the Promise and hands its resolve to Python, which calls it with
-    # JSON text when the work is done (no Python-built Promise executors).
-    as_promise = Function.new("py", "return (...a) => new Promise(resolve => py(resolve, ...a))")
 
-    def spawn(resolve, coro_fn):
-        async def run():
-            try:
-                out = await coro_fn()
-            except Exception as e:
-                out = {"error": getattr(e, "error", None) or repr(e)}
-            resolve(json.dumps(out))
-        asyncio.get_event_loop().create_task(run())
+def _attach(app, runtime):
+    app.runtime = runtime
+    runtime.on_change = app._changed
+    runtime.on_applied = app._record_applied
 
-    def propose(resolve, text):
-        command = json.loads(str(text))
 
-        async def go():
-            return {"ok": await app.propose(command)}
-        spawn(resolve, go)
+def _start_member(app, location, clock, rand):
+    """The member runtime: the node's stored state, a raft.Node, the transport."""
+    from js import performance
+    from raft.client import is_client_id
+    from raft.config import Config
+    from raft.node import Node
+    from raft.records import DamagedStorage
+    from raft.browser.client_hub import ClientHub
+    from raft.browser.driver import Driver, node_storage, open_log
+    from raft.browser.runtime import GuardedState, new_client_id
+    from raft.browser.storage import LocalStorageKV
 
-    def read(resolve):
-        async def go():
-            await app.read()
-            return {"ok": app.state.snapshot()}
-        spawn(resolve, go)
+    cfg = app.config
+    try:
+        log, restored = open_log(LocalStorageKV(), cfg["cluster"], cfg["node"])
+    except DamagedStorage as e:
+        raise StartError("cannot start: %s" % e)
+    if restored.repaired:
+        print("wraft: " + restored.repaired)
+    try:
+        # Snapshot (if any) + the log after it; the first Ready re-applies
+        # the entries up to commit, which rebuilds the app state.
+        node = Node(cfg["node"], cfg["voters"],
+                    config=Config(snapshot_entries=cfg["snapshot_entries"],
+                                  snapshot_bytes=cfg["snapshot_bytes"]),
+                    rng=rand, state_machine=GuardedState(app.state),
+                    storage=node_storage(restored), now_ms=clock())
+    except ValueError as e:  # e.g. a stored vote for a node this cluster lacks
+        raise StartError("cannot start: stored state does not fit this cluster (%s)" % e)
+    driver = Driver(node, log, None, clock, restored=restored)
+    # client windows get a channel only when they ask
+    driver.transport = _transport(cfg, cfg["node"], location, driver,
+                                  wants=lambda peer: not is_client_id(peer))
+    driver.clients = ClientHub(node, driver.transport.send, backlog=driver.transport.backlog,
+                               timer=lambda: float(performance.now()))
+    _attach(app, driver)
+    driver.start(new_client_id(rand))
+    driver.transport.start()
 
-    def change_membership(resolve, op, node):
-        # -> {"ok": config} or {"error": code, "reason": text}
-        op, node = str(op), str(node)
-        spawn(resolve, lambda: app._membership_action(op, node))
 
-    def status():
-        info = app.driver.status() if app.driver else {"error": app.error, "running": False}
-        info["app_error"] = app.error
-        if app.driver is not None:
-            info["driver_stats"] = app.driver.stats
-            info["node_stats"] = app.driver.node.stats
-            info["transport_stats"] = app.transport.stats if app.transport else None
-            info["introducer_up"] = bool(app.transport.introducer_up) if app.transport else False
-            # the ClientHub of a member page (client windows it serves)
-            hub = getattr(app.driver, "clients", None)
-            info["client_hub_stats"] = hub.stats if hub is not None else None
-        return json.dumps(info)
+def _start_client(app, location, clock, rand):
+    """The client runtime: a session attached to one member (raft/CLIENT.md)."""
+    from raft.client import ClientSession
+    from raft.browser.client_driver import ClientDriver
+    from raft.browser.runtime import GuardedState, new_client_id
 
-    def state():
-        return json.dumps(app.state.snapshot())
+    client_id = app.config["node"] = new_client_id(rand)
+    session = ClientSession(client_id, GuardedState(app.state), now_ms=clock())
+    driver = ClientDriver(session, clock, rand, via=app.config["via"])
+    driver.transport = _transport(app.config, client_id, location, driver, wants=driver.wants,
+                                  on_presence=driver.on_presence, ask_after_ms=0)
+    _attach(app, driver)
+    driver.start()
+    driver.transport.start()
 
-    def applied():
-        return json.dumps(app.applied)
 
-    def send_raw(peer, text):
-        # Puts raw text on the real data channel to `peer` (tests inject garbage).
-        return bool(app.transport.send(str(peer), str(text))) if app.transport else False
-
-    obj = Object.new()
-    for name, fn in (("propose", propose), ("read", read),
-                     ("changeMembership", change_membership)):
-        proxy = create_proxy(fn)
-        app._hooks.append(proxy)
-        setattr(obj, name, as_promise(proxy))
-    for name, fn in (("status", status), ("state", state), ("applied", applied),
-                     ("sendRaw", send_raw)):
-        proxy = create_proxy(fn)
-        app._hooks.append(proxy)
-        setattr(obj, name, proxy)
-    window.wraft = obj
+def _transport(cfg, node_id, location, runtime, **policy):
+    from raft.browser.page_config import ws_url
+    from raft.browser.transport import Transport
+    try:
+        return Transport(cluster=cfg["cluster"], node=node_id, on_message=runtime.on_message,
+                         on_peer=runtime.on_peer, ws_url=ws_url(cfg["introducer"], location),
+                         ice_servers=cfg["ice_servers"], secret=cfg["secret"],
+                         ice_transport_policy=cfg["ice_transport_policy"], **policy)
+    except (ValueError, RuntimeError) as e:
+        raise StartError("cannot start: %s" % e)

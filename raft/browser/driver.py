@@ -1,14 +1,15 @@
-"""The asyncio driver every page shares: runs one raft.Node in the browser.
+"""The member runtime: runs one raft.Node in the browser (raft/browser/runtime.py
+has the contract it implements for the App handle).
 
 Loop (raft/API.md): tick -> Ready -> persist -> send -> advance (apply) ->
-resolve proposal futures and ReadIndex reads. Nothing that depends on a Ready
-is sent before its hard state and entries are stored, so a node never
+resolve proposal and ReadIndex waiters. Nothing that depends on a Ready is
+sent before its hard state and entries are stored, so a node never
 acknowledges what it could not persist; when storage is full the node halts
 (offline, visible error) instead.
 
-This module imports neither js nor pyscript: the clock, the key/value store
-and the transport are passed in (raft/browser/app.py wires the real ones), so
-the same code runs under MicroPython, Pyodide and CPython.
+This module imports neither js nor pyscript: the clock, the record log and
+the transport are passed in (raft/browser/app.py wires the real ones), so the
+same code runs under MicroPython, Pyodide and CPython.
 """
 
 import asyncio
@@ -16,18 +17,15 @@ import asyncio
 from raft import codec
 from raft.client import is_client_id
 from raft.records import RecordLog, StorageFull
+from raft.browser.runtime import RETRYABLE, ProposalError, Runtime
 
 # How often the core is ticked. Heartbeats are 100 ms and elections 1.5-3 s;
 # hidden tabs may stretch this to 1 s, which those timeouts tolerate.
 TICK_MS = 25
-# Proposals/reads that fail for want of a leader are retried for this long.
-RETRY_WINDOW_MS = 8000
-RETRY_PAUSE_MS = 150
-RETRYABLE = ("no_leader", "leadership_lost", "timeout")
 # A membership change also waits out the previous one (one at a time), and a
 # promotion a learner that is a few entries behind (it acks within a round trip).
-CHANGE_RETRYABLE = RETRYABLE + ("conf_pending",)
 NOT_CAUGHT_UP = "is not caught up"  # in the core's reason (raft/membership.py)
+CHANGE_RETRYABLE = RETRYABLE + ("conf_pending",)
 PROMOTE_RETRY_MS = 2000
 # on_message drains at once while at most this many writes wait here.
 SYNC_DRAIN_MAX_WAITING = 4
@@ -36,78 +34,27 @@ SYNC_DRAIN_MAX_CHARS = 1000  # ... and the message is this short (not a big batc
 EARLY_ELECTION_MS = (150, 450)
 
 
-class ProposalError(Exception):
-    """A write or read the cluster did not accept; .error is the core's code."""
+class Driver(Runtime):
+    """The member runtime: drives `node` (raft.Node), persisting to `log`
+    (raft.records.RecordLog) and sending through `transport` (send(peer,
+    text) -> bool, peers_up(), presence)."""
 
-    def __init__(self, error, leader=None):
-        super().__init__("%s (%s)" % (error, leader))
-        self.error = error
-        self.leader = leader  # the known leader, or the detail of command_failed
-        # Why, in words (command_failed, and membership refusals: the core
-        # sends a reason for unsafe / invalid / conf_pending).
-        self.reason = leader if isinstance(leader, str) and error not in RETRYABLE else None
-
-
-class GuardedState:
-    """Wraps the app's state class so a command its apply() rejects (raises
-    on) becomes a failed write instead of an exception inside consensus.
-    apply() is deterministic, so every replica fails the same way."""
-
-    def __init__(self, state):
-        self.state = state
-
-    def apply(self, command):
-        try:
-            return self.state.apply(command)
-        except Exception as e:
-            return {FAILED: "%s: %s" % (type(e).__name__, e)}
-
-    def snapshot(self):
-        return self.state.snapshot()
-
-    def restore(self, data):
-        self.state.restore(data)
-
-
-FAILED = "wraft_command_failed"
-
-
-class _Waiter:
-    # MicroPython's asyncio has Event but no usable Future across runtimes.
-    def __init__(self):
-        self.event = asyncio.Event()
-        self.error = None
-        self.value = None
-
-    def resolve(self, error, value):
-        self.error, self.value = error, value
-        self.event.set()
-
-
-class Driver:
-    def __init__(self, node, log, transport, clock, size, restored=None, on_change=None):
+    def __init__(self, node, log, transport, clock, restored=None, on_change=None):
+        Runtime.__init__(self, clock)
         self.node = node
-        self.log = log  # RecordLog
+        self.log = log
         self.transport = transport
-        self.clock = clock  # () -> int ms, monotonic
-        self.size = size  # the page's bootstrap size; quorums use node.voters (it changes)
-        self.on_change = on_change  # fn(driver), after applies / role changes
-        self.on_applied = None  # fn(first_index, entries) after each apply batch
-        self.clients = None  # raft.browser.clients.ClientHub: client windows attached here
+        self.on_change = on_change
+        self.clients = None  # raft.browser.client_hub.ClientHub: client windows attached here
         self.restored = restored
-        self.error = None  # set when the node halts
-        self.running = False
-        self.client_id = None
+        self.client_id = None  # session id of this page's own writes
         self._seq = 0
         self._read_ctx = 0
-        self._proposals = {}  # seq -> _Waiter
-        self._reads = {}  # ctx -> _Waiter
-        self._kick = asyncio.Event()
+        self._wake = asyncio.Event()
         self._draining = False
-        self.last_write = None  # {"seq", "index", "committed", "error"}
+        self._timed = None  # self.timings when it times phases, else None (the fast path)
         self.stats = {"dropped_garbage": 0, "dropped_spoofed": 0, "dropped_halted": 0,
                       "readies": 0, "persist_batches": 0}
-        self._tasks = []
 
     # ---- wiring -------------------------------------------------------
     def start(self, client_id):
@@ -117,11 +64,6 @@ class Driver:
         self._tasks = [loop.create_task(self._ticker()), loop.create_task(self._drainer())]
         self._notify()
 
-    def stop(self):
-        self.running = False
-        for t in self._tasks:
-            t.cancel()
-
     def on_message(self, peer, text):
         """Transport callback: validate, step, and let the drainer run soon."""
         if self.error is not None:
@@ -129,9 +71,9 @@ class Driver:
             return
         if self.clients is not None and is_client_id(peer):
             # A client window (raft/CLIENT.md): never Raft, whatever it sends.
-            self.node.tick(self.clock())
+            self._tick()
             self.clients.on_message(peer, text)
-            self._kick.set()
+            self._wake.set()
             return
         try:
             msg = codec.decode(text)
@@ -143,8 +85,14 @@ class Driver:
         if msg[1] != peer:
             self.stats["dropped_spoofed"] += 1
             return
-        self.node.tick(self.clock())  # the core knows the time only from tick
-        self.node.step(msg)
+        self._tick()  # the core knows the time only from tick
+        if self.timings is not None:
+            self.timings.saw(msg[0])
+        t = self._timed
+        if t is None:
+            self.node.step(msg)
+        else:
+            t.run("step", self.node.step, msg)
         # Drain now rather than in the drainer task: waking a task costs a
         # setTimeout hop (clamped to 4 ms once timers nest), and an ack or a
         # follower's reply on the critical path of every write cannot wait.
@@ -153,7 +101,7 @@ class Driver:
         # leader send bigger batches, and one Ready persists many of them.
         if (self._draining or len(self._proposals) > SYNC_DRAIN_MAX_WAITING
                 or len(text) > SYNC_DRAIN_MAX_CHARS):
-            self._kick.set()
+            self._wake.set()
         else:
             self._drain()
 
@@ -186,47 +134,77 @@ class Driver:
         if at < n.election_deadline:
             n.election_deadline = at
 
+    def instrument(self, timings):
+        Runtime.instrument(self, timings)
+        self._timed = timings if timings is not None and timings.phases else None
+
     # ---- the Ready loop ----------------------------------------------
+    def _tick(self):
+        t = self._timed
+        if t is None:
+            self.node.tick(self.clock())
+        else:
+            t.run("tick", self.node.tick, self.clock())
+
+    def _kick(self):
+        self._wake.set()
+
     async def _ticker(self):
         while self.running:
             if self.error is None:
-                self.node.tick(self.clock())
+                self._tick()
                 self._drain()
                 if self.clients is not None and self.clients.subs:
                     self.clients.tick()  # catch-up and status of client windows
+                self.expire(self.clock())
             await asyncio.sleep(TICK_MS / 1000)
 
     async def _drainer(self):
         while self.running:
-            await self._kick.wait()
-            self._kick.clear()
+            await self._wake.wait()
+            self._wake.clear()
             self._drain()
 
     def _drain(self):
+        t = self._timed
+        if t is None:
+            self._drain_readies()
+        else:
+            t.run("drain", self._drain_readies)
+
+    def _drain_readies(self):
         if self.error is not None or self._draining:
             return
         self._draining = True  # a callback re-entering must not split a Ready
+        node, t = self.node, self._timed
         try:
-            while self.node.has_ready():
-                rd = self.node.ready()
+            while node.has_ready():
+                rd = node.ready() if t is None else t.run("ready", node.ready)
                 self.stats["readies"] += 1
-                if not self.persist(rd):
+                if not (self.persist(rd) if t is None else t.run("persist", self.persist, rd)):
                     return
-                self.send(rd)
-                self.node.advance(rd)
+                if t is None:
+                    self.send(rd)
+                    node.advance(rd)
+                else:
+                    t.run("send", self.send, rd)
+                    t.run("advance", node.advance, rd)
                 if rd.committed and self.on_applied is not None:
                     self.on_applied(rd.committed_from, rd.committed)
                 if self.clients is not None and (rd.committed or rd.snapshot_installed):
                     self.clients.on_applied(rd.committed_from, rd.committed)
                 self._note_committed(rd)
-                self._resolve(rd)
+                self._hand_out(rd)
         except Exception as e:  # a bug must show on the page, not kill the loop silently
             self._draining = False
             self.halt("internal error: %r" % (e,))
             raise
         finally:
             self._draining = False
-        self._notify()
+        if t is None:
+            self._notify()
+        else:
+            t.run("on_change", self._notify)
 
     def persist(self, rd):
         """Store hard state and entries before anything is sent (Raft §5)."""
@@ -252,8 +230,12 @@ class Driver:
         return True
 
     def send(self, rd):
+        send, t = self.transport.send, self._timed
         for msg in rd.messages:
-            self.transport.send(msg[2], codec.encode(msg))
+            if t is None:
+                send(msg[2], codec.encode(msg))
+            else:
+                t.run("transport_send", send, msg[2], codec.encode(msg))
 
     def _note_committed(self, rd):
         w = self.last_write
@@ -265,20 +247,15 @@ class Driver:
                 w["index"] = rd.committed_from + i
                 w["committed"] = True
 
-    def _resolve(self, rd):
+    def _hand_out(self, rd):
+        """Results and reads to the waiters of this page, or of its clients."""
         for client_id, seq, error, value in rd.results:
-            if client_id != self.client_id:
-                if self.clients is not None:
-                    self.clients.on_result(client_id, seq, error, value)
-                continue
-            waiter = self._proposals.pop(seq, None)
-            if waiter is not None:
-                waiter.resolve(error, value)
-        for ctx, error in rd.reads:
-            waiter = self._reads.pop(ctx, None)
-            if waiter is not None:
-                waiter.resolve(error, None)
+            if client_id == self.client_id:
+                self._resolve(self._proposals, seq, error, value)
             elif self.clients is not None:
+                self.clients.on_result(client_id, seq, error, value)
+        for ctx, error in rd.reads:
+            if not self._resolve(self._reads, ctx, error) and self.clients is not None:
                 self.clients.on_read(ctx, error)
 
     def halt(self, reason):
@@ -286,91 +263,68 @@ class Driver:
         if self.error is None:
             self.error = reason
             print("wraft: node halted: " + reason)
-        for table in (self._proposals, self._reads):
-            for key in list(table):
-                table.pop(key).resolve("halted", None)
+        self._fail_all("halted")
         self._notify()
 
-    # ---- client side --------------------------------------------------
+    # ---- requests from the page ----------------------------------------
+    @property
+    def applied_index(self):
+        return self.node.applied_index
+
+    def retried_indexes(self):
+        return self.node.retried_indexes
+
     async def propose(self, command):
         """Replicate `command`; returns the app's apply() result once committed
         and applied here. Retries with the same (client, seq), so a command
         is applied at most once even when a retry races a late commit."""
         self._seq += 1
         seq = self._seq
-        self.last_write = {"seq": seq, "index": None, "committed": False, "error": None}
-        try:
-            return await self._until_done(lambda: self._propose_once(seq, command))
-        except ProposalError as e:
-            if self.last_write.get("seq") == seq:
-                self.last_write["error"] = e.error
-            self._notify()
-            raise
-
-    def _propose_once(self, seq, command):
-        waiter = _Waiter()
-        self._proposals[seq] = waiter
-        self.node.tick(self.clock())
-        self.node.propose(self.client_id, seq, command)
-        return waiter
+        return await self._tracked_write(self._until_done(
+            lambda deadline: self._attempt(self._proposals, seq, deadline, "propose",
+                                           self.node.propose, self.client_id, seq, command)), seq)
 
     async def read(self):
         """Linearizable read (ReadIndex): returns once the local state is at
         least as new as anything committed before the call."""
         self._read_ctx += 1
         ctx = self._read_ctx
-        await self._until_done(lambda: self._read_once(ctx))
+        await self._until_done(
+            lambda deadline: self._attempt(self._reads, ctx, deadline, "read_index",
+                                           self.node.read_index, ctx))
 
-    def _read_once(self, ctx):
-        waiter = _Waiter()
-        self._reads[ctx] = waiter
-        self.node.tick(self.clock())
-        self.node.read_index(ctx)
+    def _attempt(self, table, key, deadline, label, request, *args):
+        """One try of a request to the core; its outcome comes in a Ready."""
+        waiter = self._wait(table, key, deadline)
+        self._tick()
+        if self._timed is None:
+            request(*args)
+        else:
+            self._timed.run(label, request, *args)
         return waiter
-
-    async def _until_done(self, attempt, retry=None):
-        """Run attempt() until it succeeds, or fails for good: an error that
-        retry(error, value, started_ms) rejects (default: not RETRYABLE), or
-        RETRY_WINDOW_MS went by."""
-        start = self.clock()
-        deadline = start + RETRY_WINDOW_MS
-        while True:
-            if self.error is not None:
-                raise ProposalError("halted")
-            waiter = attempt()
-            self._kick.set()
-            await waiter.event.wait()
-            if waiter.error is None:
-                v = waiter.value
-                if isinstance(v, dict) and FAILED in v:
-                    raise ProposalError("command_failed", v[FAILED])
-                return v
-            again = (waiter.error in RETRYABLE if retry is None
-                     else retry(waiter.error, waiter.value, start))
-            if not again or self.clock() >= deadline:
-                raise ProposalError(waiter.error, waiter.value)
-            await asyncio.sleep(RETRY_PAUSE_MS / 1000)
 
     async def change_membership(self, op, target):
         """One single-server membership change (raft/API.md): op is
         "add_learner", "promote" or "remove", target a node id. Returns the
         new configuration {"voters", "learners"} once applied here; raises
         ProposalError(error, reason) when refused ("unsafe", "invalid") or
-        when no leader took it within RETRY_WINDOW_MS. Retries reuse the
-        seq; a retry that finds the change already made counts as done (the
-        first attempt committed but its answer was lost). A promotion refused
+        when no leader took it within RETRY_MS. Retries reuse the seq; a
+        retry that finds the change already made counts as done (the first
+        attempt committed but its answer was lost). A promotion refused
         because the learner is behind is retried for PROMOTE_RETRY_MS: under
         steady writes it is often an entry or two behind at that instant."""
         self._seq += 1
         seq = self._seq
         tries = [0]
 
-        def attempt():
+        def attempt(deadline):
             tries[0] += 1
-            return self._change_once(seq, op, target)
+            return self._attempt(self._proposals, seq, deadline, "propose",
+                                 self.node.change_membership, self.client_id, seq, op, target)
+
         def retry(error, reason, started):
             if error in CHANGE_RETRYABLE:
-                return True
+                return self.clock() - started < self.RETRY_MS
             return (op == "promote" and error == "unsafe" and isinstance(reason, str)
                     and NOT_CAUGHT_UP in reason and self.clock() - started < PROMOTE_RETRY_MS)
         try:
@@ -379,13 +333,6 @@ class Driver:
             if tries[0] > 1 and e.error == "invalid" and self._change_made(op, target):
                 return {"voters": list(self.node.voters), "learners": list(self.node.learners)}
             raise
-
-    def _change_once(self, seq, op, target):
-        waiter = _Waiter()
-        self._proposals[seq] = waiter
-        self.node.tick(self.clock())
-        self.node.change_membership(self.client_id, seq, op, target)
-        return waiter
 
     def _change_made(self, op, target):
         n = self.node
@@ -397,12 +344,7 @@ class Driver:
             return target not in n.voters and target not in n.learners
         return False
 
-    def retried_indexes(self):
-        """Indexes in the last applied batch holding a retry of a command
-        applied before (in the log twice, applied once)."""
-        return self.node.retried_indexes
-
-    # ---- what the status component shows ------------------------------
+    # ---- what the status panel shows ----------------------------------
     def replicated_on(self, index):
         """(count, exact): how many nodes hold log index `index`. The leader
         knows each follower's match index; elsewhere a committed entry is
@@ -453,12 +395,12 @@ class Driver:
             "peer_status": n.peer_status() if n.role == "leader" else None,
         }
 
-    def _notify(self):
-        if self.on_change is not None:
-            try:
-                self.on_change(self)
-            except Exception as e:  # a rendering bug must not stop consensus
-                print("wraft: on_change failed: %r" % (e,))
+    def diagnostics(self):
+        tr = self.transport
+        return {"driver_stats": self.stats, "node_stats": self.node.stats,
+                "transport_stats": getattr(tr, "stats", None),
+                "introducer_up": bool(getattr(tr, "introducer_up", False)),
+                "client_hub_stats": self.clients.stats if self.clients is not None else None}
 
 
 def node_storage(restored):

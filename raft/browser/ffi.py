@@ -25,14 +25,6 @@ def to_js(value):
     return js.JSON.parse(json.dumps(value))
 
 
-def to_py(value):
-    """A plain Python value from a JS object/array (None for null/undefined)."""
-    text = js.JSON.stringify(value)
-    if not isinstance(text, str):  # JSON.stringify(undefined) is undefined
-        return None
-    return json.loads(text)
-
-
 _try_new = js.Function.new(
     "C", "arg", "try { return new C(arg) } catch (e) { return 'error: ' + e }"
 )
@@ -95,6 +87,12 @@ def rand():
     return js.Math.random()
 
 
+# Firefox implements RTCPeerConnection in privileged JS: a Pyodide proxy set
+# as one of its event handlers reaches it as an opaque object ("TypeError:
+# ({}) is not a function") and never runs. A plain JS function in front works.
+_plain_function = js.Function.new("f", "return function (e) { return f(e) }")
+
+
 class Proxies:
     """Owns create_proxy callbacks: JS may call them until release()."""
 
@@ -105,6 +103,11 @@ class Proxies:
         p = create_proxy(fn)
         self._items.append(p)
         return p
+
+    def handler(self, fn):
+        """make(fn) behind a plain JS function: for the event handlers of
+        RTCPeerConnection (see _plain_function)."""
+        return _plain_function(self.make(fn))
 
     def release(self):
         items, self._items = self._items, []

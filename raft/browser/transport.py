@@ -8,8 +8,8 @@ raft/browser/TRANSPORT.md. Runs under MicroPython and Pyodide.
 """
 
 import asyncio
-import binascii
 import hashlib
+import hmac
 import json
 
 import js
@@ -52,8 +52,8 @@ CLOSE_ID_HELD = 4403
 FATAL_CODES = ("auth_required", "auth_failed", "replaced", "id_held")
 # In the origin's localStorage: the server's access secret (from a link's
 # #access=...) and, per member id, the token that proves this window holds it.
-ACCESS_KEY = "wraft:access"
-TOKEN_KEY = "wraft:token:"
+ACCESS_KEY = "wraft.access"
+TOKEN_KEY = "wraft.token:"
 
 
 class MessageTooLarge(ValueError):
@@ -69,22 +69,12 @@ def backoff_delay(attempt, limits):
     return d / 2 + rand() * d / 2
 
 
-def hmac_sha256_hex(key, msg):
-    """HMAC-SHA256 (RFC 2104) on hashlib.sha256: MicroPython has no hmac module."""
-    key = key.encode()
-    if len(key) > 64:
-        key = hashlib.sha256(key).digest()
-    key = key + b"\x00" * (64 - len(key))
-    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
-    inner.update(msg.encode())
-    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
-    outer.update(inner.digest())
-    return binascii.hexlify(outer.digest()).decode()
-
-
 def join_proof(secret, nonce, cluster, node, kind):
-    """The join frame's proof of the access secret (PROTOCOL.md, Access secret)."""
-    return hmac_sha256_hex(secret, "\n".join(("wraft-join-v2", nonce, cluster, node, kind)))
+    """The join frame's proof of the access secret (PROTOCOL.md, Access
+    secret). hmac and hashlib are frozen into PyScript's MicroPython, with
+    CPython's digests."""
+    msg = "\n".join(("wraft-join-v2", nonce, cluster, node, kind))
+    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
 
 
 def take_access_secret(fragment):
@@ -117,15 +107,27 @@ def default_ws_url():
     return scheme + "//" + loc.host + "/ws"
 
 
+def ice_error_text(code, text, url):
+    """An icecandidateerror event in words for the status panel."""
+    code, text, url = int(code or 0), str(text or ""), str(url or "?")
+    if code == 401:
+        return ("TURN server %s refused this window's credentials (401 %s): the TURN "
+                "username/password is wrong or expired" % (url, text or "Unauthorized"))
+    if code == 701:
+        return "cannot reach STUN/TURN server %s (%s)" % (url, text or "no answer")
+    return "STUN/TURN server %s: error %d %s" % (url, code, text)
+
+
 class _Conn:
     """One RTCPeerConnection attempt (session `sid`) and its data channel."""
 
-    def __init__(self, sid, ice_servers):
+    def __init__(self, sid, ice_servers, policy="all"):
         self.sid = sid
         self.started_ms = now_ms()
         self.proxies = Proxies()
         # throws on a malformed ICE server entry: becomes a RuntimeError here
-        self.pc = try_new(js.RTCPeerConnection, to_js({"iceServers": ice_servers}))
+        self.pc = try_new(js.RTCPeerConnection, to_js({"iceServers": ice_servers,
+                                                       "iceTransportPolicy": policy}))
         # negotiated: both ends create the same channel, no ondatachannel dance
         self.dc = self.pc.createDataChannel(
             "raft", to_js({"negotiated": True, "id": 0, "ordered": True})
@@ -160,7 +162,7 @@ class _Conn:
         for target, names in (
             (self.dc, ("onopen", "onclose", "onmessage", "onbufferedamountlow")),
             (self.ctl, ("onmessage",)),
-            (self.pc, ("onicecandidate", "onconnectionstatechange")),
+            (self.pc, ("onicecandidate", "onicecandidateerror", "onconnectionstatechange")),
         ):
             for name in names:
                 setattr(target, name, None)
@@ -202,6 +204,7 @@ class Transport:
         secret=None,
         wants=None,
         ask_after_ms=ASK_AFTER_MS,
+        ice_transport_policy="all",
     ):
         if not isinstance(cluster, str) or not isinstance(node, str):
             raise TypeError("cluster and node must be str")
@@ -215,6 +218,8 @@ class Transport:
         self.ws_url = ws_url
         self._ice_fixed = ice_servers
         self.ice_servers = list(ice_servers) if ice_servers is not None else []
+        self.ice_transport_policy = ice_transport_policy  # "relay": TURN only (diagnosis)
+        self.ice_error = None  # the last STUN/TURN failure, in words, until a channel opens
         self.secret = secret
         self.kind = "client" if is_client_id(node) else "member"
         self._store = None
@@ -242,6 +247,7 @@ class Transport:
             "offers": 0,
             "channels_opened": 0,
             "silent_peers_closed": 0,
+            "ice_errors": 0,
             "introducer_attempts": 0,
             "introducer_connects": 0,
         }
@@ -718,7 +724,7 @@ class Transport:
             self._signal(peer, {"t": "ice", "s": conn.sid, "c": cand})
 
     def _new_conn(self, peer, sid):
-        conn = _Conn(sid, self.ice_servers)
+        conn = _Conn(sid, self.ice_servers, self.ice_transport_policy)
         peer.conn = conn
         make = conn.proxies.make
 
@@ -731,6 +737,13 @@ class Transport:
             else:  # keep candidates behind our offer/answer
                 conn.outgoing_ice.append(cand)
 
+        def on_ice_error(event):
+            # A TURN server refusing our credentials (or one we cannot reach)
+            # would otherwise look like peers that never answer.
+            self.stats["ice_errors"] += 1
+            if not conn.closed:
+                self.ice_error = ice_error_text(event.errorCode, event.errorText, event.url)
+
         def on_state(_event):
             if not conn.closed and conn.pc.connectionState in ("failed", "closed"):
                 self._channel_closed(peer, conn)
@@ -739,6 +752,7 @@ class Transport:
             if conn.closed or peer.conn is not conn:
                 return
             conn.open = True
+            self.ice_error = None
             conn.heard_ms = now_ms()
             peer.attempts = 0
             peer.next_try_ms = 0
@@ -774,8 +788,9 @@ class Transport:
             if event.data == "ping":
                 conn.ctl_send("pong")
 
-        conn.pc.onicecandidate = make(on_ice)
-        conn.pc.onconnectionstatechange = make(on_state)
+        conn.pc.onicecandidate = conn.proxies.handler(on_ice)
+        conn.pc.onconnectionstatechange = conn.proxies.handler(on_state)
+        conn.pc.onicecandidateerror = conn.proxies.handler(on_ice_error)
         conn.dc.onopen = make(on_open)
         conn.dc.onclose = make(on_close)
         conn.dc.onmessage = make(on_dc_message)

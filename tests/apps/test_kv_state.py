@@ -6,7 +6,7 @@ import pytest
 
 from components.kv_view import (MAX_KEY, MAX_VALUE, KVState, change_of, check_key, check_value,
                                 format_cas, format_del, format_get, format_put,
-                                render_events_html, render_rows_html, track_revisions)
+                                render_events_html, render_rows_html)
 
 
 class Log:
@@ -114,27 +114,22 @@ def test_events_are_bounded():
     assert s.events[-1][4] == str(MAX_EVENTS + 19)
 
 
-def test_track_revisions_stamps_changes_through_the_apps_applied_hook():
+def test_place_passed_to_start_as_on_applied_stamps_changes_through_the_app_handle():
     from raft.browser.app import App
-    app = App(KVState(), {})
-    class Started:  # what App asks of a running driver here
+    app = App(KVState(), {}, on_applied=KVState.place)  # what start() builds
+
+    class Running:  # what App asks of a running runtime here
         def retried_indexes(self):
-            return []
-    app.driver = Started()
+            return [8]
+    app.runtime = Running()
     seen = []
-    app.on_applied(lambda first, entries: seen.append(first))  # another hook still runs
-    assert track_revisions(app) is True
-    cmd = ["put", "a", "1"]
+    app.on_applied(lambda state, first, entries: seen.append((state, first)))  # runs too
+    cmd, retry = ["put", "a", "1"], ["put", "b", "2"]
     app.state.apply(cmd)
-    app._record_applied(7, [[2, "c", 1, cmd]])
-    assert seen == [7]
+    app._record_applied(7, [[2, "c", 1, cmd], [2, "c", 1, retry]])  # index 8: a retried copy
+    assert seen == [(app.state, 7)]
     assert app.state.rows() == [["a", "1", 2, 7]]
-
-
-def test_track_revisions_without_a_driver_is_a_no_op():
-    class App:
-        driver = None
-    assert track_revisions(App()) is False
+    assert app.applied == [[7, cmd]]  # the retried copy is applied, and listed, once
 
 
 def test_input_checks():

@@ -6,7 +6,7 @@ import pytest
 
 from components.landing import (APPS, check_cluster_name, new_cluster_name, render_apps_html,
                                 split_host, window_urls)
-from raft.browser.app import valid_name
+from raft.browser.page_config import valid_name
 
 
 def test_new_cluster_names_are_valid_and_differ():

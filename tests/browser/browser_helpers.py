@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+TEST_PAGES = Path(__file__).resolve().parent / "pages"  # harness pages: served in tests only
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -30,12 +32,32 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Introducer:
-    """`python -m signaling` as a subprocess on 127.0.0.1; stop()/start() keep the port."""
+def test_site(path):
+    """A site root at `path` serving the repository as it is plus the test
+    pages (tests/browser/pages/*), which never ship with the apps: pages/ is
+    a copy (the server refuses symlinks out of it), the rest are symlinks."""
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ("raft", "components", "node_modules"):
+        link = path / name
+        if not link.exists():
+            link.symlink_to(ROOT / name)
+    pages = path / "pages"
+    if pages.exists():
+        shutil.rmtree(pages)
+    pages.mkdir()
+    for src in list((ROOT / "pages").iterdir()) + list(TEST_PAGES.iterdir()):
+        if src.is_file():
+            shutil.copy(src, pages / src.name)
+    return path
 
-    def __init__(self, tmp_path, port=None, args=()):
+
+class Introducer:
+    """`python -m signaling` as a subprocess on 127.0.0.1; stop()/start() keep the port.
+    root: the site to serve (default: the repository)."""
+
+    def __init__(self, tmp_path, port=None, args=(), root=None):
         self.port = port or free_port()
-        self.args = list(args)
+        self.args = list(args) + (["--root", str(root)] if root is not None else [])
         self.log_path = tmp_path / f"signaling-{self.port}.log"
         self.proc = None
 
@@ -96,7 +118,7 @@ def wait_until(fn, timeout=15.0, interval=0.1, what="condition"):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
-# ----- the transport test page (pages/transport_test.html) -----
+# ----- the transport test page (tests/browser/pages/transport_harness.html) -----
 
 _clusters = itertools.count()
 
@@ -113,7 +135,7 @@ def open_nodes(srv, open_window, cluster, nodes=(0, 1, 2), runtimes=None):
     windows = []
     for n in nodes:
         runtime = (runtimes or {}).get(n)
-        url = f"{srv.base(n)}/transport_test?cluster={cluster}&node={n}"
+        url = f"{srv.base(n)}/transport_harness?cluster={cluster}&node={n}"
         if runtime:
             url += "&runtime=" + runtime
         timeout = PYODIDE_LOAD_MS if runtime == "py" else 15_000

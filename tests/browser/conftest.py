@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from browser_helpers import CHROMIUM, CHROMIUM_FLAGS, MPY_LOAD_MS, Introducer
+from browser_helpers import CHROMIUM, CHROMIUM_FLAGS, MPY_LOAD_MS, Introducer, test_site
 
 
 def browser_unavailable_reason():
@@ -46,23 +46,29 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory):
+def site(tmp_path_factory):
+    """The site the test servers serve: the apps plus the test pages."""
+    return test_site(tmp_path_factory.mktemp("site"))
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, site):
     """One introducer/web server for the whole session (do not stop it)."""
     require_browser()
-    srv = Introducer(tmp_path_factory.mktemp("server"))
+    srv = Introducer(tmp_path_factory.mktemp("server"), root=site)
     srv.start()
     yield srv
     srv.stop()
 
 
 @pytest.fixture
-def start_introducer(tmp_path):
+def start_introducer(tmp_path, site):
     """start_introducer(*args) -> a started server of this test's own (extra CLI args),
     which the test may stop() and start() again; all are stopped at teardown."""
     started = []
 
     def _start(*args):
-        srv = Introducer(tmp_path, args=args)
+        srv = Introducer(tmp_path, args=args, root=site)
         started.append(srv)
         srv.start()
         return srv

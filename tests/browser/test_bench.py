@@ -93,6 +93,9 @@ def test_short_run_gives_consistent_json_on_the_page_and_to_automation(bench):
     # One client wrote everything, and each write returns the Tally count
     # after it: the counts of a mode are consecutive and add up.
     assert seq["errors"] == 0 and pip["errors"] == 0
+    # where a sequential write's time goes: the driver noted the first reply
+    assert 0 < seq["to_first_ack_p50_ms"] <= seq["p99_ms"] and seq["after_ack_p50_ms"] >= 0
+    assert "profile" not in seq  # not asked for
     assert seq["first_count"] == r["count_before"] + 1
     assert seq["last_count"] - seq["first_count"] + 1 == seq["count"]
     assert pip["first_count"] == seq["last_count"] + 1
@@ -159,6 +162,34 @@ def test_a_follower_can_run_the_bench_too_and_says_so(bench):
     wait_until(lambda: b.count(lead) == r["count_after"], what="leader applied the writes")
 
 
+@pytest.mark.browser
+def test_a_profiled_run_times_the_drivers_steps_on_the_leader_and_a_follower(bench):
+    from raft.browser.timings import LABELS
+    b = bench("bench-profile")
+    lead = b.leader()
+    follower = b.pages[(lead + 1) % 3]
+    assert follower.evaluate("wraftBench.profileStart()") is True
+    out = b.run(lead, {"modes": ["sequential", "pipelined"], "duration_s": 0.3, "inflight": 8,
+                       "profile": True})
+    theirs = json.loads(follower.evaluate("wraftBench.profileStop()"))
+    assert json.loads(follower.evaluate("wraftBench.profileStop()")) is None  # stopped
+    r = out["ok"]
+    for mode in ("sequential", "pipelined"):
+        p, n = r[mode]["profile"], r[mode]["count"]
+        assert set(p["ms"]) == set(LABELS) == set(p["calls"]) and p["wall_ms"] > 0
+        assert p["calls"]["propose"] >= n and p["calls"]["drain"] > 0, p
+        ms = p["ms"]
+        assert ms["drain"] >= ms["persist"] + ms["send"] and ms["send"] >= ms["transport_send"]
+        assert p["wall_ms"] >= ms["drain"]
+    assert r["sequential"]["to_first_ack_p50_ms"] is not None
+    # the follower only replicates: it steps messages and persists them
+    assert theirs["calls"]["step"] > 0 and theirs["calls"]["persist"] > 0
+    assert theirs["calls"]["propose"] == 0
+    # instrumentation is off again: a plain run carries no profile
+    again = b.run(lead, {"modes": ["sequential"], "duration_s": 0.2})["ok"]
+    assert "profile" not in again["sequential"] and again["sequential"]["count"] > 0
+
+
 # ----- the runner's bookkeeping (plain CPython, no browser) -----
 
 def _fake_run(rtt, seq, pip_all):
@@ -174,7 +205,7 @@ def test_runner_medians_and_targets():
     args = parse_args(["--quick"])
     runs = [_fake_run(1000, 850, 21000), _fake_run(1200, 700, 1000), _fake_run(1100, 900, 25000)]
     f = summarize(args, runs, {"mpy": [1.2, 2.0, 1.4], "py": []},
-                  {"mpy": [3.0, 2.0, 2.2], "py": []}, None, "156")
+                  {"mpy": [3.0, 2.0, 2.2], "py": []}, None, "chromium", "Chromium 156 x3")
     assert f["rtt_baseline_per_s"] == 1100 and f["sequential_writes_per_s"] == 850
     assert f["pipelined_writes_per_s"] == 21000
     assert f["cold_start_first_commit_s"] == {"mpy": 1.4}
@@ -187,7 +218,7 @@ def test_runner_medians_and_targets():
     assert t["failover_s"]["met"] is True
     for key in ("sequential_writes_per_s", "rtt_baseline_per_s", "pipelined_writes_per_s",
                 "commit_latency_p50_ms", "commit_latency_p99_ms", "cold_start_first_commit_s",
-                "failover_s", "localstorage_bytes_after", "runtime", "chromium_version",
+                "failover_s", "localstorage_bytes_after", "runtime", "browser", "browsers",
                 "machine"):
         assert key in f
     assert f["machine"]["cores"] >= 1
@@ -197,8 +228,11 @@ def test_runner_refuses_bad_arguments(capsys):
     from benchmarks.__main__ import parse_args
 
     for argv in (["--repeats", "0"], ["--duration", "-1"], ["--inflight", "0"],
-                 ["--runtime", "ruby"]):
+                 ["--runtime", "ruby"], ["--browser", "safari"], ["--browser", "firefox,"],
+                 ["--browser", "mixed,opera"]):
         with pytest.raises(SystemExit) as e:
             parse_args(argv)
         assert e.value.code == 2
     assert "error" in capsys.readouterr().err
+    assert parse_args(["--browser", "chromium,firefox,mixed"]).browsers == [
+        "chromium", "firefox", "mixed"]

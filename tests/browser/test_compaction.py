@@ -19,8 +19,9 @@ import time
 
 import pytest
 
-from raft.browser.app import PageConfigError, snapshot_thresholds, DEFAULT_SNAPSHOT_ENTRIES
-from raft.browser.driver import Driver, GuardedState, node_storage, open_log
+from raft.browser.driver import Driver, node_storage, open_log
+from raft.browser.page_config import DEFAULT_SNAPSHOT_ENTRIES, PageConfigError, resolve
+from raft.browser.runtime import GuardedState
 from raft.config import Config
 from raft.node import Node
 from raft.records import MemoryKV, RecordLog
@@ -32,6 +33,11 @@ STORAGE_BOUND = 512 * 1024   # characters of localStorage per window (KV app, 50
 
 
 # ------------------------------------------------------------------ markup
+def snapshot_thresholds(attrs):
+    cfg = resolve(attrs, "wraft0.localhost", "/kv", {})
+    return cfg["snapshot_entries"], cfg["snapshot_bytes"]
+
+
 def test_snapshot_thresholds_from_markup():
     assert snapshot_thresholds({}) == (DEFAULT_SNAPSHOT_ENTRIES, 256 * 1024)
     assert snapshot_thresholds({"snapshot-entries": "500", "snapshot-bytes": "0"}) == (500, 0)
@@ -68,7 +74,7 @@ def make(net, nid, kv, snapshot_entries=100):
                               max_bytes_per_msg=4000, **FAST),
                 rng=random.Random(nid).random, state_machine=GuardedState(state),
                 storage=node_storage(restored), now_ms=clock())
-    d = Driver(node, log, FakeTransport(net, nid), clock, 3, restored=restored)
+    d = Driver(node, log, FakeTransport(net, nid), clock, restored=restored)
     d.app_state = state
     net.drivers[nid] = d
     d.start("%s-%08x" % (nid, random.getrandbits(32)))

@@ -1,22 +1,22 @@
-"""The pure parts of the app page API and the status component, in CPython:
+"""The pure parts of the app page API and the status panel, in CPython:
 how a page's markup and URL become a node, and what the status shows."""
-
-import sys
-from pathlib import Path
 
 import pytest
 
-# components/ is not an installed package (pyproject lists raft, signaling,
-# benchmarks); import it from the checkout.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from components.status import (
+from raft.browser.page_config import (
+    PageConfigError, client_requested, cluster_from_path, node_from_host, resolve, ws_url,
+)
+from raft.browser.status_html import (
     PanelState, confirm_text, html_attributes, is_read_only, last_write_text, outcome_of,
     page_role, render_html,
 )
-from raft.browser.app import (
-    PageConfigError, cluster_from_path, node_from_host, resolve_config, ws_url,
-)
+
+
+def resolve_config(attrs, host, path, query):
+    """A member page's config (what resolve() gives without ?client=1)."""
+    cfg = resolve(attrs, host, path, query)
+    assert cfg.pop("client") is False
+    return cfg
 
 
 class Loc:
@@ -27,7 +27,9 @@ class Loc:
 def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     cfg = resolve_config({}, "wraft2.localhost:8000", "/counter", {})
     assert cfg == {"size": 3, "node": "2", "voters": ["0", "1", "2"], "cluster": "counter",
-                   "ice_servers": None, "introducer": "/ws", "secret": None}
+                   "ice_servers": None, "introducer": "/ws", "secret": None,
+                   "snapshot_entries": 2000, "snapshot_bytes": 262144,
+                   "ice_transport_policy": "all"}
     cfg = resolve_config({"size": "5", "cluster": "team", "introducer": "/sig",
                           "ice-servers": '[{"urls": "stun:127.0.0.1:3478"}]'},
                          "localhost:8000", "/todo", {"node": "4"})
@@ -38,6 +40,11 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     assert (cfg["node"], cfg["cluster"]) == ("1", "x-1")
     # ?secret= signs the join when the server was started with --secret.
     assert resolve_config({}, "wraft0.localhost", "/kv", {"secret": "s3"})["secret"] == "s3"
+    # relay-only ICE (diagnosing TURN): the attribute, or ?ice-transport-policy= over it
+    assert resolve_config({"ice-transport-policy": "relay"}, "wraft0.localhost", "/kv",
+                          {})["ice_transport_policy"] == "relay"
+    assert resolve_config({"ice-transport-policy": "relay"}, "wraft0.localhost", "/kv",
+                          {"ice-transport-policy": "all"})["ice_transport_policy"] == "all"
     assert node_from_host("wraft12.example.org:80") == "12"
     assert node_from_host("localhost") is None and node_from_host("wraftx.localhost") is None
     assert cluster_from_path("/") == "index" and cluster_from_path("/a/b.html") == "a.b"
@@ -56,6 +63,7 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     ({}, "wraft0.localhost", {"cluster": "bad name"}, "cluster name"),
     ({"ice-servers": "{"}, "wraft0.localhost", {}, "not JSON"),
     ({"ice-servers": '{"urls": "x"}'}, "wraft0.localhost", {}, "JSON list"),
+    ({}, "wraft0.localhost", {"ice-transport-policy": "turn"}, "use all or relay"),
 ])
 def test_bad_markup_or_url_is_a_clear_error(attrs, host, query, message):
     with pytest.raises(PageConfigError, match=message):
@@ -83,6 +91,24 @@ def test_introducer_url_is_made_absolute():
     assert ws_url("//h:1/ws", Loc("https:")) == "wss://h:1/ws"
 
 
+def test_client_mode_is_asked_by_query_or_markup_and_needs_no_node_id():
+    assert client_requested({}, {"client": "1"})
+    assert client_requested({"role": "client"}, {})
+    assert not client_requested({"role": "client"}, {"client": "0"})
+    assert not client_requested({}, {})
+    cfg = resolve({"cluster": "notes"}, "localhost", "/todo", {"client": "1", "via": "02"})
+    assert cfg == {"client": True, "cluster": "notes", "via": "2", "introducer": "/ws",
+                   "ice_servers": None, "secret": None, "ice_transport_policy": "all"}
+    cfg = resolve({"role": "client"}, "localhost", "/todo", {"ice-transport-policy": "relay"})
+    assert cfg["ice_transport_policy"] == "relay"
+    assert cfg["via"] is None and cfg["cluster"] == "todo"
+    for attrs, query in (({}, {"via": "x"}), ({}, {"cluster": "bad name"}),
+                         ({"ice-servers": "{"}, {}), ({"ice-servers": "[1]"}, {}),
+                         ({"ice-transport-policy": "none"}, {})):
+        with pytest.raises(PageConfigError):
+            resolve(attrs, "localhost", "/todo", dict(query, client="1"))
+
+
 def info(**kw):
     base = {"node": "1", "role": "follower", "term": 3, "leader": "0", "commit": 7,
             "quorum": True, "peers": ["0", "2"], "size": 3, "running": True, "error": None,
@@ -105,6 +131,14 @@ def test_status_shows_roles_and_read_only_state():
     assert "read-only" in render_html(info(quorum=False, leader=None))
     html = render_html(info(error="cannot start: <damaged>"))
     assert 'role="alert"' in html and "&lt;damaged&gt;" in html and "<damaged>" not in html
+
+
+def test_a_stun_turn_error_shows_while_peers_are_missing():
+    why = "TURN server turn:10.0.0.1:3478 refused the <credentials> (401 Unauthorized)"
+    html = render_html(info(peers=["0"], ice_error=why))
+    assert "data-raft-ice-error" in html and "refused the &lt;credentials&gt; (401" in html
+    assert "data-raft-ice-error" not in render_html(info(ice_error=why))  # every peer is up
+    assert "data-raft-ice-error" not in render_html(info(peers=[]))
 
 
 def test_last_write_text():
@@ -236,3 +270,61 @@ def test_a_client_window_shows_its_member_not_a_term_or_peers():
     assert "client of node 2" in html and 'data-raft-field="applied">41<' in html
     assert 'data-raft-field="term"' not in html and 'data-raft-field="peers"' not in html
     assert "connecting to a member" in render_html({"node": "c1", "role": "client", "running": True})
+
+
+# ---- the App handle (raft/browser/app.py) -----------------------------------
+
+class FakeRuntime:
+    """What the App handle reads of a running runtime."""
+
+    def __init__(self):
+        self.applied_index = 0
+        self.quorum = True
+
+    def retried_indexes(self):
+        return []
+
+    def status(self):
+        return {"quorum": self.quorum}
+
+
+def test_views_render_once_at_start_and_once_per_applied_batch():
+    from raft.browser.app import App
+    renders = []
+    app = App(object(), {"node": "1"}, on_change=lambda s: renders.append("up front"))
+    rt = app.runtime = FakeRuntime()
+    app._changed(rt)  # the runtime started: its first notification
+    assert renders == ["up front"]
+    app.on_change(lambda s: renders.append("later"))  # registered after start: drawn now
+    assert renders == ["up front", "later"]
+    app._changed(rt)  # a role or connection change: nothing new applied
+    assert renders == ["up front", "later"]
+    rt.applied_index = 3
+    app._changed(rt)
+    assert renders == ["up front", "later", "up front", "later"]
+
+
+def test_the_handle_of_a_page_that_could_not_start():
+    import asyncio
+    from raft.browser.app import App
+    from raft.browser.runtime import ProposalError
+    app = App(object(), {})
+    app.error = "cannot start: damaged"
+    assert app.read_only and app.applied_index == 0 and app.node_id is None
+    for call in (app.propose(1), app.read(), app.change_membership("remove", "2")):
+        with pytest.raises(ProposalError) as e:
+            asyncio.run(call)
+        assert e.value.error == "halted" and not e.value.retryable
+    assert asyncio.run(app.membership_action("remove", "2"))["error"] == "halted"
+    assert app.status() == {"node": "?", "running": False, "error": "cannot start: damaged",
+                            "size": 0, "cluster": None}
+
+
+def test_the_handle_reads_the_running_runtime():
+    from raft.browser.app import App
+    app = App(object(), {"node": "4", "cluster": "c"})
+    rt = app.runtime = FakeRuntime()
+    rt.applied_index = 9
+    assert (app.node_id, app.applied_index, app.read_only) == ("4", 9, False)
+    rt.quorum = False
+    assert app.read_only

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from raft.browser import driver as drv
-from raft.browser.driver import Driver, GuardedState, ProposalError, open_log
+from raft.browser.driver import Driver, open_log
+from raft.browser.runtime import GuardedState, ProposalError
 from raft.config import Config
 from raft.node import Node
 from raft.records import DamagedStorage, MemoryKV
@@ -73,7 +73,7 @@ def make(net, nid, kv, size=3, timing=FAST):
     node = Node(nid, [str(i) for i in range(size)], config=Config(**timing),
                 rng=random.Random(nid).random, state_machine=GuardedState(state),
                 storage=stored, now_ms=clock())
-    d = Driver(node, log, FakeTransport(net, nid), clock, size, restored=restored)
+    d = Driver(node, log, FakeTransport(net, nid), clock, restored=restored)
     d.app_state = state
     net.drivers[nid] = d
     d.start("%s-%08x" % (nid, random.getrandbits(32)))  # one client id per incarnation
@@ -217,12 +217,12 @@ async def test_command_the_app_rejects_fails_that_write_only():
 
 @in_own_loop
 async def test_minority_commits_nothing_and_says_so():
-    saved = drv.RETRY_WINDOW_MS
-    drv.RETRY_WINDOW_MS = 1000
+    saved = Driver.RETRY_MS
+    Driver.RETRY_MS = 1000
     try:
         await _minority_scenario()
     finally:
-        drv.RETRY_WINDOW_MS = saved
+        Driver.RETRY_MS = saved
 
 
 async def _minority_scenario():

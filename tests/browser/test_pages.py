@@ -1,13 +1,11 @@
 """Every page loads PyScript from our server, offline, and runs its Python."""
 
-from pathlib import Path
-
 import pytest
 
-from browser_helpers import PYODIDE_LOAD_MS
+from browser_helpers import PYODIDE_LOAD_MS, ROOT, TEST_PAGES
 
-PAGES_DIR = Path(__file__).resolve().parents[2] / "pages"
-PAGES = sorted("/" if p.stem == "index" else "/" + p.stem for p in PAGES_DIR.glob("*.html"))
+APPS = sorted("/" if p.stem == "index" else "/" + p.stem for p in (ROOT / "pages").glob("*.html"))
+PAGES = APPS + sorted("/" + p.stem for p in TEST_PAGES.glob("*.html"))
 
 
 def assert_ran_cleanly(w, runtime):
@@ -19,8 +17,9 @@ def assert_ran_cleanly(w, runtime):
     assert not w.errors()
 
 
-def test_every_page_is_covered():
-    assert {"/", "/todo", "/bench", "/kv", "/transport_test"} <= set(PAGES)
+def test_every_page_is_covered_and_the_test_page_is_no_app():
+    assert {"/", "/todo", "/bench", "/kv", "/counter"} <= set(APPS)
+    assert "/transport_harness" in PAGES and "/transport_harness" not in APPS
 
 
 @pytest.mark.browser
@@ -37,7 +36,7 @@ def test_page_runs_micropython_offline(server, open_window, path):
 
 @pytest.mark.browser
 def test_pyodide_on_request(server, open_window):
-    w = open_window(server.base(1) + "/transport_test?runtime=py", wait_for="body[data-ready]",
+    w = open_window(server.base(1) + "/transport_harness?runtime=py", wait_for="body[data-ready]",
                     timeout=PYODIDE_LOAD_MS)
     assert w.page.get_attribute("body", "data-py-impl") == "cpython"
     assert_ran_cleanly(w, "py")
@@ -45,13 +44,50 @@ def test_pyodide_on_request(server, open_window):
 
 @pytest.mark.browser
 def test_micropython_page_imports_the_raft_package(server, open_window):
-    w = open_window(server.base(1) + "/transport_test", wait_for="body[data-ready]")
+    w = open_window(server.base(1) + "/transport_harness", wait_for="body[data-ready]")
     assert w.page.get_attribute("body", "data-py-impl") == "micropython"
     assert_ran_cleanly(w, "mpy")
 
 
 @pytest.mark.browser
 def test_unknown_runtime_is_reported_and_falls_back_to_micropython(server, open_window):
-    w = open_window(server.base(2) + "/transport_test?runtime=ruby", wait_for="body[data-ready]")
+    w = open_window(server.base(2) + "/transport_harness?runtime=ruby", wait_for="body[data-ready]")
     assert w.page.get_attribute("body", "data-py-impl") == "micropython"
     assert any("unknown ?runtime=ruby" in line for line in w.errors())
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("runtime", ["mpy", "py"])
+def test_page_idioms_work_under_both_runtimes(server, open_window, runtime):
+    """@when with async handlers, pyscript.web, html.escape and the hooks given
+    to start(): one single-voter window each of the counter and the KV app."""
+    from playwright.sync_api import expect
+    load = PYODIDE_LOAD_MS if runtime == "py" else 15_000
+    query = "?size=1&node=0&runtime=%s&cluster=idioms-%s-" % (runtime, runtime)
+    w = open_window(server.base(0) + "/counter" + query + "counter",
+                    wait_for="html[data-wraft-done]", timeout=load)
+    expect(w.page.locator("html")).to_have_attribute("data-raft-readonly", "false", timeout=20_000)
+    w.page.click("#inc")
+    w.page.click("#inc")
+    expect(w.page.locator("#count")).to_have_text("2", timeout=10_000)
+    w.page.click("#dec")
+    expect(w.page.locator("#count")).to_have_text("1", timeout=10_000)
+
+    w = open_window(server.base(0) + "/kv" + query + "kv", wait_for="html[data-wraft-done]",
+                    timeout=load)
+    assert w.page.get_attribute("body", "data-py-impl") == ("cpython" if runtime == "py"
+                                                             else "micropython")
+    expect(w.page.locator("html")).to_have_attribute("data-raft-readonly", "false", timeout=20_000)
+    result = w.page.locator("#kv-result")
+    w.page.fill("#kv-key", "<k>")
+    w.page.fill("#kv-value", 'a "b" & c')
+    w.page.press("#kv-value", "Enter")  # the form's submit handler: a put
+    expect(result).to_have_attribute("data-status", "ok", timeout=10_000)
+    assert result.inner_text().startswith('put "<k>" = "a "b" & c" (was absent) at term')
+    w.page.click("#kv-get")
+    expect(result).to_contain_text('get "<k>" = "a "b" & c" (changed at term', timeout=10_000)
+    # escaped into the table, and stamped with its entry by the on_applied hook
+    row = w.page.locator('#kv-rows tr[data-key="<k>"]')
+    expect(row.locator(".value")).to_have_text('"a "b" & c"')
+    assert row.locator(".index").inner_text() != "?"
+    assert w.page.locator(".py-error").count() == 0 and not w.errors()

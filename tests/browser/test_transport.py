@@ -117,22 +117,22 @@ def test_join_proves_the_access_secret_from_the_fragment(start_introducer, open_
     cluster = cluster_name("auth")
     windows = []
     for n in (0, 1):
-        url = f"{srv.base(n)}/transport_test?cluster={cluster}&node={n}#access={secret}"
+        url = f"{srv.base(n)}/transport_harness?cluster={cluster}&node={n}#access={secret}"
         windows.append(open_window(url, wait_for="body[data-ready]"))
     wait_mesh(windows)
     exchange_all(windows, "proven")
     # the secret left the address bar for the origin's storage; a reload still joins
     w0 = windows[0]
     assert "access" not in w0.page.url and "#" not in w0.page.url
-    assert w0.page.evaluate("localStorage.getItem('wraft:access')") == secret
+    assert w0.page.evaluate("localStorage.getItem('wraft.access')") == secret
     w0.page.reload()
     w0.page.wait_for_selector("body[data-ready]", state="attached")
     wait_mesh(windows)
     # a wrong secret, or none, is refused with a clear error, and the window stops retrying
-    bad = open_window(f"{srv.base(2)}/transport_test?cluster={cluster}&node=2#access={'x' * 32}",
+    bad = open_window(f"{srv.base(2)}/transport_harness?cluster={cluster}&node=2#access={'x' * 32}",
                       wait_for="body[data-ready]")
     wait_until(lambda: state(bad)["error"] == "auth_failed", what="auth_failed")
-    none = open_window(f"{srv.base(3)}/transport_test?cluster={cluster}&node=3",
+    none = open_window(f"{srv.base(3)}/transport_harness?cluster={cluster}&node=3",
                        wait_for="body[data-ready]")
     wait_until(lambda: state(none)["error"] == "auth_required", what="auth_required")
     time.sleep(1)
@@ -177,7 +177,7 @@ def test_backpressure_queues_then_drops_only_beyond_the_queue_limit(server, open
 def test_unreachable_introducer_is_retried_with_backoff(server, open_window):
     # (On the page's own origin: the CSP lets a page connect nowhere else.)
     nowhere = f"ws://wraft0.localhost:{server.port}/no-introducer-here"
-    w = open_window(f"{server.base(0)}/transport_test?cluster=x&node=0&ws={nowhere}",
+    w = open_window(f"{server.base(0)}/transport_harness?cluster=x&node=0&ws={nowhere}",
                     wait_for="body[data-ready]")
     wait_until(lambda: state(w)["stats"]["introducer_attempts"] >= 3, what="3 attempts")
     s = state(w)
@@ -187,7 +187,7 @@ def test_unreachable_introducer_is_retried_with_backoff(server, open_window):
 
 @pytest.mark.browser
 def test_bad_introducer_url_is_refused_up_front(server, open_window):
-    w = open_window(f"{server.base(0)}/transport_test?cluster=x&node=0&ws=ftp://127.0.0.1/ws",
+    w = open_window(f"{server.base(0)}/transport_harness?cluster=x&node=0&ws=ftp://127.0.0.1/ws",
                     wait_for="body[data-error]")
     assert "ws_url must start with ws:// or wss://" in w.page.get_attribute("body", "data-error")
 
@@ -239,7 +239,7 @@ def test_a_window_of_another_origin_cannot_take_a_held_node_id(server, open_wind
     w0, holder = open_nodes(server, open_window, cluster, nodes=(0, 1))
     wait_mesh([w0, holder])
     # same node id "1" from another origin (no token): refused, the holder stays
-    intruder = open_window(f"{server.base(2)}/transport_test?cluster={cluster}&node=1",
+    intruder = open_window(f"{server.base(2)}/transport_harness?cluster={cluster}&node=1",
                            wait_for="body[data-ready]")
     wait_until(lambda: state(intruder)["error"] == "id_held", what="intruder told the id is held")
     assert state(holder)["error"] is None and state(holder)["introducer_up"]

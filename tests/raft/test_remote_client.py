@@ -11,8 +11,9 @@ import time
 import pytest
 
 from raft import client as proto
-from raft.browser.clients import ClientHub, batch_messages, MAX_CLIENTS, MESSAGE_BUDGET
-from raft.browser.driver import Driver, GuardedState, open_log
+from raft.browser.client_hub import ClientHub, batch_messages, MAX_CLIENTS, MESSAGE_BUDGET
+from raft.browser.driver import Driver, open_log
+from raft.browser.runtime import GuardedState, new_client_id
 from raft.client import ClientSession, ClientDecodeError, decode, encode, is_client_id
 from raft.config import Config
 from raft.node import Node
@@ -355,7 +356,7 @@ def make_member(net, nid, size=3, **cfg):
     node = Node(nid, [str(i) for i in range(size)], config=Config(**dict(FAST, **cfg)),
                 rng=random.Random(nid).random, state_machine=GuardedState(state), now_ms=clock())
     t = FakeTransport(net, nid)
-    d = Driver(node, log, t, clock, size, restored=restored)
+    d = Driver(node, log, t, clock, restored=restored)
     d.app_state = state
     d.clients = ClientHub(node, t.send, backlog=lambda peer: net.backlog.get((nid, peer), 0))
     net.ends[nid] = d.on_message
@@ -554,7 +555,7 @@ async def test_member_drops_garbage_from_clients_and_bounds_them():
     # Too many in flight: told so, at once.
     got = []
     net.ends["cbad0002"] = lambda src, text: got.append(decode(text, proto.TO_CLIENT))
-    from raft.browser import clients as hubmod
+    from raft.browser import client_hub as hubmod
     m.node.leader_id, saved = None, m.node.leader_id   # no leader: proposals stay out
     for seq in range(1, hubmod.MAX_PENDING + 3):
         hub.handle_proposal(hub.subs.setdefault("cbad0002", hubmod._Sub("cbad0002")), seq, 1)
@@ -574,36 +575,18 @@ async def test_member_drops_garbage_from_clients_and_bounds_them():
 
 
 # ------------------------------------------------------------------ the page runtime's pure parts
-from raft.browser import client_app  # noqa: E402
-from raft.browser.app import PageConfigError  # noqa: E402
-
-
-def test_client_mode_is_asked_by_query_or_markup():
-    assert client_app.client_requested({}, {"client": "1"})
-    assert client_app.client_requested({"role": "client"}, {})
-    assert not client_app.client_requested({"role": "client"}, {"client": "0"})
-    assert not client_app.client_requested({}, {})
-
-
-def test_client_config_from_markup_and_url():
-    cfg = client_app.resolve_client_config({"cluster": "notes"}, "/todo", {"via": "02"})
-    assert cfg["cluster"] == "notes" and cfg["via"] == "2" and cfg["introducer"] == "/ws"
-    assert client_app.resolve_client_config({}, "/todo", {})["cluster"] == "todo"
-    for attrs, query in (({}, {"via": "x"}), ({}, {"cluster": "bad name"}),
-                         ({"ice-servers": "{"}, {}), ({"ice-servers": "[1]"}, {})):
-        with pytest.raises(PageConfigError):
-            client_app.resolve_client_config(attrs, "/todo", query)
+from raft.browser import client_driver as client_runtime  # noqa: E402
 
 
 def test_member_choice_prefers_via_then_any_other_than_the_failed_one():
-    choose = client_app.choose_member
+    choose = client_runtime.choose_member
     assert choose(["0", "1", "2"], "2", None, 0.0) == "2"
     assert choose(["0", "1", "2"], "2", "2", 0.0) in ("0", "1")     # via just failed us
     assert choose(["0", "1"], None, "0", 0.99) == "1"
     assert choose(["0"], None, "0", 0.5) == "0"                     # the only one left
     assert choose([], "1", None, 0.5) is None
     assert {choose(["0", "1", "2"], None, None, r / 10) for r in range(10)} == {"0", "1", "2"}
-    ids = {client_app.new_client_id(random.random) for _ in range(50)}
+    ids = {new_client_id(random.random) for _ in range(50)}
     assert len(ids) == 50 and all(is_client_id(i) for i in ids)
 
 
@@ -626,7 +609,7 @@ class FakeClientTransport:
 def client_driver(via=None):
     now = [0]
     s = ClientSession("cabcd1", GuardedState(Tally()))
-    d = client_app.ClientDriver(s, lambda: now[0], lambda: 0.0, via=via)
+    d = client_runtime.ClientDriver(s, lambda: now[0], lambda: 0.0, via=via)
     d.transport = FakeClientTransport()
     return d, now
 
@@ -643,7 +626,7 @@ def test_client_driver_attaches_and_moves_when_its_member_leaves():
     # Node 1's page closes: it leaves the presence; its channel still looks open.
     d.on_presence(["0", "2"])
     assert d.member == "1"                                       # not at once ...
-    now[0] = client_app.ABSENT_SWITCH_MS + 1
+    now[0] = client_runtime.ABSENT_SWITCH_MS + 1
     d._check_member(now[0])
     assert d.member in ("0", "2") and d.session.member is None   # ... but soon
     assert d.transport.closed == ["1"] and d.transport.refreshed == 2  # chosen, then moved
@@ -653,7 +636,7 @@ def test_client_driver_tries_another_member_when_the_channel_does_not_come():
     d, now = client_driver()
     d.on_presence(["0", "1"])
     first = d.member
-    now[0] = client_app.SWITCH_AFTER_MS + 1
+    now[0] = client_runtime.SWITCH_AFTER_MS + 1
     d._check_member(now[0])
     assert d.member != first and d.stats["switches"] == 2
     d.on_peer(d.member, True)
@@ -698,6 +681,6 @@ def test_client_driver_leaves_a_member_that_knows_no_leader():
     d.on_message("0", encode(["st", None, 0, 3]))               # e.g. cut off from the cluster
     d._check_member(now[0])
     assert d.member == "0"
-    now[0] = client_app.NO_QUORUM_SWITCH_MS + 1
+    now[0] = client_runtime.NO_QUORUM_SWITCH_MS + 1
     d._check_member(now[0])
     assert d.member == "1" and d.session.member is None

@@ -58,7 +58,7 @@ async def expect_close(ws, code: int, timeout: float = 5.0) -> list:
 
 
 async def open_ws(base: str, *, source: str | None = None, origin: str | None = None,
-                  host: str | None = None):
+                  host: str | None = None, headers: dict | None = None):
     """Connect and read the server's hello (kept as ws.hello). `source`: a
     loopback address to connect from (127.0.0.0/8 is all ours), so that
     tests can be several client addresses."""
@@ -69,8 +69,9 @@ async def open_ws(base: str, *, source: str | None = None, origin: str | None = 
         url, kw = f"ws://{host}/ws", {"sock": sock}
     elif source:
         kw["local_addr"] = (source, 0)
+    headers = dict(headers or {}, **({"Origin": origin} if origin else {}))
     ws = await connect(url, max_size=None, open_timeout=5, close_timeout=2,
-                       additional_headers={"Origin": origin} if origin else None, **kw)
+                       additional_headers=headers or None, **kw)
     ws.hello = await recv_json(ws)
     assert ws.hello["type"] == "hello", ws.hello
     return ws

@@ -70,6 +70,26 @@ async def test_per_address_socket_cap_and_global_cap(make_server):
         await w.close()
 
 
+async def test_behind_a_trusted_proxy_the_forwarded_address_counts(make_server):
+    from test_sig_static import raw_get
+    base = await make_server(trusted_proxies=["127.0.0.1"], addresses=AddressBook(max_sockets=2))
+
+    def via(client):
+        return {"X-Forwarded-For": f"198.51.100.9, {client}"}  # the first hop is the client's own say
+
+    a = [await open_ws(base, headers=via("203.0.113.1")) for _ in range(2)]
+    assert await http_status_of_upgrade(base, headers=via("203.0.113.1")) == 429
+    b = await open_ws(base, headers=via("203.0.113.2"))  # another window behind the proxy
+    # from an untrusted peer the header is the client's to make up: ignored
+    c = [await open_ws(base, source="127.0.0.60", headers=via(f"203.0.113.{10 + i}")) for i in range(2)]
+    assert await http_status_of_upgrade(base, source="127.0.0.60", headers=via("203.0.113.99")) == 429
+    # the proxy checked the host name (it serves only its own, over TLS)
+    status, _ = await raw_get(base, "/todo", host="wraft0.example.org")
+    assert status == 200
+    for ws in a + [b] + c:
+        await ws.close()
+
+
 async def test_per_address_connect_and_join_rate(make_server):
     base = await make_server(addresses=AddressBook(rate=2, burst=4))
     a, _ = await join(base, "c", "0", source="127.0.0.33")  # 2 tokens: connect + join

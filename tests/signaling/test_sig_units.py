@@ -1,6 +1,7 @@
 """Small pure pieces: ICE server parsing, the token bucket, CLI helpers."""
 
 import argparse
+import socket
 
 import pytest
 
@@ -163,8 +164,7 @@ def test_served_names_and_socket_cap(tmp_path):
     from signaling.__main__ import max_sockets, server_names
     assert server_names(_args(tmp_path)) == []
     assert server_names(_args(tmp_path, "--server-name", "w.example.org")) == ["w.example.org"]
-    assert server_names(_args(tmp_path, "--host", "192.168.7.9")) == ["192.168.7.9"]
-    assert len(server_names(_args(tmp_path, "--host", "0.0.0.0"))) == 2  # LAN address, host name
+    assert server_names(_args(tmp_path, "--host", "0.0.0.0")) == [socket.gethostname()]
     assert max_sockets(_args(tmp_path), 300) == 236
     assert max_sockets(_args(tmp_path), 96) == 72
     assert max_sockets(_args(tmp_path), 1 << 20) == 10_000
@@ -195,6 +195,8 @@ def test_origin_rules():
     assert o.ws_origin_ok("https://app.example.org", "127.0.0.1:8000")
     assert not o.ws_origin_ok("null", "127.0.0.1:8000")
     assert not o.ws_origin_ok("http://127.0.0.1:8000/", "127.0.0.1:8000")
+    assert o.host_ok("192.168.7.9:8001") and o.host_ok("[fe80::1]:8000")  # no DNS, no rebinding
+    assert not o.host_ok("192.168.7.9.nip.io")
     wild = Origins(["*.example.org"])
     assert wild.host_ok("wraft1.example.org") and wild.host_ok("a.b.example.org:8443")
     assert not wild.host_ok("example.org") and not wild.host_ok("evilexample.org")

@@ -1,5 +1,4 @@
-"""Cluster status component: who this node is, what the cluster is doing, and
-the membership controls.
+"""The status panel's content: a runtime's status() dict as HTML and <html> attributes.
 
 Shows node id, role, term, leader, commit index, peers connected, and for the
 last write made on this page "committed on N of M" (M = voters now). Below
@@ -7,21 +6,16 @@ that, the members table (id, voter/learner, leader mark, live / caught up
 when this window is the leader, else connected) with the controls: "Add as
 learner" for windows present in the cluster but not members, "Promote" for
 learners, "Remove" for members. Every action asks for confirmation inline,
-then shows the outcome (done, or the cluster's refusal in words).
+then shows the outcome (done, or the cluster's refusal in words): what the
+user is doing lives in a PanelState, not in the DOM, so redraws keep it.
 
-Keeps <html> attributes current for automation (data-raft-node,
-data-raft-role, data-raft-commit, data-raft-readonly, data-raft-error,
-data-raft-voters, data-raft-learners, data-raft-membership) and, while the
-node cannot write (no quorum, storage full, damaged storage, not a member),
-disables every element of the page marked `data-raft-write`.
-
-It reads one plain dict (raft.browser.driver.Driver.status()) and never
-imports Raft: membership actions go through the `on_action(op, node)`
-callback (a coroutine function returning {"ok": config} or {"error": code,
-"reason": text}). render_html(info, panel) is pure, so the layout is tested
-anywhere; what the user is doing (confirming, waiting, the last outcome)
-lives in a PanelState, not in the DOM, so the throttled redraws keep it.
+The <html> attributes (data-raft-node, data-raft-role, data-raft-commit,
+data-raft-readonly, data-raft-error, data-raft-voters, data-raft-learners,
+data-raft-membership) are for automation. Everything here is pure (tested in
+CPython); raft/browser/status_panel.py puts it in the page.
 """
+
+from html import escape
 
 # Roles as the page exposes them: the core's precandidate is still a candidate
 # to the outside world; a node that stopped (or never started) is offline.
@@ -32,24 +26,6 @@ OPS = ("add_learner", "promote", "remove")
 # steady writes it trails by the entries in flight, and the leader would
 # refuse a promotion only until its next ack (the driver retries that).
 CAUGHT_UP_SLACK = 64
-
-STYLE = """
-raft-status{display:block;font:13px/1.4 system-ui,sans-serif;border:1px solid #ccc;
-border-radius:6px;padding:6px 10px;margin:8px 0;background:#fafafa}
-raft-status dl{display:flex;flex-wrap:wrap;gap:2px 14px;margin:0}
-raft-status dt{color:#666}raft-status dd{margin:0 0 0 -10px;font-weight:600}
-raft-status .raft-role-leader{color:#1a7f37}raft-status .raft-role-offline{color:#b42318}
-raft-status .raft-alert{color:#b42318;font-weight:600;margin-top:4px}
-raft-status .raft-note{color:#8a6d00;margin-top:4px}
-raft-status .raft-members-head{margin-top:4px;color:#444}
-raft-status table{border-collapse:collapse;margin:4px 0}
-raft-status td,raft-status th{padding:1px 8px 1px 0;text-align:left;font-weight:normal}
-raft-status button{font:inherit;padding:0 6px;margin-right:4px}
-raft-status .raft-confirm{background:#fff8e1;border:1px solid #e0c060;padding:4px 6px;margin:4px 0}
-raft-status .raft-outcome-ok{color:#1a7f37;margin:4px 0}
-raft-status .raft-outcome-refused,raft-status .raft-outcome-failed{color:#b42318;margin:4px 0}
-html[data-raft-readonly="true"] [data-raft-write]{opacity:.5}
-"""
 
 
 def page_role(info):
@@ -64,8 +40,7 @@ def is_read_only(info):
 
 
 def _esc(text):
-    return (str(text).replace("&", "&amp;").replace("<", "&lt;")
-            .replace(">", "&gt;").replace('"', "&quot;"))
+    return escape(str(text))
 
 
 def id_order(node_id):
@@ -316,6 +291,9 @@ def render_summary(info):
     elif is_read_only(info):
         out.append('<div class="raft-note">read-only: this node is not in a majority '
                    '(no leader reachable)</div>')
+    if info.get("ice_error") and len(peers) < others:  # why peers are missing (TURN, STUN)
+        out.append('<div class="raft-alert" role="alert" data-raft-ice-error>%s</div>'
+                   % _esc(info["ice_error"]))
     if info.get("repaired"):
         out.append('<div class="raft-note">%s</div>' % _esc(info["repaired"]))
     return "".join(out)
@@ -339,89 +317,3 @@ def html_attributes(info):
          if info.get("learners") is not None else None),
         ("data-raft-membership", info.get("membership")),
     )
-
-
-class ClusterStatus:
-    """Mounts in a <raft-status> element (created at the top of <body> if the
-    page has none) and re-renders each part only when it changed, so the
-    members controls are not replaced under the user's pointer while writes
-    move the commit index. One click listener on the element (delegation)
-    serves every button, whatever was redrawn since."""
-
-    def __init__(self, element=None, on_action=None):
-        from pyscript import document
-        from pyscript.ffi import create_proxy
-        self.document = document
-        if element is None:
-            element = document.querySelector("raft-status")
-        if element is None:
-            element = document.createElement("raft-status")
-            document.body.prepend(element)
-        self.element = element
-        style = document.createElement("style")
-        style.textContent = STYLE
-        document.head.appendChild(style)
-        element.innerHTML = '<div data-raft-part="summary"></div><div data-raft-part="members"></div>'
-        self._summary = element.querySelector('[data-raft-part="summary"]')
-        self._members = element.querySelector('[data-raft-part="members"]')
-        self.on_action = on_action
-        self.panel = PanelState()
-        self._info = None
-        self._shown = [None, None, None]  # summary HTML, members HTML, attributes
-        self._on_click_proxy = create_proxy(self._on_click)  # kept for the page's life
-        element.addEventListener("click", self._on_click_proxy)
-
-    def update(self, info):
-        self._info = info
-        self._draw()
-
-    def _draw(self):
-        info = self._info
-        if info is None:
-            return
-        parts = (render_summary(info), render_members(info, self.panel), html_attributes(info))
-        if parts[0] != self._shown[0]:
-            self._summary.innerHTML = parts[0]
-        if parts[1] != self._shown[1]:
-            self._members.innerHTML = parts[1]
-        if parts[2] != self._shown[2]:
-            root = self.document.documentElement
-            for name, value in parts[2]:
-                if value is None:
-                    root.removeAttribute(name)
-                else:
-                    root.setAttribute(name, value)
-        if parts[0] != self._shown[0] or parts[2] != self._shown[2]:
-            # Also reaches write controls the app rendered since the last change.
-            read_only = is_read_only(info)
-            items = self.document.querySelectorAll("[data-raft-write]")
-            for i in range(items.length):
-                items.item(i).disabled = read_only
-        self._shown = list(parts)
-
-    # ---- membership controls ------------------------------------------
-    def _on_click(self, event):
-        button = event.target.closest("[data-raft-action]")
-        if button is None or not button:  # JS null (None on MicroPython, jsnull on Pyodide)
-            return
-        action = str(button.getAttribute("data-raft-action"))
-        target = button.getAttribute("data-raft-target")
-        self.act(action, str(target) if isinstance(target, str) else None)
-
-    def act(self, action, target=None):
-        send = self.panel.click(action, target)
-        if send is not None:
-            import asyncio
-            asyncio.get_event_loop().create_task(self._run(send[0], send[1]))
-        self._draw()  # at once: the user sees the question / "Working" now
-
-    async def _run(self, op, node):
-        try:
-            if self.on_action is None:
-                result = {"error": "unavailable", "reason": "this page cannot change membership"}
-            else:
-                result = await self.on_action(op, node)
-        except Exception as e:  # the callback should not raise; show it if it does
-            result = {"error": "failed", "reason": repr(e)}
-        self.panel.finish(op, node, result)
-        self._draw()

@@ -1,21 +1,23 @@
-"""Client windows: the runtime of an app page opened with ?client=1 (or
-<raft-node role="client">). Same app class, same App handle and window.wraft
-surface as a member page, but no Raft node and nothing in localStorage: the
-page attaches to one member over the data-channel transport and
+"""The client runtime: what an app page opened with ?client=1 (or
+<raft-node role="client">) runs instead of a node (raft/CLIENT.md). Same app
+class, same App handle and window.wraft surface as a member page, but no Raft
+node and nothing in localStorage: the page attaches to one member over the
+data-channel transport and
 - follows the committed log live (its state is the app state at the index it
-  applied; app.on_change / app.on_applied run as on a member),
+  applied; on_change / on_applied run as on a member),
 - proposes through the member (forwarded to the leader; retried with the same
   (client id, seq) on failure or on another member, so applied exactly once),
 - reads linearizably (the member's ReadIndex, then our own stream catches up).
-Protocol and rules: raft/CLIENT.md. The sans-IO session is raft/client.py;
-this module only wires it to the transport, the clock and the page.
+The sans-IO session is raft/client.py; this module wires it to the
+transport and the clock, and picks the member. Imports neither js nor pyscript.
 """
 
 import asyncio
 import json
 
 from raft.client import ClientSession, is_client_id
-from raft.browser.driver import FAILED, GuardedState, ProposalError, _Waiter
+from raft.codec import SEP
+from raft.browser.runtime import ProposalError, Runtime
 
 TICK_MS = 50
 # Our member's channel has been down this long (or it left the introducer's
@@ -31,27 +33,6 @@ NO_QUORUM_SWITCH_MS = 6000
 MAX_COMMAND_BYTES = 60000  # a command must fit one message (the core caps entries too)
 
 
-def client_requested(attrs, query):
-    """True when the page should run as a client: ?client=1 or role="client"."""
-    flag = query.get("client")
-    if flag is not None:
-        return flag not in ("", "0", "false", "no")
-    return attrs.get("role") == "client"
-
-
-def resolve_client_config(attrs, path, query):
-    """What a client page needs from markup and URL (pure; PageConfigError)."""
-    from raft.browser.app import PageConfigError, cluster_name, ice_servers
-    cluster = cluster_name(attrs, path, query)
-    via = query.get("via") or None
-    if via is not None and not (via.isdigit() and len(via) <= 3):
-        raise PageConfigError("?via=%r: need a member's node number" % via)
-    ice = ice_servers(attrs)
-    return {"cluster": cluster, "via": str(int(via)) if via else None, "ice_servers": ice,
-            "introducer": attrs.get("introducer") or "/ws",
-            "secret": query.get("secret") or None, "client": True}
-
-
 def choose_member(members, via, avoid, r):
     """The member to attach to: ?via=N when present (unless it just failed
     us), else a random one, preferring any but `avoid`. None if none."""
@@ -63,39 +44,35 @@ def choose_member(members, via, avoid, r):
     return sorted(others)[min(len(others) - 1, int(r * len(others)))]
 
 
-def new_client_id(rand):
-    """"c" + 12 hex digits: unique per page load (a session id must never be reused)."""
-    return "c%06x%06x" % (int(rand() * 0xFFFFFF), int(rand() * 0xFFFFFF))
+def _session_retries(error, value, started_ms):
+    # The session already retried with the same seq until it gave up; a new
+    # attempt would be a new seq, i.e. maybe a second copy of the command.
+    return False
 
 
-class ClientDriver:
-    """Stands in for raft.browser.driver.Driver in a client page: the App
-    handle calls propose/read/status on it, and reads `.node.applied_index`
-    and `.node.stats` (here the ClientSession, which has both)."""
+class ClientDriver(Runtime):
+    """The client runtime: drives `session` (raft.client.ClientSession) over
+    the transport (set after construction: send, close_peer, refresh,
+    introducer_up), attached to one member at a time."""
+
+    # The session gives up on a request after GIVE_UP_MS; the runtime's own
+    # deadline only catches what it never answers (e.g. a read whose index
+    # our stream never reaches).
+    DEADLINE_MS = ClientSession.GIVE_UP_MS + 5000
 
     def __init__(self, session, clock, rand, via=None, on_change=None):
+        Runtime.__init__(self, clock)
         self.session = session
-        self.node = session
-        self.transport = None
-        self.clock = clock
         self.rand = rand
         self.via = via
         self.on_change = on_change
-        self.on_applied = None  # fn(first_index, entries), as on a member
-        self.error = None
-        self.running = False
-        self.restored = None
         self.member = None      # the member we want (channel may not be up yet)
         self.member_since = 0   # chosen, or its channel lost, at this time
         self.present = []       # members the introducer lists
         self.absent_since = None  # our attached member left the presence at
         self.stuck_since = None   # attached to a member without a quorum since
         self._refused = 0
-        self._proposals = {}
-        self._reads = {}
-        self.last_write = None
         self.stats = {"dropped_not_member": 0, "switches": 0, "send_failed": 0}
-        self._tasks = []
         session.on_applied = self._applied
         session.on_restored = self._restored
 
@@ -104,11 +81,6 @@ class ClientDriver:
         self.running = True
         self._tasks = [asyncio.get_event_loop().create_task(self._ticker())]
         self._notify()
-
-    def stop(self):
-        self.running = False
-        for t in self._tasks:
-            t.cancel()
 
     def wants(self, peer):
         """Transport policy: a channel to our chosen member only."""
@@ -143,6 +115,7 @@ class ClientDriver:
             self.session.tick(now)
             self._check_member(now)
             self._flush()
+            self.expire(now)
             await asyncio.sleep(TICK_MS / 1000)
 
     def _check_member(self, now):
@@ -207,19 +180,11 @@ class ClientDriver:
         done = self.session.take_done()
         for d in done:
             if d[0] == "p":
-                waiter = self._proposals.pop(d[1], None)
-                if waiter is not None:
-                    waiter.resolve(d[2], d[3])
+                self._resolve(self._proposals, d[1], d[2], d[3])
             else:
-                waiter = self._reads.pop(d[1], None)
-                if waiter is not None:
-                    waiter.resolve(d[2], None)
+                self._resolve(self._reads, d[1], d[2])
         if done:
             self._notify()
-
-    def retried_indexes(self):
-        """As Driver.retried_indexes: retries in the last applied batch."""
-        return self.session.retried_indexes
 
     def _applied(self, first, entries):
         if self.on_applied is not None:
@@ -229,52 +194,38 @@ class ClientDriver:
     def _restored(self, index):
         self._notify()
 
-    # ---- what the App handle calls ------------------------------------
+    # ---- requests from the page ----------------------------------------
+    @property
+    def applied_index(self):
+        return self.session.applied_index
+
+    def retried_indexes(self):
+        return self.session.retried_indexes
+
+    def _kick(self):
+        self._flush()
+
     async def propose(self, command):
         """Replicate `command` through our member; returns apply()'s result.
-        Retries (same seq) until a final outcome or ClientSession.GIVE_UP_MS."""
-        if self.error is not None:
-            raise ProposalError("halted")
-        text = json.dumps(command, separators=(",", ":"))
+        The session retries (same seq) until a final outcome or its
+        GIVE_UP_MS; while it has too many in flight, this waits for room."""
+        text = json.dumps(command, separators=SEP)
         if len(text.encode()) > MAX_COMMAND_BYTES:
             raise ProposalError("too_large")
-        self.session.now = self.clock()
-        seq = self.session.propose(command)
-        while seq is None:  # too many in flight: wait for room
-            await asyncio.sleep(TICK_MS / 1000)
+
+        def attempt(deadline):
             self.session.now = self.clock()
             seq = self.session.propose(command)
-        waiter = _Waiter()
-        self._proposals[seq] = waiter
-        self.last_write = {"seq": seq, "committed": False, "error": None}
-        self._flush()
-        await waiter.event.wait()
-        if waiter.error is None:
-            if self.last_write.get("seq") == seq:
-                self.last_write["committed"] = True
-            self._notify()
-            v = waiter.value
-            if isinstance(v, dict) and FAILED in v:
-                raise ProposalError("command_failed", v[FAILED])
-            return v
-        if self.last_write.get("seq") == seq:
-            self.last_write["error"] = waiter.error
-        self._notify()
-        raise ProposalError(waiter.error, waiter.value)
+            return None if seq is None else self._wait(self._proposals, seq, deadline)
+        return await self._tracked_write(self._until_done(attempt, _session_retries))
 
     async def read(self):
         """Linearizable read: returns once our state reflects every write
         committed before the call (the member's ReadIndex, then our stream)."""
-        if self.error is not None:
-            raise ProposalError("halted")
-        self.session.now = self.clock()
-        ctx = self.session.read()
-        waiter = _Waiter()
-        self._reads[ctx] = waiter
-        self._flush()
-        await waiter.event.wait()
-        if waiter.error is not None:
-            raise ProposalError(waiter.error)
+        def attempt(deadline):
+            self.session.now = self.clock()
+            return self._wait(self._reads, self.session.read(), deadline)
+        await self._until_done(attempt, _session_retries)
 
     async def change_membership(self, op, target):
         raise ProposalError("invalid", "a client window is not a member: change membership "
@@ -301,70 +252,9 @@ class ClientDriver:
                                   "on": voters // 2 + 1, "exact": False}
         return info
 
-    def _notify(self):
-        if self.on_change is not None:
-            try:
-                self.on_change(self)
-            except Exception as e:  # a rendering bug must not stop the client
-                print("wraft: on_change failed: %r" % (e,))
-
-
-CLIENT_ATTRS = ("role", "introducer", "ice-servers", "cluster")
-CLIENT_QUERY = ("client", "cluster", "secret", "via")
-
-
-def _client_attrs(document):
-    from raft.browser.app import markup_attrs
-    return markup_attrs(document, CLIENT_ATTRS)
-
-
-def _client_query(location):
-    from raft.browser.app import query_params
-    return query_params(location, CLIENT_QUERY)
-
-
-def wants_client_mode(document, location):
-    return client_requested(_client_attrs(document), _client_query(location))
-
-
-def start_client(app, document, location):
-    """Run `app` (an App whose state object exists) as a client window."""
-    from js import Math, performance
-    from raft.browser.app import PageConfigError, ws_url
-    from raft.browser.transport import Transport
-
-    try:
-        cfg = resolve_client_config(_client_attrs(document), str(location.pathname),
-                                    _client_query(location))
-    except PageConfigError as e:
-        app.show_error(str(e))
-        return app
-
-    def rand():
-        return float(Math.random())
-
-    def clock():
-        return int(performance.now())
-
-    client_id = new_client_id(rand)
-    cfg["node"] = client_id
-    app.config = cfg
-    session = ClientSession(client_id, GuardedState(app.state), now_ms=clock())
-    driver = ClientDriver(session, clock, rand, via=cfg["via"], on_change=app._changed)
-    driver.on_applied = app._record_applied
-    try:
-        transport = Transport(cluster=cfg["cluster"], node=client_id,
-                              on_message=driver.on_message, on_peer=driver.on_peer,
-                              on_presence=driver.on_presence,
-                              ws_url=ws_url(cfg["introducer"], location),
-                              ice_servers=cfg["ice_servers"], secret=cfg["secret"],
-                              wants=driver.wants, ask_after_ms=0)
-    except (ValueError, RuntimeError) as e:
-        app.show_error("cannot start: %s" % e)
-        return app
-    driver.transport = transport
-    app.driver = driver
-    app.transport = transport
-    driver.start()
-    transport.start()
-    return app
+    def diagnostics(self):
+        tr = self.transport
+        return {"driver_stats": self.stats, "node_stats": self.session.stats,
+                "transport_stats": getattr(tr, "stats", None),
+                "introducer_up": bool(getattr(tr, "introducer_up", False)),
+                "client_hub_stats": None}

@@ -21,6 +21,7 @@ so it runs under CPython in the tests as well.
 import json
 
 from raft import client as proto
+from raft.codec import SEP
 
 MAX_CLIENTS = 32          # clients one member serves; more are told "busy"
 MAX_PENDING = 128         # proposals + reads in flight per client
@@ -225,7 +226,7 @@ class ClientHub:
                 data = node.snapshot_state()
                 snap = {"sm": data["sm"], "sessions": data["sessions"],
                         "window": node.cfg.session_window}
-                text = json.dumps(snap, separators=(",", ":"))
+                text = json.dumps(snap, separators=SEP)
                 sub.chunks = proto.snapshot_chunks(applied, text)
                 sub.next = applied + 1
                 self.stats["snapshots_sent"] += 1
