@@ -34,10 +34,12 @@ CLIENT = web.RequestKey("client", str)
 
 
 def _normal(host) -> str:
+    """One spelling per address (an IPv4-mapped IPv6 one as IPv4)."""
     try:
-        return str(ipaddress.ip_address(host))
+        ip = ipaddress.ip_address(host)
     except (TypeError, ValueError):
         return str(host)
+    return str(ip.ipv4_mapped or ip) if ip.version == 6 else str(ip)
 
 
 def client_address(remote, forwarded_for: str | None, trusted: frozenset) -> tuple[str, bool]:

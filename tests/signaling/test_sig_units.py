@@ -250,3 +250,23 @@ def test_address_book_counts_and_forgets():
     assert "a" in book.addresses  # its bucket is still refilling
     book.prune(10.0)
     assert "a" not in book.addresses
+
+
+def test_client_address_behind_trusted_proxies():
+    from signaling.addresses import client_address
+    trusted = frozenset({"127.0.0.1", "10.0.0.2"})
+    assert client_address("127.0.0.1", "203.0.113.7", trusted) == ("203.0.113.7", True)
+    # hops before the last untrusted one are the client's to make up
+    assert client_address("127.0.0.1", "6.6.6.6, 203.0.113.7", trusted) == ("203.0.113.7", True)
+    assert client_address("127.0.0.1", "203.0.113.7, 10.0.0.2", trusted) == ("203.0.113.7", True)
+    assert client_address("127.0.0.1", None, trusted) == ("127.0.0.1", True)
+    assert client_address("127.0.0.1", " , ", trusted) == ("127.0.0.1", True)
+    assert client_address("192.0.2.1", "203.0.113.7", trusted) == ("192.0.2.1", False)
+    assert client_address("::ffff:127.0.0.1", "203.0.113.7", trusted) == ("203.0.113.7", True)
+    assert client_address("2001:DB8::1", None, frozenset()) == ("2001:db8::1", False)
+
+
+def test_cli_refuses_a_trusted_proxy_that_is_no_address(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        _args(tmp_path, "--trusted-proxy", "caddy.local")
+    assert "does not appear to be an IPv4 or IPv6 address" in capsys.readouterr().err
