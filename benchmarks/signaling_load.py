@@ -289,11 +289,12 @@ async def _worker_main(port: int, first_cluster: int, clusters: int, conn) -> No
         await asyncio.sleep(0.1)
 
 
-def worker(port: int, first_cluster: int, clusters: int, conn, nice: int = 0) -> None:
+def child_process(main, nice: int, conn, *args) -> None:
+    """A client process (honest or attacking): runs main(*args, conn)."""
     _raise_fd_limit()
     _renice(nice)
     try:
-        asyncio.run(_worker_main(port, first_cluster, clusters, conn))
+        asyncio.run(main(*args, conn))
     except Exception as exc:  # report, don't hang the parent
         conn.send(("failed", repr(exc)))
 
@@ -477,15 +478,6 @@ async def _attack_main(port: int, attack: str, sleeper: str, conn) -> None:
     conn.send(("tally", tally))
 
 
-def attack_worker(port: int, attack: str, sleeper: str, conn, nice: int = 0) -> None:
-    _raise_fd_limit()
-    _renice(nice)
-    try:
-        asyncio.run(_attack_main(port, attack, sleeper, conn))
-    except Exception as exc:  # report, don't hang the parent
-        conn.send(("failed", repr(exc)))
-
-
 def describe_attacker(tally: dict | None) -> str:
     if not tally:
         return ""
@@ -602,8 +594,8 @@ def run_attack_phase(attack, port, pipes, per, clusters, args, server_pid, ctx) 
     sleeper = "z" + os.urandom(3).hex()  # a new id each phase: an old one stays held
     if attack != "none":
         parent, child = ctx.Pipe()
-        attacker = ctx.Process(target=attack_worker, args=(port, attack, sleeper, child, args.nice),
-                               daemon=True)
+        attacker = ctx.Process(target=child_process,
+                               args=(_attack_main, args.nice, child, port, attack, sleeper), daemon=True)
         attacker.start()
         _recv(parent, 60)  # ramped up
     try:
@@ -651,7 +643,8 @@ def run(args) -> dict:
         first = 0
         for count in per:
             parent, child = ctx.Pipe()
-            p = ctx.Process(target=worker, args=(port, first, count, child, args.nice), daemon=True)
+            p = ctx.Process(target=child_process, args=(_worker_main, args.nice, child, port, first, count),
+                            daemon=True)
             p.start()
             workers.append(p)
             pipes.append(parent)
