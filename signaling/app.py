@@ -87,13 +87,11 @@ def make_app(root: Path | str | None = None, *, server_names=(), allow_origins=(
             headers={hdrs.CACHE_CONTROL: "no-cache"})
 
     quiet = _OneLinePerBadRequest(note)
-    previous_handler = []
 
     async def on_startup(app: web.Application) -> None:
         logging.getLogger("aiohttp.server").addFilter(quiet)
         loop = asyncio.get_running_loop()
         previous = loop.get_exception_handler()
-        previous_handler.append(previous)
 
         def exception_handler(loop, context):
             # Out of descriptors, asyncio logs every failed accept (thousands
@@ -110,12 +108,12 @@ def make_app(root: Path | str | None = None, *, server_names=(), allow_origins=(
             else:
                 loop.default_exception_handler(context)
 
+        # Kept after cleanup: retries scheduled out of descriptors still
+        # fire once the listening sockets are closed.
         loop.set_exception_handler(exception_handler)
 
     async def on_cleanup(app: web.Application) -> None:
         logging.getLogger("aiohttp.server").removeFilter(quiet)
-        if previous_handler:
-            asyncio.get_running_loop().set_exception_handler(previous_handler.pop())
 
     async def close_sockets(app: web.Application) -> None:
         await introducer.shutdown()
