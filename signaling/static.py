@@ -127,5 +127,4 @@ class StaticSite:
         return web.FileResponse(file, headers={
             hdrs.CONTENT_TYPE: content_type(file),
             hdrs.CACHE_CONTROL: cache,
-            "X-Content-Type-Options": "nosniff",
         })

@@ -22,8 +22,9 @@ from raft.browser.ffi import (
     safe_sender,
     to_js,
     try_new,
-    unix_seconds,
 )
+from raft.browser.storage import LocalStorageKV
+from raft.client import is_client_id
 
 MAX_MESSAGE_BYTES = 65536  # keep heartbeats from waiting behind one huge message
 HIGH_WATER_BYTES = 1 << 20  # queue in Python above this bufferedAmount
@@ -44,8 +45,15 @@ DEAD_AFTER_MS = 6000
 PEER_BACKOFF_MS = (250, 10000)
 INTRODUCER_BACKOFF_MS = (500, 15000)
 
+PROTOCOL_VERSION = 2  # signaling/PROTOCOL.md
 CLOSE_REPLACED = 4409
 CLOSE_AUTH = 4401
+CLOSE_ID_HELD = 4403
+FATAL_CODES = ("auth_required", "auth_failed", "replaced", "id_held")
+# In the origin's localStorage: the server's access secret (from a link's
+# #access=...) and, per member id, the token that proves this window holds it.
+ACCESS_KEY = "wraft.access"
+TOKEN_KEY = "wraft.token:"
 
 
 class MessageTooLarge(ValueError):
@@ -61,11 +69,27 @@ def backoff_delay(attempt, limits):
     return d / 2 + rand() * d / 2
 
 
-def join_auth(secret, cluster, node, ts):
-    """The join frame's auth field (PROTOCOL.md, Authentication). hmac and
-    hashlib are frozen into PyScript's MicroPython, with CPython's digests."""
-    msg = cluster + "\n" + node + "\n" + str(ts)
-    return {"ts": ts, "mac": hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()}
+def join_proof(secret, nonce, cluster, node, kind):
+    """The join frame's proof of the access secret (PROTOCOL.md, Access
+    secret). hmac and hashlib are frozen into PyScript's MicroPython, with
+    CPython's digests."""
+    msg = "\n".join(("wraft-join-v2", nonce, cluster, node, kind))
+    return hmac.new(secret.encode(), msg.encode(), hashlib.sha256).hexdigest()
+
+
+def take_access_secret(fragment):
+    """"#access=S" (or "#x&access=S&y") -> ("S", the fragment without it);
+    (None, fragment) when it carries none."""
+    body = fragment[1:] if fragment.startswith("#") else fragment
+    secret, keep = None, []
+    for part in body.split("&"):
+        if part.startswith("access="):
+            secret = part[7:] or None
+        elif part:
+            keep.append(part)
+    if secret is None:
+        return None, fragment
+    return secret, ("#" + "&".join(keep)) if keep else ""
 
 
 def _is_candidate_json(text):
@@ -197,6 +221,9 @@ class Transport:
         self.ice_transport_policy = ice_transport_policy  # "relay": TURN only (diagnosis)
         self.ice_error = None  # the last STUN/TURN failure, in words, until a channel opens
         self.secret = secret
+        self.kind = "client" if is_client_id(node) else "member"
+        self._store = None
+        self._token = None
         # Connection policy: wants(peer) says whether we open (offer or ask
         # for) a channel to that present peer on our own; None = every peer.
         # An "ask" from a peer is always answered, wanted or not (a member
@@ -240,6 +267,8 @@ class Transport:
         if not self._stopped:
             return
         self._stopped = False
+        if self.secret is None:
+            self.secret = self._page_access_secret()
         self._tick_proxy = self._timers.make(self._tick)
         self._tick_id = js.setInterval(self._tick_proxy, TICK_MS)
         self._reconnect_proxy = self._timers.make(self._connect_introducer)
@@ -360,11 +389,59 @@ class Transport:
         return False
 
     def _on_ws_open(self, _event):
-        self.stats["introducer_connects"] += 1
-        frame = {"type": "join", "v": 1, "cluster": self.cluster, "node": self.node}
-        if self.secret:
-            frame["auth"] = join_auth(self.secret, self.cluster, self.node, unix_seconds())
+        self.stats["introducer_connects"] += 1  # the join answers the server's hello
+
+    def _kv(self):
+        if self._store is None:
+            self._store = LocalStorageKV()
+        return self._store
+
+    def _page_access_secret(self):
+        """The access secret of a link's #access=..., kept in the origin's
+        storage and taken out of the address bar (so it is not bookmarked or
+        shared with the rest of the fragment); else the one kept earlier."""
+        secret, rest = take_access_secret(str(js.location.hash))
+        if secret is None:
+            return self._kv().get(ACCESS_KEY)
+        js.history.replaceState(js.history.state, "", js.location.pathname + js.location.search + rest)
+        try:
+            self._kv().set(ACCESS_KEY, secret)
+        except Exception as exc:  # full storage: this page load still has it
+            print("wraft transport: cannot keep the access secret: " + repr(exc))
+        return secret
+
+    def _send_join(self, hello):
+        frame = {"type": "join", "v": PROTOCOL_VERSION, "cluster": self.cluster,
+                 "node": self.node, "kind": self.kind}
+        token = self._token
+        if token is None and self.kind == "member":
+            token = self._kv().get(TOKEN_KEY + self.cluster + ":" + self.node)
+        if token:
+            frame["token"] = token
+        if hello.get("access") == "secret":
+            nonce = hello.get("nonce")
+            if not self.secret:
+                self._fatal("auth_required", "this server needs its access secret: open a "
+                            "link it printed (#access=...) once in this window's origin")
+                self._close_ws()
+                return
+            if not isinstance(nonce, str):
+                self.stats["bad_signals"] += 1
+                return
+            frame["proof"] = join_proof(self.secret, nonce, self.cluster, self.node, self.kind)
         self._ws_send(frame)
+
+    def _keep_token(self, token):
+        """Keep the welcome's token: a reload presents it to take the id back."""
+        if not isinstance(token, str) or token == self._token:
+            return
+        self._token = token
+        if self.kind != "member":
+            return  # a client id is new on every page load
+        try:
+            self._kv().set(TOKEN_KEY + self.cluster + ":" + self.node, token)
+        except Exception as exc:  # full storage: a reload then waits for the id
+            print("wraft transport: cannot keep the id token: " + repr(exc))
 
     def _on_ws_close(self, event):
         code = event.code
@@ -375,11 +452,13 @@ class Transport:
         if self._stopped:
             return
         if code == CLOSE_REPLACED:
-            self._fatal("replaced", "another window joined as node " + self.node)
+            self._fatal("replaced", "a newer window of this origin (a reload, another tab) "
+                        "took node " + self.node)
             return
-        if code == CLOSE_AUTH:
+        if code == CLOSE_AUTH or code == CLOSE_ID_HELD:
             if self.error is None:
-                self._fatal("auth_failed", "introducer refused the join (code 4401)")
+                self._fatal("auth_failed" if code == CLOSE_AUTH else "id_held",
+                            "introducer refused the join (code %d)" % code)
             return
         self._retry_introducer()
 
@@ -403,14 +482,18 @@ class Transport:
             self._on_signal(frame.get("from"), frame.get("data"))
         elif kind == "presence":
             self._on_presence(frame.get("nodes"))
-        elif kind == "welcome":
-            self._ws_attempts = 0
-            self.introducer_up = True
+        elif kind == "hello":
+            self._send_join(frame)
+        elif kind == "welcome" or kind == "ice":  # ice: fresh short-lived TURN credentials
+            if kind == "welcome":
+                self._ws_attempts = 0
+                self.introducer_up = True
+                self._keep_token(frame.get("token"))
             if self._ice_fixed is None and isinstance(frame.get("ice_servers"), list):
                 self.ice_servers = frame["ice_servers"]
         elif kind == "error":
             code = frame.get("code")
-            if code in ("auth_required", "auth_failed", "replaced"):
+            if code in FATAL_CODES:
                 self._fatal(code, str(frame.get("message")))
             elif code != "unknown_target":  # a peer left between presence and signal
                 print("wraft transport: introducer error: " + str(frame.get("message")))

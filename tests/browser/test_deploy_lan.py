@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
 from services import ALLOCATED, Coturn, SecondMachine, have, turn_credential, turn_url  # noqa: E402
 
 pytestmark = pytest.mark.browser
-SECRET = "lan-secret"
+SECRET = "lan-access-secret-of-32-chars-xx"  # --secret-file wants 22+ base64url characters
 TURN_SECRET = "lan-turn-secret"
 
 
@@ -47,15 +47,15 @@ def browser_b(browser, machine_b, tmp_path_factory):
 
 class LanCluster(Cluster):
     """Window i at http://<A's address>:<port + i>/counter?node=i (the URLs
-    --lan prints), with the server's secret."""
+    --lan prints), with the server's access secret in the fragment."""
 
     def __init__(self, browsers, server, address, tag, query=""):
         super().__init__(Mix(browsers), server, "%s-%d" % (tag, os.getpid()), query=query)
         self.address = address
 
     def url(self, i, path="/counter"):
-        return "http://%s:%d%s?node=%d&cluster=%s&secret=%s%s" % (
-            self.address, self.server.port + i, path, i, self.name, SECRET, self.query)
+        return "http://%s:%d%s?node=%d&cluster=%s%s#access=%s" % (
+            self.address, self.server.port + i, path, i, self.name, self.query, SECRET)
 
 
 @pytest.fixture
@@ -66,7 +66,9 @@ def lan(browser, browser_b, machine_b, tmp_path, request):
         # --lan serves port, port + 1, port + 2
         port = next(p for p in (free_port() for _ in range(50)) if free(p + 1) and free(p + 2))
         # all addresses of this namespace (A), as --lan does; nothing else can reach them
-        srv = Introducer(tmp_path, port=port, args=["--lan", "--host", "0.0.0.0", "--secret", SECRET,
+        (tmp_path / "access").write_text(SECRET)
+        srv = Introducer(tmp_path, port=port, args=["--lan", "--host", "0.0.0.0",
+                                                    "--secret-file", str(tmp_path / "access"),
                                                     *server_args])
         srv.start()
         c = LanCluster([browser, browser, browser_b], srv, machine_b.a_addr, tag, query)
