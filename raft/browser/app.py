@@ -257,7 +257,7 @@ def _transport(cfg, node_id, location, runtime, **policy):
     try:
         return Transport(cluster=cfg["cluster"], node=node_id, on_message=runtime.on_message,
                          on_peer=runtime.on_peer, ws_url=ws_url(cfg["introducer"], location),
-                         ice_servers=cfg["ice_servers"], secret=cfg["secret"],
+                         ice_servers=cfg["ice_servers"],
                          ice_transport_policy=cfg["ice_transport_policy"], **policy)
     except (ValueError, RuntimeError) as e:
         raise StartError("cannot start: %s" % e)

@@ -25,8 +25,8 @@ otherwise (e.g. raft.kv:KVStateMachine for a cluster of plain KV replicas);
 result is null).
 
 Exit codes: 0 done; 1 a compare-and-set that did not swap; 2 bad command
-line; 5 introducer unreachable; 6 refused by the introducer (wrong
---secret); 7 no leader (or no member) within --timeout; 8 the cluster
+line; 5 introducer unreachable; 6 refused by the introducer (wrong or
+missing access secret: --secret-file, WRAFT_SECRET); 7 no leader (or no member) within --timeout; 8 the cluster
 refused the command (invalid, too large, failed in the app); 130 cut short
 by Ctrl-C (which ends `watch` with 0).
 """
@@ -43,7 +43,8 @@ from raft.browser.client_driver import ClientDriver
 from raft.browser.runtime import GuardedState, ProposalError, new_client_id
 from raft.client import ClientSession
 from raft.replica.options import add_connection_args, check_connection_args
-from raft.replica.host import EXIT_INTRODUCER, EXIT_REFUSED, EXIT_USAGE, OpaqueState, load_state_class
+from raft.replica.host import (EXIT_INTRODUCER, EXIT_REFUSED, EXIT_USAGE, OpaqueState,
+                               load_state_class, refusal_message)
 from raft.replica.status import StatusPrinter
 from raft.replica.transport import Transport
 
@@ -168,8 +169,7 @@ class Client:
     def check_introducer(self, start):
         t = self.transport
         if t.error is not None:
-            raise ClientError(EXIT_REFUSED, t.error, "the introducer refused us (%s): check --secret"
-                              % t.error)
+            raise ClientError(EXIT_REFUSED, t.error, refusal_message(t.error, self.client_id))
         if not t.joined_once and time.monotonic() - start > self.opts.wait_introducer:
             raise ClientError(EXIT_INTRODUCER, "introducer_unreachable",
                               t.last_error or "no answer from the introducer")

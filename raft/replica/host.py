@@ -22,8 +22,8 @@ Exit codes (also in the README's Hosting part):
     file in use by another process, or stored state that does not fit
   4 disk full: the node stopped; nothing unstored was acknowledged
   5 the introducer could not be reached at start
-  6 the introducer refused us: wrong --secret, or another process joined
-    with this node id
+  6 the introducer refused us: a wrong or missing access secret
+    (--secret-file, WRAFT_SECRET), or the node id is another process's
 """
 
 import asyncio
@@ -158,6 +158,20 @@ def clock():
     return int(time.monotonic() * 1000)
 
 
+def refusal_message(error, node):
+    """Words for the introducer's fatal refusal (exit 6)."""
+    if error.startswith("auth"):
+        why = ("the server wants its access secret: give --secret-file (the server's) or "
+               "WRAFT_SECRET" if error == "auth_required" else
+               "wrong access secret: check --secret-file / WRAFT_SECRET")
+    elif error == "id_held":
+        why = ("node %s is held by another window or process (or was, within the server's "
+               "--id-memory) and this file has not its token" % node)
+    else:
+        why = "another process joined as node %s with its token" % node
+    return "the introducer refused us (%s): %s" % (error, why)
+
+
 class Replica:
     """Everything one `python -m raft.replica` runs (see __main__.py for the options)."""
 
@@ -212,7 +226,8 @@ class Replica:
         self.transport = Transport(o.cluster, o.node, on_message=driver.on_message,
                                    on_peer=driver.on_peer, ws_url=o.introducer,
                                    ice_servers=o.ice_servers, secret=o.secret,
-                                   wants=lambda peer: not is_client_id(peer))
+                                   wants=lambda peer: not is_client_id(peer),
+                                   tokens=self.store.meta())
         driver.transport = self.transport
         if cls is None:
             driver.clients = NoClients(self.transport.send)
@@ -248,9 +263,7 @@ class Replica:
                 self._show()
                 t = self.transport
                 if t.error is not None:
-                    self.fail(EXIT_REFUSED, "the introducer refused us (%s): %s" % (
-                        t.error, "check --secret" if t.error.startswith("auth")
-                        else "another process joined as node %s" % o.node))
+                    self.fail(EXIT_REFUSED, refusal_message(t.error, o.node))
                     break
                 if not t.joined_once and time.monotonic() > deadline:
                     self.fail(EXIT_INTRODUCER, "%s (waited %g s; is the server running?)"

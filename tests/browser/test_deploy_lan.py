@@ -20,7 +20,7 @@ from firefox import Mix
 from test_node_cluster import Cluster, check_convergence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
-from services import ALLOCATED, Coturn, SecondMachine, have, turn_credential, turn_url  # noqa: E402
+from services import ALLOCATED, Coturn, SecondMachine, have  # noqa: E402
 
 pytestmark = pytest.mark.browser
 SECRET = "lan-access-secret-of-32-chars-xx"  # --secret-file wants 22+ base64url characters
@@ -114,10 +114,11 @@ def test_lan_cluster_across_two_machines_through_turn(lan, machine_b, tmp_path):
     turn = Coturn(tmp_path / "coturn", machine_b.a_addr, TURN_SECRET, allow=[machine_b.a_addr])
     turn.start()
     try:
-        user, password = turn_credential(TURN_SECRET, "lan", 3600)
         before = turn.count(ALLOCATED)
-        c = lan("lanturn", server_args=["--ice-server", turn_url(
-            machine_b.a_addr, 3478, user, password)], query="&ice-transport-policy=relay")
+        # the introducer mints each joined window's credentials (--turn-secret)
+        c = lan("lanturn", server_args=["--ice-server", "turn:%s:3478" % machine_b.a_addr,
+                                        "--turn-secret", TURN_SECRET],
+                query="&ice-transport-policy=relay")
         check_across(c, machine_b)
         assert turn.count(ALLOCATED) - before >= 3
     finally:

@@ -4,7 +4,7 @@ how a page's markup and URL become a node, and what the status shows."""
 import pytest
 
 from raft.browser.page_config import (
-    PageConfigError, client_requested, cluster_from_path, node_from_host, resolve, ws_url,
+    QUERY, PageConfigError, client_requested, cluster_from_path, node_from_host, resolve, ws_url,
 )
 from raft.browser.status_html import (
     PanelState, confirm_text, html_attributes, is_read_only, last_write_text, outcome_of,
@@ -27,7 +27,7 @@ class Loc:
 def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     cfg = resolve_config({}, "wraft2.localhost:8000", "/counter", {})
     assert cfg == {"size": 3, "node": "2", "voters": ["0", "1", "2"], "cluster": "counter",
-                   "ice_servers": None, "introducer": "/ws", "secret": None,
+                   "ice_servers": None, "introducer": "/ws",
                    "snapshot_entries": 2000, "snapshot_bytes": 262144,
                    "ice_transport_policy": "all"}
     cfg = resolve_config({"size": "5", "cluster": "team", "introducer": "/sig",
@@ -38,8 +38,9 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     # ?cluster= wins over the markup, ?node= over the host.
     cfg = resolve_config({"cluster": "team"}, "wraft0.localhost", "/todo", {"node": "1", "cluster": "x-1"})
     assert (cfg["node"], cfg["cluster"]) == ("1", "x-1")
-    # ?secret= signs the join when the server was started with --secret.
-    assert resolve_config({}, "wraft0.localhost", "/kv", {"secret": "s3"})["secret"] == "s3"
+    # a secret is never read from the query (the access secret comes in the fragment)
+    assert "secret" not in QUERY and \
+        "secret" not in resolve_config({}, "wraft0.localhost", "/kv", {"secret": "s3"})
     # relay-only ICE (diagnosing TURN): the attribute, or ?ice-transport-policy= over it
     assert resolve_config({"ice-transport-policy": "relay"}, "wraft0.localhost", "/kv",
                           {})["ice_transport_policy"] == "relay"
@@ -98,7 +99,7 @@ def test_client_mode_is_asked_by_query_or_markup_and_needs_no_node_id():
     assert not client_requested({}, {})
     cfg = resolve({"cluster": "notes"}, "localhost", "/todo", {"client": "1", "via": "02"})
     assert cfg == {"client": True, "cluster": "notes", "via": "2", "introducer": "/ws",
-                   "ice_servers": None, "secret": None, "ice_transport_policy": "all"}
+                   "ice_servers": None, "ice_transport_policy": "all"}
     cfg = resolve({"role": "client"}, "localhost", "/todo", {"ice-transport-policy": "relay"})
     assert cfg["ice_transport_policy"] == "relay"
     assert cfg["via"] is None and cfg["cluster"] == "todo"

@@ -127,10 +127,33 @@ def test_bad_input_gets_a_clear_message_and_exit_code(signaling, tmp_path, start
     r = ReplicaProc("ws://127.0.0.1:9/ws", "x", "0", tmp_path / "a.sqlite",
                     extra=["--wait-introducer", "1"])
     assert r.wait() == 5 and "cannot reach the introducer at ws://127.0.0.1:9/ws" in r.stderr()
-    # wrong secret
-    secured = start_signaling("--secret", "right")
-    r = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite", extra=["--secret", "wrong"])
-    assert r.wait() == 6 and "check --secret" in r.stderr()
+    # the server's access secret: missing, wrong, or on the command line
+    right, wrong = tmp_path / "right", tmp_path / "wrong"
+    right.write_text("right-access-secret-of-32-chars-x")
+    wrong.write_text("wrong-access-secret-of-32-chars-x")
+    secured = start_signaling("--secret-file", str(right))
+    r = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite")
+    assert r.wait() == 6 and "auth_required" in r.stderr() and "--secret-file" in r.stderr()
+    r = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite", extra=["--secret-file", str(wrong)])
+    assert r.wait() == 6 and "wrong access secret" in r.stderr()
+    r = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite", extra=["--secret", "hunter2"])
+    assert r.wait() == 2 and "never taken from the command line" in r.stderr()
+    assert "hunter2" not in r.stderr()
+    # with the secret it joins and keeps the id's token in its file: a stranger
+    # with the secret but another file is refused the id; a restart takes it back
+    r = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite", extra=["--secret-file", str(right)])
+    try:
+        wait_until(lambda: r.status()["introducer_up"], what="joined with the secret")
+        other = ReplicaProc(secured.ws, "x", "0", tmp_path / "c.sqlite",
+                            extra=["--secret-file", str(right)])
+        assert other.wait() == 6 and "id_held" in other.stderr() and "held by another" in other.stderr()
+    finally:
+        r.kill()
+    again = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite", extra=["--secret-file", str(right)])
+    try:
+        wait_until(lambda: again.status()["introducer_up"], what="rejoined with its token")
+    finally:
+        again.kill()
     # a corrupt SQLite file: refused, left as it was
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"\x00garbage" * 512)

@@ -1,0 +1,368 @@
+"""raft/peering.py, the connection rules both transports share, against a
+fake host (no network, no event loop: the fake's steps never suspend, so a
+spawned coroutine runs to its end at once). Plain asserts: also run under
+MicroPython and Pyodide (tests/mpy)."""
+import hashlib
+import hmac
+import json
+
+from raft import peering
+from raft.peering import Channel, MessageTooLarge, Peering
+
+
+def run(coro):
+    try:
+        while True:
+            coro.send(None)
+    except StopIteration:
+        pass
+
+
+def raises(exc, fn, *args):
+    try:
+        fn(*args)
+    except exc as e:
+        return e
+    raise AssertionError("%s not raised" % exc.__name__)
+
+
+class FakeChannel(Channel):
+    def __init__(self, sid, now):
+        Channel.__init__(self, sid, now)
+        self.remote = None
+        self.added = []
+        self.ctl_sent = []
+        self.net = None
+
+    async def make_local(self, kind):
+        return "sdp-%s-%d" % (kind, self.sid)
+
+    async def set_remote(self, kind, sdp):
+        if sdp == "reject":
+            raise ValueError("the browser rejects this description")
+        self.remote = (kind, sdp)
+
+    def parse_ice(self, text):
+        line = json.loads(text)["candidate"]
+        return None if line == "" else line
+
+    async def add_ice(self, cand):
+        self.added.append(cand)
+
+    def ctl_send(self, text):
+        self.ctl_sent.append(text)
+
+    async def bytes_received(self):
+        return self.net
+
+
+class Host(Peering):
+    """Peering with every host hook recorded."""
+
+    def __init__(self, node, tokens=None, **kw):
+        self.clock = 1000
+        self.frames = []  # what went to the introducer
+        self.closed_sids = []
+        self.abandoned = 0
+        self.got = []
+        self.events = []
+        Peering.__init__(self, "c", node, on_message=lambda p, m: self.got.append((p, m)),
+                         on_peer=lambda p, up: self.events.append((p, up)), tokens=tokens, **kw)
+        self._stopped = False
+
+    def _now(self):
+        return self.clock
+
+    def _rand(self):
+        return 0.5
+
+    def _spawn(self, coro):
+        run(coro)
+        return "task"
+
+    def _new_channel(self, peer, sid):
+        return FakeChannel(sid, self.clock)
+
+    def _close_channel(self, conn):
+        self.closed_sids.append(conn.sid)
+
+    def _drain(self, peer):
+        pass
+
+    def _ws_send(self, frame):
+        self.frames.append(frame)
+        return True
+
+    def _abandon_ws(self):
+        self.abandoned += 1
+        self._introducer_closed(None)
+
+    # test helpers
+    def hear(self, frame):
+        self._on_ws_message(json.dumps(frame))
+
+    def join(self, nodes):
+        self._introducer_opening()
+        self.hear({"type": "hello", "v": 2, "nonce": "n1", "access": "open"})
+        self.hear({"type": "welcome", "v": 2, "cluster": "c", "node": self.node,
+                   "token": "tok-" + self.node, "ice_servers": []})
+        self.hear({"type": "presence", "cluster": "c", "nodes": nodes})
+
+    def signals(self, t=None):
+        out = [f for f in self.frames if f["type"] == "signal" and (t is None or f["data"]["t"] == t)]
+        return out
+
+    def signal_from(self, sender, data):
+        self.hear({"type": "signal", "from": sender, "data": data})
+
+    def advance(self, ms):
+        self.clock += ms
+        self._tick()
+
+
+class Tokens:
+    def __init__(self):
+        self.kv = {}
+
+    def get(self, key):
+        return self.kv.get(key)
+
+    def set(self, key, value):
+        self.kv[key] = value
+
+
+def test_backoff_grows_with_jitter_up_to_its_cap():
+    assert peering.backoff_delay(0, (250, 10000), lambda: 0.0) == 125
+    assert peering.backoff_delay(0, (250, 10000), lambda: 0.999) < 250
+    assert peering.backoff_delay(3, (250, 10000), lambda: 0.0) == 1000
+    assert peering.backoff_delay(40, (250, 10000), lambda: 1.0) == 10000
+
+
+def test_message_rule():
+    peering.check_message("x" * peering.MAX_MESSAGE_BYTES)
+    raises(TypeError, peering.check_message, b"bytes")
+    e = raises(MessageTooLarge, peering.check_message, "\u00e9" * (peering.MAX_MESSAGE_BYTES // 2 + 1))
+    assert "65538 bytes" in str(e) and isinstance(e, ValueError)
+
+
+def test_join_answers_hello_with_kind_token_and_proof():
+    open_hello = {"type": "hello", "v": 2, "nonce": "abc", "access": "open"}
+    frame, why = peering.join_frame(open_hello, "todo", "3", "member", None, None)
+    assert why is None and frame == {"type": "join", "v": 2, "cluster": "todo", "node": "3",
+                                     "kind": "member"}
+    secret_hello = {"type": "hello", "v": 2, "nonce": "abc", "access": "secret"}
+    frame, why = peering.join_frame(secret_hello, "todo", "c1234", "client", "T", "S")
+    want = hmac.new(b"S", b"wraft-join-v2\nabc\ntodo\nc1234\nclient", hashlib.sha256).hexdigest()
+    assert why is None and frame["proof"] == want and frame["token"] == "T"
+    assert peering.join_frame(secret_hello, "todo", "3", "member", None, None) == (None, "auth_required")
+    for nonce in (None, 5, ""):
+        hello = {"type": "hello", "access": "secret", "nonce": nonce}
+        assert peering.join_frame(hello, "todo", "3", "member", None, "S") == (None, "bad_hello")
+
+
+def test_frames_and_signals_are_validated():
+    assert peering.parse_frame('{"type": "presence", "nodes": []}')["type"] == "presence"
+    for bad in ("nope", "[]", "5", '{"no": "type"}', '{"type": "join"}', '{"type": 7}'):
+        assert peering.parse_frame(bad) is None, bad
+    assert peering.valid_signal("1", {"t": "offer"}, "2")
+    for sender, data in (("2", {"t": "offer"}), (7, {"t": "ask"}), ("1", {"t": "nope"}),
+                         ("1", "str"), ("1", None)):
+        assert not peering.valid_signal(sender, data, "2")
+    assert peering.is_candidate_json('{"candidate": "", "sdpMid": "0"}')
+    for bad in (None, "{", "[]", '{"candidate": 5}'):
+        assert not peering.is_candidate_json(bad)
+
+
+def test_the_smaller_id_offers_and_answers_are_matched_by_session():
+    a, b = Host("1"), Host("2")
+    a.join(["1", "2"])
+    b.join(["1", "2"])
+    offers = a.signals("offer")
+    assert len(offers) == 1 and offers[0]["to"] == "2" and a.stats["offers"] == 1
+    assert b.signals() == []  # "2" waits for the offer
+    sid = offers[0]["data"]["s"]
+    b.signal_from("1", offers[0]["data"])
+    answers = b.signals("answer")
+    assert answers[0]["data"] == {"t": "answer", "s": sid, "sdp": "sdp-answer-%d" % sid}
+    assert b._peers["1"].conn.remote == ("offer", "sdp-offer-%d" % sid)
+    b.signal_from("1", offers[0]["data"])  # a duplicate changes nothing
+    assert len(b.signals("answer")) == 1
+    a.signal_from("2", {"t": "answer", "s": sid + 1, "sdp": "stale"})  # another session's
+    assert a._peers["2"].conn.remote is None
+    a.signal_from("2", answers[0]["data"])
+    assert a._peers["2"].conn.remote == ("answer", "sdp-answer-%d" % sid)
+    # an offer from the side that must not offer is refused and counted
+    before = b.stats["bad_signals"]
+    a.signal_from("2", {"t": "offer", "s": 99, "sdp": "x"})
+    assert a.stats["bad_signals"] == 1 and b.stats["bad_signals"] == before
+    # a new offer (the other window reloaded) replaces the old connection
+    b.signal_from("1", {"t": "offer", "s": sid + 5, "sdp": "again"})
+    assert b._peers["1"].conn.sid == sid + 5 and b.closed_sids == [sid]
+
+
+def test_the_answering_side_asks_after_a_while_and_an_ask_is_answered():
+    b = Host("2")
+    b.join(["1", "2"])
+    b.advance(peering.ASK_AFTER_MS - 1)
+    assert b.signals("ask") == []
+    b.advance(2)
+    assert [f["to"] for f in b.signals("ask")] == ["1"]
+    b.advance(1)  # the next ask waits for the backoff
+    assert len(b.signals("ask")) == 1
+    a = Host("1", wants=lambda p: False)  # a member towards clients: never dials...
+    a.join(["1", "2"])
+    assert a.signals("offer") == []
+    a.signal_from("2", {"t": "ask"})  # ... but answers an ask
+    assert len(a.signals("offer")) == 1
+    a.signal_from("2", {"t": "ask"})  # an attempt that is young is not re-made
+    assert len(a.signals("offer")) == 1
+    b.signal_from("1", {"t": "ask"})  # the answering side is never asked
+    assert b.stats["bad_signals"] == 1
+
+
+def test_candidates_wait_for_the_remote_description_and_bad_ones_are_counted():
+    b = Host("2")
+    b.join(["1", "2"])
+    b.signal_from("1", {"t": "offer", "s": 7, "sdp": "o"})
+    conn = b._peers["1"].conn
+    b.signal_from("1", {"t": "ice", "s": 7, "c": json.dumps({"candidate": "cand-1"})})
+    b.signal_from("1", {"t": "ice", "s": 7, "c": json.dumps({"candidate": ""})})  # end marker
+    b.signal_from("1", {"t": "ice", "s": 8, "c": json.dumps({"candidate": "other sid"})})
+    assert conn.added == ["cand-1"]
+    b.signal_from("1", {"t": "ice", "s": 7, "c": '{"candidate": 5}'})
+    assert b.stats["bad_signals"] == 1 and conn.added == ["cand-1"]
+    # before its answer comes, the offerer keeps remote candidates back
+    a = Host("1")
+    a.join(["1", "2"])
+    sid = a._peers["2"].conn.sid
+    a.signal_from("2", {"t": "ice", "s": sid, "c": json.dumps({"candidate": "early"})})
+    assert a._peers["2"].conn.added == []
+    a.signal_from("2", {"t": "answer", "s": sid, "sdp": "ans"})
+    assert a._peers["2"].conn.added == ["early"]
+    # our own candidates are trickled behind our description
+    a._local_candidate(a._peers["2"], a._peers["2"].conn, "mine")
+    assert a.signals("ice")[-1]["data"] == {"t": "ice", "s": sid, "c": "mine"}
+
+
+def test_a_description_the_peer_connection_rejects_drops_that_attempt_only():
+    b = Host("2")
+    b.join(["1", "2"])
+    b.signal_from("1", {"t": "offer", "s": 3, "sdp": "reject"})
+    assert b.stats["signal_errors"] == 1 and b._peers["1"].conn is None and b.closed_sids == [3]
+    b.signal_from("1", {"t": "offer", "s": 4, "sdp": "fine"})
+    assert b._peers["1"].conn.sid == 4 and b.signals("answer")
+
+
+def test_an_attempt_that_never_opens_is_retried_with_backoff():
+    a = Host("1")
+    a.join(["1", "2"])
+    first = a._peers["2"].conn.sid
+    a.advance(peering.CONNECT_TIMEOUT_MS + 1)
+    assert a.closed_sids == [first] and len(a.signals("offer")) == 2
+    assert a._peers["2"].attempts == 2
+
+
+def test_open_channels_are_kept_alive_and_a_silent_one_is_closed():
+    a = Host("1")
+    a.join(["1", "2"])
+    peer = a._peers["2"]
+    conn = peer.conn
+    a._channel_opened(peer, conn)
+    assert a.peers_up() == ["2"] and a.events == [("2", True)] and a.stats["channels_opened"] == 1
+    a.advance(peering.PING_AFTER_MS + 1)
+    assert conn.ctl_sent == ["ping"]
+    a._on_ctl(conn, "pong")  # a sign of life
+    a.advance(peering.TICK_MS)
+    assert len(conn.ctl_sent) == 1
+    a._on_ctl(conn, "ping")  # the peer's ping is answered
+    assert conn.ctl_sent[-1] == "pong"
+    conn.net = "100"  # bytes at the network level also count
+    a.advance(peering.TICK_MS)
+    conn.net = "200"
+    a.advance(peering.DEAD_AFTER_MS - 1)
+    assert a.peers_up() == ["2"]
+    a.advance(peering.DEAD_AFTER_MS + 1)
+    assert a.peers_up() == [] and a.stats["silent_peers_closed"] == 1
+    assert a.events[-1] == ("2", False) and conn.sid in a.closed_sids
+    # the peer is still present: a fresh offer follows
+    assert a._peers["2"].conn is not None and a._peers["2"].conn.sid != conn.sid
+
+
+def test_queue_limit_and_dropped_on_close():
+    a = Host("1")
+    a.join(["1", "2"])
+    peer = a._peers["2"]
+    a._channel_opened(peer, peer.conn)
+    assert a._queue(peer, "x" * (peering.QUEUE_LIMIT_BYTES - 1))
+    assert not a._queue(peer, "yy") and a.stats["dropped_queue_full"] == 1
+    a._channel_closed(peer, peer.conn)
+    assert a.stats["dropped_on_close"] == 1 and peer.queue == [] and peer.queued_bytes == 0
+
+
+def test_a_member_keeps_its_token_and_presents_it():
+    tokens = Tokens()
+    a = Host("1", tokens=tokens)
+    a.join(["1"])
+    assert tokens.kv == {"wraft.token:c:1": "tok-1"}
+    again = Host("1", tokens=tokens)  # a restart
+    again.hear({"type": "hello", "v": 2, "nonce": "n2", "access": "open"})
+    assert again.frames[-1]["token"] == "tok-1"
+    c = Host("c1234", tokens=tokens)  # a client id is new every start: nothing kept
+    c.join(["c1234"])
+    assert c.frames[0]["kind"] == "client" and list(tokens.kv) == ["wraft.token:c:1"]
+
+
+def test_fatal_refusals_stop_reconnecting_others_retry():
+    for code, error in ((4409, "replaced"), (4403, "id_held"), (4401, "auth_failed")):
+        h = Host("1")
+        assert h._introducer_closed(code) is False and h.error == error
+    h = Host("1")
+    assert h._introducer_closed(1006) is True and h.error is None
+    assert "1006" in h.last_error
+    h.hear({"type": "error", "code": "replaced", "message": "newer socket"})
+    assert h.error == "replaced" and h._introducer_closed(4409) is False
+    # a server wanting a secret we lack: fatal, and the socket is left
+    h = Host("1")
+    h.hear({"type": "hello", "v": 2, "nonce": "n", "access": "secret"})
+    assert h.error == "auth_required" and h.abandoned == 1 and h.frames == []
+    h = Host("1", secret="S")
+    h.hear({"type": "hello", "v": 2, "nonce": 5, "access": "secret"})
+    assert h.error is None and h.stats["bad_signals"] == 1 and h.frames == []
+
+
+def test_an_introducer_that_never_welcomes_is_left_and_retried():
+    h = Host("1")
+    h._introducer_opening()
+    h.hear({"type": "hello", "v": 2, "nonce": "n", "access": "open"})
+    h.advance(peering.INTRODUCER_DEADLINE_MS)
+    assert h.abandoned == 0
+    h.advance(peering.TICK_MS + 1)
+    assert h.abandoned == 1 and h.stats["introducer_timeouts"] == 1
+    assert "no welcome" in h.last_error and h.error is None
+    h.advance(peering.INTRODUCER_DEADLINE_MS * 2)  # no attempt open: nothing to abandon
+    assert h.abandoned == 1
+    h.join(["1"])  # a welcomed socket has no deadline
+    h.advance(peering.INTRODUCER_DEADLINE_MS * 2)
+    assert h.abandoned == 1 and h.introducer_up
+
+
+def test_welcome_and_ice_frames_bring_ice_servers_unless_fixed():
+    h = Host("1")
+    h.join(["1"])
+    h.hear({"type": "ice", "ice_servers": [{"urls": "turn:x", "username": "u", "credential": "p"}]})
+    assert h.ice_servers[0]["username"] == "u"
+    fixed = Host("1", ice_servers=[])
+    fixed.hear({"type": "ice", "ice_servers": [{"urls": "turn:x"}]})
+    assert fixed.ice_servers == []
+
+
+def test_bad_frames_and_raising_callbacks_are_counted_not_raised():
+    h = Host("2")
+    h.join(["1", "2"])
+    for text in ("not json", '{"type": "presence", "nodes": 5}', '{"type": "signal", "from": 7}'):
+        h._on_ws_message(text)
+    assert h.stats["bad_signals"] == 3
+    h.on_peer = None
+    h.on_presence = lambda nodes: 1 / 0
+    h.hear({"type": "presence", "nodes": ["1", "2", 3]})
+    assert h.stats["callback_errors"] == 1 and h.presence == ["1", "2"]
