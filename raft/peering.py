@@ -8,6 +8,7 @@ Pure: no js, asyncio, time or random. A host transport subclasses Peering and
 gives it what only it can do:
 
     _now() -> ms (monotonic)       _rand() -> float in [0, 1)
+    _nonce() -> 32 hex chars       from the platform's cryptographic random source
     _spawn(coro) -> task           _cancel(task)       (the replica's; default: none)
     _new_channel(peer, sid)        a Channel subclass, its events wired to
                                    _channel_opened / _channel_closed / _on_ctl
@@ -18,6 +19,9 @@ gives it what only it can do:
 and tells it what happens: _introducer_opening() before each socket attempt,
 _on_ws_message(text) for each frame, _introducer_closed(code) when the
 socket is gone (False: fatal, do not reconnect), _tick() every TICK_MS.
+With a cluster key (raft/cluster_key.py) every signal is sealed and every
+channel starts with a proof each way; the channel is "open" (peer up) only
+once the far end's proof verified, and anything else first is refused.
 Runs under CPython, MicroPython and Pyodide (tests/raft/test_peering.py).
 """
 
@@ -25,6 +29,7 @@ import hashlib
 import hmac
 import json
 
+from . import cluster_key
 from .client import is_client_id
 
 MAX_MESSAGE_BYTES = 65536  # keep heartbeats from waiting behind one huge message
@@ -151,6 +156,11 @@ class Channel:
         async add_ice(candidate)
         ctl_send(text)                  never raises
         async bytes_received() -> value or None (network-level sign of life)
+        send(text) -> bool              on the "raft" channel; never raises
+
+    With a cluster key, the raft channel's first message each way is the
+    channel proof; the host hands every message that comes while the
+    channel is not yet open to Peering._on_unproven(peer, conn, text).
     """
 
     def __init__(self, sid, now):
@@ -168,6 +178,12 @@ class Channel:
         self.local_sent = False
         self.pending_ice = []  # remote candidates before the remote description
         self.outgoing_ice = []  # local candidates before our description went out
+        # keyed clusters: what the channel proof covers (raft/cluster_key.py)
+        self.offer_sdp = None
+        self.answer_sdp = None
+        self.offer_nonce = None
+        self.answer_nonce = None
+        self.proof_sent = False
 
 
 class Peer:
@@ -191,7 +207,8 @@ class Peer:
 STATS = ("sent", "received", "queued", "dropped_no_channel", "dropped_queue_full",
          "dropped_on_close", "dropped_binary", "callback_errors", "bad_signals",
          "signal_errors", "offers", "channels_opened", "silent_peers_closed", "ice_errors",
-         "introducer_attempts", "introducer_connects", "introducer_timeouts")
+         "introducer_attempts", "introducer_connects", "introducer_timeouts",
+         "bad_seals", "unsealed_signals", "sealed_signals", "bad_proofs", "proofs_verified")
 
 
 class Peering:
@@ -201,9 +218,15 @@ class Peering:
 
     def __init__(self, cluster, node, on_message, on_peer=None, on_presence=None,
                  ice_servers=None, secret=None, wants=None, ask_after_ms=ASK_AFTER_MS,
-                 tokens=None):
+                 tokens=None, key=None):
         if not isinstance(cluster, str) or not isinstance(node, str):
             raise TypeError("cluster and node must be str")
+        # The cluster key (None: an "open" cluster, whoever reaches the
+        # introducer can join). Never sent anywhere: it seals signals and
+        # proves channels (raft/cluster_key.py).
+        self.key = cluster_key.check_key(key) if key is not None else None
+        # Why peers and we disagree about the key, in words (None: no sign of it).
+        self.key_error = None
         self.cluster = cluster
         self.node = node
         self.kind = "client" if is_client_id(node) else "member"
@@ -372,12 +395,40 @@ class Peering:
         self._callback(self.on_presence, nodes)
 
     def _on_signal(self, sender, data):
+        if not isinstance(sender, str) or sender == self.node:
+            self.stats["bad_signals"] += 1
+            return
+        if self.key is not None:
+            if not cluster_key.is_sealed(data):
+                self.stats["unsealed_signals"] += 1
+                self._key_trouble("node %s sends unsealed signals: it has no cluster key "
+                                  "(or the introducer forges them)" % sender)
+                return
+            data = cluster_key.open_signal(self.key, self.cluster, sender, self.node, data)
+            if data is None:
+                self.stats["bad_seals"] += 1
+                self._key_trouble("signals from node %s do not verify with our cluster key: "
+                                  "one of us has another key (or the introducer forges "
+                                  "them)" % sender)
+                return
+        elif cluster_key.is_sealed(data):
+            self.stats["sealed_signals"] += 1
+            self._key_trouble("node %s seals its signals: this cluster is keyed and we "
+                              "have no key (open a link with #key=...)" % sender)
+            return
         if not valid_signal(sender, data, self.node):
             self.stats["bad_signals"] += 1
             return
         self._enqueue(self._peer(sender), data)
 
+    def _key_trouble(self, why):
+        if self.key_error != why:
+            print("wraft transport: " + why)
+        self.key_error = why
+
     def _signal(self, peer, data):
+        if self.key is not None:
+            data = cluster_key.seal_signal(self.key, self.cluster, self.node, peer.id, data)
         self._ws_send({"type": "signal", "to": peer.id, "data": data})
 
     # ----- per-peer connection state ---------------------------------------
@@ -515,7 +566,10 @@ class Peering:
         self._sid_next += 1
         conn = self._open_channel(peer, self._sid_next)
         self.stats["offers"] += 1
+        if self.key is not None:
+            conn.offer_nonce = self._nonce()
         sdp = await conn.make_local("offer")
+        conn.offer_sdp = sdp
         if peer.conn is conn:
             self._send_description(peer, conn, "offer", sdp)
 
@@ -532,16 +586,21 @@ class Peering:
 
     async def _handle_offer(self, peer, item):
         sid, sdp = item.get("s"), item.get("sdp")
-        if self._i_offer(peer) or type(sid) is not int or not isinstance(sdp, str):
+        if self._i_offer(peer) or type(sid) is not int or not isinstance(sdp, str) or \
+                (self.key is not None and not cluster_key.valid_nonce(item.get("n"))):
             self.stats["bad_signals"] += 1
             return
         if peer.conn is not None and peer.conn.sid == sid:
             return  # duplicate
         self._drop_conn(peer)  # a new offer always replaces the old connection
         conn = self._open_channel(peer, sid)
+        conn.offer_sdp, conn.offer_nonce = sdp, item.get("n")
+        if self.key is not None:
+            conn.answer_nonce = self._nonce()
         await conn.set_remote("offer", sdp)
         conn.remote_set = True
         answer = await conn.make_local("answer")
+        conn.answer_sdp = answer
         if peer.conn is conn:
             self._send_description(peer, conn, "answer", answer)
             await self._add_pending_ice(conn)
@@ -550,6 +609,10 @@ class Peering:
         conn, sdp = peer.conn, item.get("sdp")
         if conn is None or conn.sid != item.get("s") or conn.remote_set or not isinstance(sdp, str):
             return  # stale or duplicate
+        if self.key is not None and not cluster_key.valid_nonce(item.get("n")):
+            self.stats["bad_signals"] += 1
+            return
+        conn.answer_sdp, conn.answer_nonce = sdp, item.get("n")
         await conn.set_remote("answer", sdp)
         conn.remote_set = True
         await self._add_pending_ice(conn)
@@ -580,7 +643,10 @@ class Peering:
             await conn.add_ice(cand)
 
     def _send_description(self, peer, conn, kind, sdp):
-        self._signal(peer, {"t": kind, "s": conn.sid, "sdp": sdp})
+        data = {"t": kind, "s": conn.sid, "sdp": sdp}
+        if self.key is not None:
+            data["n"] = conn.offer_nonce if kind == "offer" else conn.answer_nonce
+        self._signal(peer, data)
         conn.local_sent = True
         out, conn.outgoing_ice = conn.outgoing_ice, []
         for cand in out:
@@ -601,8 +667,43 @@ class Peering:
         return conn
 
     def _channel_opened(self, peer, conn):
+        """The raft channel opened. Open cluster: the peer is up. Keyed: our
+        proof goes first; the peer is up once its proof verified."""
         if conn.closed or peer.conn is not conn:
             return
+        if self.key is not None:
+            if not conn.proof_sent:
+                conn.proof_sent = True
+                conn.send(cluster_key.PROOF_PREFIX + self._proof(peer, conn, self.node))
+            return
+        self._channel_up(peer, conn)
+
+    def _proof(self, peer, conn, prover):
+        offerer, answerer = (self.node, peer.id) if self._i_offer(peer) else (peer.id, self.node)
+        return cluster_key.channel_proof(self.key, self.cluster, prover, offerer, answerer,
+                                         conn.offer_sdp, conn.answer_sdp, conn.offer_nonce,
+                                         conn.answer_nonce)
+
+    def _on_unproven(self, peer, conn, text):
+        """A message on a channel not yet open: in a keyed cluster, the far
+        end's proof; anything else (or a wrong proof) closes the channel."""
+        if conn.closed or peer.conn is not conn or self.key is None:
+            self.stats["dropped_no_channel"] += 1
+            return
+        if not conn.proof_sent:  # its open event is still to come: ours goes first
+            self._channel_opened(peer, conn)
+        want = cluster_key.PROOF_PREFIX + self._proof(peer, conn, peer.id)
+        if not cluster_key.same_text(text, want):
+            self.stats["bad_proofs"] += 1
+            self._key_trouble("node %s failed the channel proof: another cluster key, or "
+                              "someone between us rewrote the SDP" % peer.id)
+            self._channel_closed(peer, conn)
+            return
+        self.stats["proofs_verified"] += 1
+        self.key_error = None
+        self._channel_up(peer, conn)
+
+    def _channel_up(self, peer, conn):
         conn.open = True
         self.ice_error = None
         conn.heard_ms = self._now()

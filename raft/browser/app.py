@@ -111,8 +111,12 @@ class App:
         and the transport's last STUN/TURN error."""
         if self.runtime is not None:
             info = self.runtime.status()
-            # why peers may be missing (a TURN server refusing our credentials)
-            info["ice_error"] = getattr(self.runtime.transport, "ice_error", None)
+            # why peers may be missing (a TURN server refusing our credentials,
+            # peers with another cluster key)
+            tr = self.runtime.transport
+            info["ice_error"] = getattr(tr, "ice_error", None)
+            info["keyed"] = getattr(tr, "key", None) is not None
+            info["key_error"] = getattr(tr, "key_error", None)
         else:
             info = {"node": self.config.get("node", "?"), "running": False, "error": self.error,
                     "size": self.config.get("size", 0)}

@@ -18,11 +18,13 @@ from raft.browser.ffi import (
     bytes_received,
     now_ms,
     rand,
+    random_hex,
     safe_sender,
     to_js,
     try_new,
 )
 from raft.browser.storage import LocalStorageKV
+from raft.cluster_key import check_key
 from raft.peering import (  # noqa: F401 (MessageTooLarge, MAX_MESSAGE_BYTES: this module's API)
     ASK_AFTER_MS,
     HIGH_WATER_BYTES,
@@ -36,23 +38,29 @@ from raft.peering import (  # noqa: F401 (MessageTooLarge, MAX_MESSAGE_BYTES: th
 )
 
 # In the origin's localStorage: the server's access secret (from a link's
-# #access=...); the member's id token is kept there too (raft/peering.py).
+# #access=...) and each cluster's key (from #key=..., per cluster name); the
+# member's id token is kept there too (raft/peering.py).
 ACCESS_KEY = "wraft.access"
+CLUSTER_KEY = "wraft.key:"  # + cluster
+
+
+def take_fragment_param(fragment, name):
+    """"#name=V" (or "#x&name=V&y") -> ("V", the fragment without it);
+    (None, fragment) when it carries none."""
+    body = fragment[1:] if fragment.startswith("#") else fragment
+    value, keep = None, []
+    for part in body.split("&"):
+        if part.startswith(name + "="):
+            value = part[len(name) + 1:] or None
+        elif part:
+            keep.append(part)
+    if value is None:
+        return None, fragment
+    return value, ("#" + "&".join(keep)) if keep else ""
 
 
 def take_access_secret(fragment):
-    """"#access=S" (or "#x&access=S&y") -> ("S", the fragment without it);
-    (None, fragment) when it carries none."""
-    body = fragment[1:] if fragment.startswith("#") else fragment
-    secret, keep = None, []
-    for part in body.split("&"):
-        if part.startswith("access="):
-            secret = part[7:] or None
-        elif part:
-            keep.append(part)
-    if secret is None:
-        return None, fragment
-    return secret, ("#" + "&".join(keep)) if keep else ""
+    return take_fragment_param(fragment, "access")
 
 
 def default_ws_url():
@@ -152,13 +160,16 @@ class Transport(Peering):
         wants=None,
         ask_after_ms=ASK_AFTER_MS,
         ice_transport_policy="all",
+        key=None,
     ):
         if ws_url is not None and not (ws_url.startswith("ws://") or ws_url.startswith("wss://")):
             raise ValueError("ws_url must start with ws:// or wss://, got " + repr(ws_url))
         self._store = LocalStorageKV()
+        if key is None:
+            key = self._page_cluster_key(cluster)
         Peering.__init__(self, cluster, node, on_message, on_peer=on_peer,
                          on_presence=on_presence, ice_servers=ice_servers, secret=secret,
-                         wants=wants, ask_after_ms=ask_after_ms, tokens=self._store)
+                         wants=wants, ask_after_ms=ask_after_ms, tokens=self._store, key=key)
         self.ws_url = ws_url
         self.ice_transport_policy = ice_transport_policy  # "relay": TURN only (diagnosis)
         self._ws = None
@@ -174,6 +185,9 @@ class Transport(Peering):
 
     def _rand(self):
         return rand()
+
+    def _nonce(self):
+        return random_hex(16)
 
     def _spawn(self, coro):
         return asyncio.create_task(coro)
@@ -295,15 +309,26 @@ class Transport(Peering):
         """The access secret of a link's #access=..., kept in the origin's
         storage and taken out of the address bar (so it is not bookmarked or
         shared with the rest of the fragment); else the one kept earlier."""
-        secret, rest = take_access_secret(str(js.location.hash))
-        if secret is None:
-            return self._store.get(ACCESS_KEY)
+        return self._from_fragment("access", ACCESS_KEY)
+
+    def _page_cluster_key(self, cluster):
+        """This cluster's key: a link's #key=..., kept in the origin's storage
+        (per cluster name) and taken out of the address bar; else the one kept
+        earlier; None: an open cluster. A malformed key is a ValueError."""
+        return self._from_fragment("key", CLUSTER_KEY + cluster, check_key)
+
+    def _from_fragment(self, name, store_key, check=None):
+        value, rest = take_fragment_param(str(js.location.hash), name)
+        if value is None:
+            return self._store.get(store_key)
+        if check is not None:
+            check(value)  # a malformed one is refused before it is kept
         js.history.replaceState(js.history.state, "", js.location.pathname + js.location.search + rest)
         try:
-            self._store.set(ACCESS_KEY, secret)
+            self._store.set(store_key, value)
         except Exception as exc:  # full storage: this page load still has it
-            print("wraft transport: cannot keep the access secret: " + repr(exc))
-        return secret
+            print("wraft transport: cannot keep the %s from the link: %r" % (name, exc))
+        return value
 
     def _on_ws_close(self, event):
         self._ws_proxies.release()
@@ -345,6 +370,9 @@ class Transport(Peering):
             data = event.data
             if not isinstance(data, str):
                 stats["dropped_binary"] += 1
+                return
+            if not conn.open:  # keyed: the far end's channel proof comes first
+                self._on_unproven(peer, conn, data)
                 return
             stats["received"] += 1
             try:

@@ -1,10 +1,11 @@
 """Command-line options the replica and the command-line client share
-(introducer, cluster, access secret, ICE)."""
+(introducer, cluster, access secret, cluster key, ICE)."""
 
 import argparse
 import os
 
 from raft.browser.page_config import valid_name
+from raft.cluster_key import check_key
 from raft.replica.transport import gather_on
 from signaling.ice import parse_ice_server
 
@@ -28,6 +29,11 @@ def add_connection_args(p):
     # Never a secret on the command line (process lists and shell history
     # show it): --secret VALUE is refused without repeating the value.
     p.add_argument("--secret", nargs="?", const="", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--key-file", metavar="PATH",
+                   help="the cluster key (the #key=... of the windows' links), for a keyed "
+                        "cluster; or set WRAFT_KEY. Without one the cluster is open")
+    p.add_argument("--key", nargs="?", const="", default=None, dest="key_given",
+                   help=argparse.SUPPRESS)
     p.add_argument("--ice-server", action="append", default=None, metavar="URL", type=_ice_arg,
                    help="STUN/TURN server, repeatable (default: the introducer's list)")
     p.add_argument("--ice-host", action="append", default=None, metavar="ADDR",
@@ -47,6 +53,15 @@ def check_connection_args(p, args):
         p.error("--secret: the access secret is never taken from the command line; use "
                 "--secret-file PATH or the environment variable WRAFT_SECRET")
     args.secret = read_secret(p, args.secret_file, "WRAFT_SECRET")
+    if args.key_given is not None:
+        p.error("--key: the cluster key is never taken from the command line; use "
+                "--key-file PATH or the environment variable WRAFT_KEY")
+    args.cluster_key = read_secret(p, args.key_file, "WRAFT_KEY")
+    if args.cluster_key is not None:
+        try:
+            check_key(args.cluster_key)
+        except ValueError as e:
+            p.error("%s: %s" % ("--key-file" if args.key_file else "WRAFT_KEY", e))
     args.ice_servers = args.ice_server
     if args.ice_host:
         gather_on(args.ice_host)

@@ -19,6 +19,7 @@ joined, in words).
 import asyncio
 import json
 import random
+import secrets
 import time
 
 import aiohttp
@@ -117,6 +118,13 @@ class _Conn(Channel):
     async def add_ice(self, cand):
         await self.pc.addIceCandidate(cand)
 
+    def send(self, text):
+        try:
+            self.dc.send(text)
+            return True
+        except Exception:  # closing under our feet; its close event follows
+            return False
+
     def ctl_send(self, text):
         try:
             if self.ctl.readyState == "open":
@@ -148,12 +156,12 @@ class Transport(Peering):
 
     def __init__(self, cluster, node, on_message, on_peer=None, on_presence=None,
                  ws_url=None, ice_servers=None, secret=None, wants=None,
-                 ask_after_ms=ASK_AFTER_MS, tokens=None):
+                 ask_after_ms=ASK_AFTER_MS, tokens=None, key=None):
         if not isinstance(ws_url, str) or not ws_url.startswith(("ws://", "wss://")):
             raise ValueError("ws_url must start with ws:// or wss://, got %r" % (ws_url,))
         Peering.__init__(self, cluster, node, on_message, on_peer=on_peer,
                          on_presence=on_presence, ice_servers=ice_servers, secret=secret,
-                         wants=wants, ask_after_ms=ask_after_ms, tokens=tokens)
+                         wants=wants, ask_after_ms=ask_after_ms, tokens=tokens, key=key)
         self.ws_url = ws_url
         self._ws = None
         self._outbox = None
@@ -167,6 +175,9 @@ class Transport(Peering):
 
     def _rand(self):
         return random.random()
+
+    def _nonce(self):
+        return secrets.token_hex(16)
 
     def _spawn(self, coro):
         return asyncio.get_event_loop().create_task(coro)
@@ -312,6 +323,9 @@ class Transport(Peering):
             conn.rx += 1
             if not isinstance(data, str):
                 stats["dropped_binary"] += 1
+                return
+            if not conn.open:  # keyed: the far end's channel proof comes first
+                self._on_unproven(peer, conn, data)
                 return
             stats["received"] += 1
             try:

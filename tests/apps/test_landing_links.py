@@ -66,3 +66,14 @@ def test_apps_table_lists_every_app_with_three_links():
         for i in range(3):
             assert 'href="http://wraft%d.localhost:8000%s?cluster=c-abc"' % (i, path) in html
     assert html.count("<a ") == 3 * len(APPS) == 12
+
+
+def test_a_keyed_cluster_has_its_key_in_the_fragment_of_every_link():
+    key = "K" * 22
+    urls = window_urls("http:", "localhost:8000", "/todo", "team", key=key)
+    assert urls == ["http://wraft%d.localhost:8000/todo?cluster=team#key=%s" % (i, key)
+                    for i in range(3)]
+    lan = window_urls("http:", "10.0.0.5:9000", "/kv", "x", key=key)
+    assert all(u.endswith("?node=%d&cluster=x#key=%s" % (i, key)) for i, u in enumerate(lan))
+    assert "#key=" + key in render_apps_html("http:", "localhost:8000", "team", key=key)
+    assert "#" not in render_apps_html("http:", "localhost:8000", "team")  # open

@@ -55,7 +55,8 @@ class Introducer:
     """`python -m signaling` as a subprocess on 127.0.0.1; stop()/start() keep the port.
     root: the site to serve (default: the repository)."""
 
-    def __init__(self, tmp_path, port=None, args=(), root=None):
+    def __init__(self, tmp_path, port=None, args=(), root=None, program=None):
+        self.program = program or ["-m", "signaling"]  # or a test double's script
         self.port = port or free_port()
         self.args = list(args) + (["--root", str(root)] if root is not None else [])
         self.log_path = tmp_path / f"signaling-{self.port}.log"
@@ -67,7 +68,7 @@ class Introducer:
     def start(self, timeout=15.0):
         assert self.proc is None, "already running"
         log = open(self.log_path, "ab")
-        cmd = [sys.executable, "-m", "signaling", "--host", "127.0.0.1",
+        cmd = [sys.executable, *self.program, "--host", "127.0.0.1",
                "--port", str(self.port), *self.args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         log.close()

@@ -142,6 +142,17 @@ def test_a_stun_turn_error_shows_while_peers_are_missing():
     assert "data-raft-ice-error" not in render_html(info(peers=[]))
 
 
+def test_the_panel_says_keyed_or_open_and_why_keyed_peers_are_missing():
+    open_html = render_html(info(cluster="team"))
+    assert 'data-raft-keyed="false"' in open_html and "team" in open_html and ">open<" in open_html
+    keyed = render_html(info(cluster="team", keyed=True))
+    assert 'data-raft-keyed="true"' in keyed and ">keyed<" in keyed
+    why = "signals from node 2 do not verify with our <cluster key>"
+    html = render_html(info(peers=["0"], keyed=True, key_error=why))
+    assert "data-raft-key-error" in html and "our &lt;cluster key&gt;" in html
+    assert "data-raft-key-error" not in render_html(info(keyed=True, key_error=why))  # all up
+
+
 def test_last_write_text():
     assert last_write_text(info()) == "none yet"
     assert last_write_text(info(last_write={"committed": False, "error": None})) == "pending"

@@ -6,7 +6,7 @@ import hashlib
 import hmac
 import json
 
-from raft import peering
+from raft import cluster_key, peering
 from raft.peering import Channel, MessageTooLarge, Peering
 
 
@@ -27,15 +27,23 @@ def raises(exc, fn, *args):
 
 
 class FakeChannel(Channel):
-    def __init__(self, sid, now):
+    def __init__(self, sid, now, cert="00"):
         Channel.__init__(self, sid, now)
+        self.cert = cert  # stands for the DTLS certificate's fingerprint
         self.remote = None
         self.added = []
         self.ctl_sent = []
+        self.sent = []  # on the raft channel
         self.net = None
 
     async def make_local(self, kind):
-        return "sdp-%s-%d" % (kind, self.sid)
+        if self.cert == "00":
+            return "sdp-%s-%d" % (kind, self.sid)
+        return "v=0\r\na=fingerprint:sha-256 %s:%d\r\n" % (self.cert, self.sid)
+
+    def send(self, text):
+        self.sent.append(text)
+        return True
 
     async def set_remote(self, kind, sdp):
         if sdp == "reject":
@@ -59,8 +67,10 @@ class FakeChannel(Channel):
 class Host(Peering):
     """Peering with every host hook recorded."""
 
-    def __init__(self, node, tokens=None, **kw):
+    def __init__(self, node, tokens=None, cert="00", **kw):
         self.clock = 1000
+        self.cert = cert
+        self.nonces = 0
         self.frames = []  # what went to the introducer
         self.closed_sids = []
         self.abandoned = 0
@@ -76,12 +86,16 @@ class Host(Peering):
     def _rand(self):
         return 0.5
 
+    def _nonce(self):
+        self.nonces += 1
+        return "%032x" % (int(self.node, 36) * 1000 + self.nonces)
+
     def _spawn(self, coro):
         run(coro)
         return "task"
 
     def _new_channel(self, peer, sid):
-        return FakeChannel(sid, self.clock)
+        return FakeChannel(sid, self.clock, self.cert)
 
     def _close_channel(self, conn):
         self.closed_sids.append(conn.sid)
@@ -366,3 +380,141 @@ def test_bad_frames_and_raising_callbacks_are_counted_not_raised():
     h.on_presence = lambda nodes: 1 / 0
     h.hear({"type": "presence", "nodes": ["1", "2", 3]})
     assert h.stats["callback_errors"] == 1 and h.presence == ["1", "2"]
+
+
+KEY = "k" * 22
+
+
+def relay(a, b, tamper=None):
+    """Carry the signals each host sent to the other (through `tamper`,
+    an introducer that may rewrite them) until both are quiet."""
+    done = {a: 0, b: 0}
+    moved = True
+    while moved:
+        moved = False
+        for src, dst in ((a, b), (b, a)):
+            frames = src.frames[done[src]:]
+            done[src] = len(src.frames)
+            for f in frames:
+                if f["type"] == "signal" and f["to"] == dst.node:
+                    data = tamper(f["data"]) if tamper else f["data"]
+                    dst.signal_from(src.node, data)
+                    moved = True
+
+
+def open_both(a, b):
+    """Both raft channels open; each side's first message goes across."""
+    pa, pb = a._peers[b.node], b._peers[a.node]
+    ca, cb = pa.conn, pb.conn
+    a._channel_opened(pa, ca)
+    b._channel_opened(pb, cb)
+    sent_a, sent_b = list(ca.sent), list(cb.sent)
+    for text in sent_a:
+        b._on_unproven(pb, cb, text)
+    for text in sent_b:
+        a._on_unproven(pa, ca, text)
+    return pa, pb
+
+
+def keyed_pair(key_a=KEY, key_b=KEY, tamper=None):
+    a = Host("1", cert="AA", key=key_a)
+    b = Host("2", cert="BB", key=key_b)
+    a.join(["1", "2"])
+    b.join(["1", "2"])
+    relay(a, b, tamper)
+    return a, b
+
+
+def test_keys_are_checked_and_made_from_random_bytes():
+    assert cluster_key.check_key(KEY) == KEY
+    for bad in ("short", "x" * 129, "k" * 21 + "!", 5):
+        e = raises((ValueError, TypeError), cluster_key.check_key, bad)
+        assert "k" * 21 not in str(e)  # never repeats the key
+    key = cluster_key.new_key(lambda n: bytes(range(n)))
+    assert len(key) == 22 and cluster_key.check_key(key) == key
+    assert cluster_key.b64url(b"\xfb\xff") == "-_8"
+    raises(ValueError, lambda: Host("1", key="too-short"))
+
+
+def test_a_keyed_pair_seals_signals_and_proves_the_channel_both_ways():
+    a, b = keyed_pair()
+    # the introducer saw no description, only sealed text it cannot forge
+    for f in a.signals() + b.signals():
+        assert sorted(f["data"]) == ["k", "m"]
+    pa, pb = open_both(a, b)
+    assert a.peers_up() == ["2"] and b.peers_up() == ["1"]
+    assert a.stats["proofs_verified"] == 1 and b.stats["proofs_verified"] == 1
+    assert pa.conn.sent[0].startswith(cluster_key.PROOF_PREFIX)
+    assert a.key_error is None and b.key_error is None
+
+
+def test_a_rewritten_fingerprint_fails_closed():
+    """A malicious introducer swaps the answer's DTLS fingerprint for its own:
+    the seal no longer verifies, the signal is dropped, no channel forms."""
+    def swap(data):
+        inner = json.loads(data["k"])
+        if inner.get("t") == "answer":
+            inner["sdp"] = inner["sdp"].replace("BB", "EE")
+            data = dict(data, k=json.dumps(inner))
+        return data
+    a, b = keyed_pair(tamper=swap)
+    assert a.stats["bad_seals"] >= 1 and a._peers["2"].conn.remote is None
+    assert "do not verify" in a.key_error and a.peers_up() == []
+
+
+def test_a_channel_whose_ends_saw_other_fingerprints_is_closed_before_any_message():
+    """A key holder in the middle (or a seal bypassed): each end's view of
+    the SDPs differs, so the proofs differ and both ends close."""
+    a, b = keyed_pair()
+    b._peers["1"].conn.offer_sdp = "v=0\r\na=fingerprint:sha-256 EE:1\r\n"
+    pa, pb = open_both(a, b)
+    assert a.peers_up() == [] and b.peers_up() == []
+    assert a.stats["bad_proofs"] == 1 and b.stats["bad_proofs"] == 1
+    assert "channel proof" in a.key_error and a.got == [] and b.got == []
+    assert a.events == [] and b.events == []  # never up, not even for a moment
+
+
+def test_a_proof_is_not_reflected_and_nothing_else_may_come_first():
+    a, b = keyed_pair()
+    pa = a._peers["2"]
+    a._channel_opened(pa, pa.conn)
+    a._on_unproven(pa, pa.conn, pa.conn.sent[0])  # our own proof, sent back
+    assert a.peers_up() == [] and a.stats["bad_proofs"] == 1
+    a, b = keyed_pair()
+    pa = a._peers["2"]
+    a._channel_opened(pa, pa.conn)
+    a._on_unproven(pa, pa.conn, '["ae", "2", "1", 5]')  # a Raft message first
+    assert a.peers_up() == [] and a.stats["bad_proofs"] == 1
+
+
+def test_another_key_or_none_cannot_signal_into_a_keyed_cluster():
+    a, b = keyed_pair(key_b="z" * 22)
+    b.advance(peering.ASK_AFTER_MS + 1)  # b, answering, hears no offer it can open: asks
+    relay(a, b)
+    assert a.stats["bad_seals"] >= 1 and b.stats["bad_seals"] >= 1
+    assert a._peers["2"].conn.remote is None and b._peers["1"].conn is None
+    assert "do not verify with our cluster key" in b.key_error
+    a, b = keyed_pair(key_b=None)
+    b.key = None
+    assert b.stats["sealed_signals"] >= 1 and "this cluster is keyed" in b.key_error
+    b.signal_from("1", {"t": "ask"})
+    a.signal_from("2", {"t": "answer", "s": 1, "sdp": "x"})  # open, unsealed
+    assert a.stats["unsealed_signals"] == 1 and "no cluster key" in a.key_error
+
+
+def test_a_seal_binds_sender_and_receiver():
+    sealed = cluster_key.seal_signal(KEY, "c", "1", "2", {"t": "ask"})
+    assert cluster_key.open_signal(KEY, "c", "1", "2", sealed) == {"t": "ask"}
+    for cluster, sender, to in (("d", "1", "2"), ("c", "3", "2"), ("c", "1", "3")):
+        assert cluster_key.open_signal(KEY, cluster, sender, to, sealed) is None
+    for bad in (None, {"k": 5, "m": "x"}, {"k": "{}", "m": 7}, dict(sealed, m="0" * 64)):
+        assert cluster_key.open_signal(KEY, "c", "1", "2", bad) is None
+
+
+def test_fingerprints_are_read_from_sdp():
+    sdp = ("v=0\r\na=fingerprint:SHA-256 ab:cd\r\nm=application\r\n"
+           "a=fingerprint:sha-512 ee:ff\r\na=fingerprint:sha-256 AB:CD\r\n")
+    assert cluster_key.sdp_fingerprints(sdp) == "sha-256 AB:CD,sha-512 EE:FF"
+    assert cluster_key.sdp_fingerprints("v=0") == "" and cluster_key.sdp_fingerprints(None) == ""
+    assert cluster_key.same_text("abc", "abc") and not cluster_key.same_text("abc", "abd")
+    assert not cluster_key.same_text("abc", "ab") and not cluster_key.same_text(None, "a")

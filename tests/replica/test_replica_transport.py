@@ -12,7 +12,7 @@ import sys
 import pytest
 
 from raft.replica import transport as tr
-from raft import peering
+from raft import cluster_key, peering
 from raft.peering import join_proof
 from raft.replica.transport import MessageTooLarge, Transport, parse_candidate
 
@@ -194,6 +194,31 @@ async def test_an_introducer_that_accepts_but_never_welcomes_is_left(aiohttp_ser
     await until(lambda: p.t.stats["introducer_timeouts"] >= 2, what="left and retried")
     assert len(sockets) >= 2 and p.t.error is None and "no welcome" in p.t.last_error
     await p.t.aclose()
+
+
+KEY = "replica-test-cluster-key"
+
+
+async def test_keyed_peers_prove_their_channel_over_aiortc_fingerprints(introducer_url):
+    """aiortc's SDP carries its DTLS fingerprints (several algorithms): both
+    ends read the same ones, so the channel proofs verify both ways."""
+    a, b = Peer(introducer_url, "1", cluster="k", key=KEY), Peer(introducer_url, "2", cluster="k", key=KEY)
+    await until(lambda: a.t.peers_up() == ["2"] and b.t.peers_up() == ["1"], what="keyed channel")
+    assert a.t.stats["proofs_verified"] == 1 and b.t.stats["proofs_verified"] == 1
+    conn = a.t._peers["2"].conn
+    assert "sha-256 " in cluster_key.sdp_fingerprints(conn.offer_sdp)
+    assert cluster_key.sdp_fingerprints(conn.offer_sdp) != cluster_key.sdp_fingerprints(conn.answer_sdp)
+    assert a.t.send("2", "sealed hello")
+    await until(lambda: b.got == [("1", "sealed hello")], what="message after the proofs")
+    # another key and no key: present, refused, said, no channel
+    other = Peer(introducer_url, "3", cluster="k", key="z" * 22)
+    none = Peer(introducer_url, "4", cluster="k")
+    await until(lambda: other.t.key_error and none.t.key_error, what="key trouble said")
+    assert "do not verify" in other.t.key_error and "have no key" in none.t.key_error
+    await asyncio.sleep(1)
+    assert other.t.peers_up() == [] and none.t.peers_up() == [] and a.t.peers_up() == ["2"]
+    for p in (a, b, other, none):
+        await p.t.aclose()
 
 
 async def test_an_introducer_that_is_down_is_retried_and_said():

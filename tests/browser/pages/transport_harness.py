@@ -64,6 +64,8 @@ def wt_state(*_):
         "presence": transport.presence,
         "introducer_up": transport.introducer_up,
         "error": transport.error,
+        "keyed": transport.key is not None,
+        "key_error": transport.key_error,
         "log": log,
         "counts": counts,
         "events": events,
