@@ -224,6 +224,12 @@ class SecondMachine:
                  != os.readlink("/proc/self/ns/net"), 5, "the second namespace")
         try:
             self._ip("link", "add", self.a_dev, "type", "veth", "peer", "name", self.b_dev)
+            # No IPv6 link-local address on the pair: its duplicate-address
+            # detection ends a second or two after the link comes up, and a
+            # running Chromium in A takes that address change for a network
+            # change and aborts every fetch in flight (ERR_NETWORK_CHANGED).
+            for dev in (self.a_dev, self.b_dev):
+                self._ip("link", "set", dev, "addrgenmode", "none")
             self._ip("link", "set", self.b_dev, "netns", str(self.holder.pid))
             self._ip("addr", "add", self.a_addr + "/24", "dev", self.a_dev)
             self._ip("link", "set", self.a_dev, "up")
@@ -231,10 +237,15 @@ class SecondMachine:
             self._ip("addr", "add", self.b_addr + "/24", "dev", self.b_dev, inside=True)
             self._ip("link", "set", self.b_dev, "up", inside=True)
             self._ip("route", "add", "default", "via", self.a_addr, inside=True)
+            wait_for(lambda: self._up(self.a_dev), 5, "the veth pair to come up")
         except Exception:
             self.stop()
             raise
         return self
+
+    def _up(self, dev):
+        out = subprocess.run(["ip", "-o", "link", "show", dev], capture_output=True, text=True)
+        return "state UP" in out.stdout
 
     def wrapper(self, workdir, program):
         """An executable that runs `program` inside B (for Playwright's
