@@ -147,6 +147,10 @@ def test_a_keyed_cluster_from_the_landing_link_keeps_its_key_off_every_request(
         wait_until(lambda: json.loads(reader.page.evaluate("wraft.status()")).get("client_of")
                    is not None, timeout=20, what="the client window attached")
         assert json.loads(reader.page.evaluate("wraft.read()")) == {"ok": c.value(0)}
+        # kept apart from a member's key on the same origin (wraft0's)
+        assert reader.page.evaluate("k => localStorage.getItem(k)", "wraft.clientkey:" + name) \
+            == client_href.split("#key=")[1]
+        assert reader.page.evaluate("k => localStorage.getItem(k)", "wraft.key:" + name) is None
         # a window without the key (a client of the same cluster) gets nothing to read
         thief = open_window("%s/counter?cluster=%s&client=1" % (srv.base(2), name),
                             wait_for="html[data-raft-role]")
