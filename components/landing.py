@@ -15,7 +15,7 @@ The pure functions here are tested in CPython; LandingView runs in the page.
 from html import escape
 
 from raft.browser.page_config import NAME_CHARS, node_from_host, valid_name
-from raft.cluster_key import check_key, new_key
+from raft.cluster_key import check_key, client_key, new_key
 
 APPS = [  # (path, title, what it shows)
     ("/todo", "TodoMVC", "a to-do list kept in step across the windows"),
@@ -100,6 +100,15 @@ def _window_urls(protocol, host, path, cluster, current_node, windows):
     return urls
 
 
+def client_url(protocol, host, path, cluster=None, current_node=None, key=None):
+    """A client window of app `path` (raft/CLIENT.md) on window 0's origin: it
+    reads and writes through a member but never votes; in a keyed cluster
+    its link carries only the client key, which cannot act as a member."""
+    url = window_urls(protocol, host, path, cluster, current_node)[0]
+    url += ("&" if "?" in url else "?") + "client=1"
+    return url + ("#key=" + client_key(key) if key else "")
+
+
 def render_apps_html(protocol, host, cluster=None, current_node=None, key=None):
     rows = []
     for path, title, about in APPS:
@@ -108,6 +117,8 @@ def render_apps_html(protocol, host, cluster=None, current_node=None, key=None):
                                             key=key)):
             links.append('<a href="%s" data-node="%d" target="_blank" rel="noopener">window %d</a>'
                          % (escape(url), i, i))
+        links.append('<a href="%s" data-client target="_blank" rel="noopener">client</a>'
+                     % escape(client_url(protocol, host, path, cluster, current_node, key)))
         rows.append('<tr data-app="%s"><th>%s</th><td>%s</td><td class="links">%s</td></tr>'
                     % (path[1:], escape(title), escape(about), " ".join(links)))
     return "".join(rows)

@@ -13,6 +13,13 @@ relays their signals, can neither join, read nor sit in the middle.
   rewrote a fingerprint to put their own DTLS in between) computes another
   proof, and the channel is closed before anything flows.
 
+- Members and clients hold different keys. From the cluster key K come a
+  member key, HMAC(K, "wraft member"), and a client key, "client-" +
+  HMAC(K, "wraft client") (base64url). Two member ids seal and prove with the
+  member key; any pair with a client id with the client key. A member link
+  carries K; a client link may carry only the client key, whose holder can
+  never seal or prove as a member id (it cannot compute the member key).
+
 Pure: hashlib and hmac only (frozen into PyScript's MicroPython with
 CPython's digests; Pyodide's stdlib), so plain-http pages, which have no
 WebCrypto, prove the same as the replica does.
@@ -26,6 +33,7 @@ KEY_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 MIN_KEY_CHARS = 22  # base64url of 16 random bytes: 128 bits
 MAX_KEY_CHARS = 128
 NONCE_HEX = 32  # 128-bit nonces, as hex
+CLIENT_PREFIX = "client-"  # a client key: CLIENT_PREFIX + base64url(HMAC(K, "wraft client"))
 PROOF_PREFIX = "wraft-proof:"  # the first message on a keyed channel, each way
 
 
@@ -64,6 +72,33 @@ def b64url(data):
     if bits:
         out.append(KEY_CHARS[(acc << (6 - bits)) & 63])
     return "".join(out)
+
+
+def is_client_key(key):
+    return key.startswith(CLIENT_PREFIX)
+
+
+def client_key(key):
+    """The client key of cluster key `key` (a client key is its own)."""
+    if is_client_key(key):
+        return key
+    return CLIENT_PREFIX + b64url(hmac.new(key.encode(), b"wraft client", hashlib.sha256).digest())
+
+
+def member_key(key):
+    """The member key of cluster key `key`; None from a client key (which
+    cannot make it)."""
+    if is_client_key(key):
+        return None
+    return b64url(hmac.new(key.encode(), b"wraft member", hashlib.sha256).digest())
+
+
+def pair_key(key, a_is_client, b_is_client):
+    """The key two ids seal and prove with: the member key between two
+    member ids, else the client key; None when `key` cannot make it."""
+    if a_is_client or b_is_client:
+        return client_key(key)
+    return member_key(key)
 
 
 def _mac(key, parts):

@@ -225,6 +225,7 @@ class Peering:
         # introducer can join). Never sent anywhere: it seals signals and
         # proves channels (raft/cluster_key.py).
         self.key = cluster_key.check_key(key) if key is not None else None
+        self._pair_keys = {}  # peer kind (True: client id) -> key, or None: cannot
         # Why peers and we disagree about the key, in words (None: no sign of it).
         self.key_error = None
         self.cluster = cluster
@@ -404,7 +405,13 @@ class Peering:
                 self._key_trouble("node %s sends unsealed signals: it has no cluster key "
                                   "(or the introducer forges them)" % sender)
                 return
-            data = cluster_key.open_signal(self.key, self.cluster, sender, self.node, data)
+            key = self._key_for(sender)
+            if key is None:
+                self.stats["bad_seals"] += 1
+                self._key_trouble("this node has a client key: it cannot talk to member "
+                                  "%s as member id %s (open it as a client window)" % (sender, self.node))
+                return
+            data = cluster_key.open_signal(key, self.cluster, sender, self.node, data)
             if data is None:
                 self.stats["bad_seals"] += 1
                 self._key_trouble("signals from node %s do not verify with our cluster key: "
@@ -421,6 +428,15 @@ class Peering:
             return
         self._enqueue(self._peer(sender), data)
 
+    def _key_for(self, pid):
+        """The key this node and `pid` seal and prove with (cluster_key.pair_key);
+        None when ours cannot make it (a client key between member ids)."""
+        client = is_client_id(pid)
+        if client not in self._pair_keys:
+            self._pair_keys[client] = cluster_key.pair_key(self.key, self.kind == "client",
+                                                           client)
+        return self._pair_keys[client]
+
     def _key_trouble(self, why):
         if self.key_error != why:
             print("wraft transport: " + why)
@@ -428,7 +444,12 @@ class Peering:
 
     def _signal(self, peer, data):
         if self.key is not None:
-            data = cluster_key.seal_signal(self.key, self.cluster, self.node, peer.id, data)
+            key = self._key_for(peer.id)
+            if key is None:  # a client key cannot seal between member ids: say so, send nothing
+                self._key_trouble("this node has a client key: it cannot join as member id %s "
+                                  "(open it as a client window)" % self.node)
+                return
+            data = cluster_key.seal_signal(key, self.cluster, self.node, peer.id, data)
         self._ws_send({"type": "signal", "to": peer.id, "data": data})
 
     # ----- per-peer connection state ---------------------------------------
@@ -680,8 +701,8 @@ class Peering:
 
     def _proof(self, peer, conn, prover):
         offerer, answerer = (self.node, peer.id) if self._i_offer(peer) else (peer.id, self.node)
-        return cluster_key.channel_proof(self.key, self.cluster, prover, offerer, answerer,
-                                         conn.offer_sdp, conn.answer_sdp, conn.offer_nonce,
+        return cluster_key.channel_proof(self._key_for(peer.id), self.cluster, prover, offerer,
+                                         answerer, conn.offer_sdp, conn.answer_sdp, conn.offer_nonce,
                                          conn.answer_nonce)
 
     def _on_unproven(self, peer, conn, text):

@@ -24,6 +24,7 @@ from raft.browser.ffi import (
     try_new,
 )
 from raft.browser.storage import LocalStorageKV
+from raft.client import is_client_id
 from raft.cluster_key import check_key
 from raft.peering import (  # noqa: F401 (MessageTooLarge, MAX_MESSAGE_BYTES: this module's API)
     ASK_AFTER_MS,
@@ -42,6 +43,9 @@ from raft.peering import (  # noqa: F401 (MessageTooLarge, MAX_MESSAGE_BYTES: th
 # member's id token is kept there too (raft/peering.py).
 ACCESS_KEY = "wraft.access"
 CLUSTER_KEY = "wraft.key:"  # + cluster
+# A client window keeps its key apart: its link (often the client key only)
+# may open on a member window's origin, whose cluster key it must not replace.
+CLIENT_KEY = "wraft.clientkey:"  # + cluster
 
 
 def take_fragment_param(fragment, name):
@@ -166,7 +170,7 @@ class Transport(Peering):
             raise ValueError("ws_url must start with ws:// or wss://, got " + repr(ws_url))
         self._store = LocalStorageKV()
         if key is None:
-            key = self._page_cluster_key(cluster)
+            key = self._page_cluster_key(cluster, is_client_id(node))
         Peering.__init__(self, cluster, node, on_message, on_peer=on_peer,
                          on_presence=on_presence, ice_servers=ice_servers, secret=secret,
                          wants=wants, ask_after_ms=ask_after_ms, tokens=self._store, key=key)
@@ -311,11 +315,12 @@ class Transport(Peering):
         shared with the rest of the fragment); else the one kept earlier."""
         return self._from_fragment("access", ACCESS_KEY)
 
-    def _page_cluster_key(self, cluster):
+    def _page_cluster_key(self, cluster, client):
         """This cluster's key: a link's #key=..., kept in the origin's storage
         (per cluster name) and taken out of the address bar; else the one kept
         earlier; None: an open cluster. A malformed key is a ValueError."""
-        return self._from_fragment("key", CLUSTER_KEY + cluster, check_key)
+        return self._from_fragment("key", (CLIENT_KEY if client else CLUSTER_KEY) + cluster,
+                                   check_key)
 
     def _from_fragment(self, name, store_key, check=None):
         value, rest = take_fragment_param(str(js.location.hash), name)

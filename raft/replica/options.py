@@ -30,8 +30,9 @@ def add_connection_args(p):
     # show it): --secret VALUE is refused without repeating the value.
     p.add_argument("--secret", nargs="?", const="", default=None, help=argparse.SUPPRESS)
     p.add_argument("--key-file", metavar="PATH",
-                   help="the cluster key (the #key=... of the windows' links), for a keyed "
-                        "cluster; or set WRAFT_KEY. Without one the cluster is open")
+                   help="the cluster key (the #key=... of the windows' links; for the "
+                        "client, a client link's client key does), for a keyed cluster; or "
+                        "set WRAFT_KEY. Without one the cluster is open")
     p.add_argument("--key", nargs="?", const="", default=None, dest="key_given",
                    help=argparse.SUPPRESS)
     p.add_argument("--ice-server", action="append", default=None, metavar="URL", type=_ice_arg,

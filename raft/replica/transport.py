@@ -4,7 +4,8 @@ The rules are raft/peering.py's, the same a window follows (raft/browser/
 TRANSPORT.md), so a replica and browser windows connect to each other like
 windows do: introducer protocol v2 (signaling/PROTOCOL.md: hello, join with
 its kind and, for a member, the token kept from its last welcome; the access
-secret's proof; `ice` frames; fatal 4401/4403/4409), one RTCPeerConnection
+secret's proof; `ice` frames; fatal 4401/4403/4409), with a cluster key the
+sealed signals and channel proofs (raft/cluster_key.py), one RTCPeerConnection
 per pair with the negotiated "raft" and "ctl" channels, who offers and who
 asks, backoff, keepalive, limits. aiortc gathers its candidates before the
 description goes out (they are in our SDP), so we send no ice signals but

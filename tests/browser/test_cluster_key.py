@@ -139,6 +139,18 @@ def test_a_keyed_cluster_from_the_landing_link_keeps_its_key_off_every_request(
         assert "#" not in c.pages[1].url
         ok_values(c.propose_many(1, [7]))
         c.converged([7])
+        # the landing page's client link (the client key only) reads the state
+        client_href = landing.page.evaluate(
+            "document.querySelector('#apps tr[data-app=counter] a[data-client]').href")
+        assert "client=1" in client_href and key not in client_href
+        reader = open_window(client_href, wait_for="html[data-raft-role]")
+        wait_until(lambda: json.loads(reader.page.evaluate("wraft.status()")).get("client_of")
+                   is not None, timeout=20, what="the client window attached")
+        assert json.loads(reader.page.evaluate("wraft.read()")) == {"ok": c.value(0)}
+        # kept apart from a member's key on the same origin (wraft0's)
+        assert reader.page.evaluate("k => localStorage.getItem(k)", "wraft.clientkey:" + name) \
+            == client_href.split("#key=")[1]
+        assert reader.page.evaluate("k => localStorage.getItem(k)", "wraft.key:" + name) is None
         # a window without the key (a client of the same cluster) gets nothing to read
         thief = open_window("%s/counter?cluster=%s&client=1" % (srv.base(2), name),
                             wait_for="html[data-raft-role]")

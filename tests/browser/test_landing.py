@@ -14,7 +14,8 @@ APPS = ["todo", "kv", "counter", "bench"]
 
 def links(page):
     return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#apps tr')].map(
-        tr => [tr.dataset.app, [...tr.querySelectorAll('a')].map(a => a.getAttribute('href'))]))""")
+        tr => [tr.dataset.app, [...tr.querySelectorAll('a[data-node]')].map(
+            a => a.getAttribute('href'))]))""")
 
 
 def expected(server, cluster=None):

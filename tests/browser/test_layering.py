@@ -18,7 +18,7 @@ HANDLE = {"state", "propose", "read", "change_membership", "on_change", "on_appl
 COMPONENT_IMPORTS = {"raft.kv", "raft.kv.KVStateMachine", "raft.browser.page_config",
                      "raft.cluster_key"} | {
     "raft.browser.page_config." + n for n in ("NAME_CHARS", "valid_name", "node_from_host")} | {
-    "raft.cluster_key." + n for n in ("check_key", "new_key")}
+    "raft.cluster_key." + n for n in ("check_key", "client_key", "new_key")}
 
 
 def modules():

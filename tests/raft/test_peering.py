@@ -416,11 +416,11 @@ def open_both(a, b):
     return pa, pb
 
 
-def keyed_pair(key_a=KEY, key_b=KEY, tamper=None):
-    a = Host("1", cert="AA", key=key_a)
-    b = Host("2", cert="BB", key=key_b)
-    a.join(["1", "2"])
-    b.join(["1", "2"])
+def keyed_pair(key_a=KEY, key_b=KEY, tamper=None, b_id="2"):
+    a = Host("1", cert="AA", key=key_a)  # b's id decides who offers: "1" < "2" < "c..."
+    b = Host(b_id, cert="BB", key=key_b)
+    a.join(["1", b_id])
+    b.join(["1", b_id])
     relay(a, b, tamper)
     return a, b
 
@@ -518,3 +518,29 @@ def test_fingerprints_are_read_from_sdp():
     assert cluster_key.sdp_fingerprints("v=0") == "" and cluster_key.sdp_fingerprints(None) == ""
     assert cluster_key.same_text("abc", "abc") and not cluster_key.same_text("abc", "abd")
     assert not cluster_key.same_text("abc", "ab") and not cluster_key.same_text(None, "a")
+
+
+def test_a_client_key_serves_a_client_id_and_never_a_member_id():
+    ck = cluster_key.client_key(KEY)
+    assert ck.startswith("client-") and cluster_key.check_key(ck) == ck
+    assert cluster_key.client_key(ck) == ck and cluster_key.member_key(ck) is None
+    assert cluster_key.member_key(KEY) not in (None, KEY, ck)
+    # a client window with only the client key and a member with the cluster key
+    a, c = keyed_pair(key_b=ck, b_id="c1234")
+    open_both(a, c)
+    assert a.peers_up() == ["c1234"] and c.peers_up() == ["1"]
+    # ... and a client window given the full key works too (it derives the client key)
+    a, c = keyed_pair(b_id="c5678")
+    open_both(a, c)
+    assert a.peers_up() == ["c5678"]
+    # the client key's holder posing as member id 2: it cannot even seal, members refuse
+    a, b = keyed_pair(key_b=ck)
+    b.advance(peering.ASK_AFTER_MS + 1)
+    relay(a, b)
+    assert "client key" in b.key_error and b.peers_up() == [] and a.peers_up() == []
+    assert b.signals() == []  # it sent nothing it could not seal
+    assert a.stats["bad_seals"] == 0  # ... so the member had nothing to refuse
+    # a forged client-keyed seal from a member id does not verify with the member key
+    forged = cluster_key.seal_signal(ck, "c", "2", "1", {"t": "ask"})
+    a.signal_from("2", forged)
+    assert a.stats["bad_seals"] == 1

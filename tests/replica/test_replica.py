@@ -10,6 +10,7 @@ message and its exit code, losing nothing."""
 import hashlib
 import threading
 
+from raft.cluster_key import client_key
 from raft.replica.storage import open_records
 from replica_helpers import ReplicaProc, run_client, wait_until
 
@@ -265,6 +266,15 @@ def test_a_keyed_cluster_of_replicas_and_a_replica_with_another_key(signaling, t
         code, out, _ = run_client(signaling.ws, "keyed", "--timeout", "3", "--state",
                                   "raft.kv:KVStateMachine", "get", "k")
         assert code == 7 and "drops a client without its key" in out[0]["message"], out
+        # the client key (what a client link carries) serves a client, never a member
+        ckey = tmp_path / "ckey"
+        ckey.write_text(client_key(key.read_text().strip()))
+        code, out, _ = run_client(signaling.ws, "keyed", "--key-file", str(ckey), "--state",
+                                  "raft.kv:KVStateMachine", "get", "k")
+        assert code == 0 and out[0]["value"] == 1, out
+        posing = ReplicaProc(signaling.ws, "keyed", "5", tmp_path / "k5.sqlite",
+                             extra=["--key-file", str(ckey)])
+        assert posing.wait() == 9 and "client key" in posing.stderr()
     finally:
         for r in reps:
             r.kill()
