@@ -2,12 +2,9 @@
 
 KVState wraps raft.kv.KVStateMachine (which does put/get/del/cas) and records,
 for every key, the (term, index) of the log entry that last changed it, plus
-a bounded list of change events for watches. The app's apply() is given the
-command only, not its log position, so KVState.place() -- passed to start()
-as on_applied(state, first_index, entries), called right after each applied
-batch -- matches each change to its entry (by identity of the command object,
-in log order) and stamps it. Every replica applies the same log, so the
-revisions are the same everywhere.
+a bounded list of change events for watches. It takes each command with its
+entry's place (apply_entry(index, term, command), raft/API.md), so every
+replica, applying the same log, stamps the same revisions.
 
 KVState and the format_* / render_* helpers are pure (tested in CPython);
 KVView touches the DOM and is imported only in the page.
@@ -47,36 +44,19 @@ class KVState:
         self.kv = KVStateMachine()
         self.revisions = {}  # key -> [term, index] of the entry that last changed it
         self.events = []  # [index, term, op, key, value], oldest first
-        self.unplaced = 0  # changes whose entry could not be found (should stay 0)
-        self._pending = []  # [command, op, key, value] applied, not yet stamped
 
     @property
     def data(self):
         return self.kv.data
 
-    def apply(self, command):
+    def apply_entry(self, index, term, command):
+        """Apply the command of log entry `index` (of `term`) and stamp the
+        change it makes, if any, with that place."""
         result = self.kv.apply(command)
         change = change_of(command, result)
         if change is not None:
-            self._pending.append([command, change[0], change[1], change[2]])
+            self.record_change(index, term, change[0], change[1], change[2])
         return result
-
-    def place(self, first, entries):
-        """The app's on_applied hook (start(KVState, on_applied=KVState.place)): stamp the changes of this batch with their entry's
-        (term, index). Entries a session deduplicated were not applied and
-        have no pending change; they are skipped."""
-        pending = self._pending
-        j = 0
-        for i, e in enumerate(entries):
-            if j < len(pending) and e[3] is pending[j][0]:
-                self.record_change(first + i, e[0], pending[j][1], pending[j][2], pending[j][3])
-                j += 1
-        if j < len(pending):
-            # Not expected; keep the data, mark the position unknown.
-            for _, op, key, value in pending[j:]:
-                self.unplaced += 1
-                self.record_change(None, None, op, key, value)
-        self._pending = []
 
     def record_change(self, index, term, op, key, value):
         if op == "del":
@@ -104,7 +84,6 @@ class KVState:
         self.kv.restore(data["data"])
         self.revisions = dict((k, [t, i]) for k, t, i in data["revisions"])
         self.events = []
-        self._pending = []
 
 
 # ---- pure helpers for the view ---------------------------------------------
@@ -171,8 +150,7 @@ def render_rows_html(rows):
 
 
 def watch_matches(event, prefix, after_index):
-    index = event[0]
-    return event[3].startswith(prefix) and (index is None or index > after_index)
+    return event[3].startswith(prefix) and event[0] > after_index
 
 
 def render_events_html(events, prefix, after_index, limit=100):

@@ -7,7 +7,7 @@
 #   pipelined  K writes in flight (default 256), for a fixed duration;
 #   hop        (diagnostic) bare asyncio task switches per second.
 # Options (JSON): modes, duration_s, inflight, profile (time the driver's
-# steps during the run, raft/browser/timings.py). Results: <pre id="results"> (JSON),
+# steps during the run, raft/runtime/timings.py). Results: <pre id="results"> (JSON),
 # window.wraftBench (JSON in/out, see expose()), and
 # body[data-bench] = idle | running | done | error.
 from js import performance
@@ -23,7 +23,7 @@ from pyscript import document, when  # noqa: E402
 from pyscript.ffi import create_proxy  # noqa: E402
 
 from raft.browser.app import start  # noqa: E402
-from raft.browser.timings import Timings  # noqa: E402
+from raft.runtime.timings import Timings  # noqa: E402
 
 DEFAULTS = {"modes": ["rtt", "sequential", "pipelined"], "duration_s": 3.0, "inflight": 256,
             "profile": False}
@@ -404,6 +404,7 @@ class Bench:
             out["count_after"] = self.app.state.count
             out["role_after"] = d.status()["role"]
             out["driver_stats"] = dict(d.stats)  # a copy: the live ones keep counting
+            out["node_stats"] = dict(d.node.stats)
             out["transport_stats"] = dict(self.transport.stats)
             out["side_dropped"] = self.dropped_side
             out["gc"] = gc_cost()

@@ -10,6 +10,9 @@ Wire form: ["wc", VERSION, type, ...fields] as compact JSON.
     sub  [from_index]            send committed entries from this index
     p    [seq, command]          propose (the client id is the channel's sender)
     r    [ctx]                   linearizable read (ReadIndex on the member)
+    sid  [n]                     my writes from now on are session n (after the
+                                 cluster answered session_expired; the member
+                                 proposes them as client id "<sender>.<n>")
   member -> client:
     st   [leader, quorum, voters]      member's view (leader id or null, 1 if it
                                        has a quorum, number of voters); sent on
@@ -20,6 +23,7 @@ Wire form: ["wc", VERSION, type, ...fields] as compact JSON.
                                        client null and are not applied)
     s    [index, offset, done, piece]  snapshot at `index` (JSON text of
                                        {"sm", "sessions", "window"}), chunked
+    sid  [n]                           from here on, outcomes are session n's
     pr   [seq, error, value]           outcome of a proposal
     rr   [ctx, error, index]           read may proceed once `index` is applied
     x    [reason]                      refused (e.g. "busy"): try another member
@@ -34,17 +38,18 @@ receive()/tick()/connected()/disconnected() and sends take_outbox().
 """
 import json
 
-from .codec import MAX_CLIENT, MAX_INT, MAX_TEXT, json_size
-from .sessions import Sessions, index_in
+from .codec import MAX_CLIENT, MAX_INT, MAX_TEXT, SEP, IncomingSnapshot, json_size, text_piece
+from .membership import config_problem
+from .sessions import Sessions, apply_entries
 
 TAG = "wc"
 VERSION = 1
-_SEP = (",", ":")
 
 # Which fields each message type carries (after ["wc", VERSION, type]).
-FIELD_COUNT = {"sub": 1, "p": 2, "r": 1, "st": 3, "e": 2, "s": 4, "pr": 3, "rr": 3, "x": 1}
-TO_MEMBER = ("sub", "p", "r")
-TO_CLIENT = ("st", "e", "s", "pr", "rr", "x")
+FIELD_COUNT = {"sub": 1, "p": 2, "r": 1, "sid": 1, "st": 3, "e": 2, "s": 4, "pr": 3, "rr": 3,
+               "x": 1}
+TO_MEMBER = ("sub", "p", "r", "sid")
+TO_CLIENT = ("st", "e", "s", "sid", "pr", "rr", "x")
 # Error codes a member may report: the core's, plus the hub's own.
 ERRORS = ("no_leader", "leadership_lost", "too_many_pending", "too_large",
           "timeout", "session_expired", "invalid", "busy", "halted")
@@ -64,9 +69,22 @@ def is_client_id(pid):
             and all(ch.isalpha() or ch.isdigit() for ch in pid[1:]))
 
 
+def session_id(client_id, n):
+    """The client id the cluster's session table knows session n of a client
+    window by: its channel id, then "<channel id>.<n>" (no channel id has a
+    ".", so no window can pose as another's session)."""
+    return client_id if n == 0 else client_id + "." + str(n)
+
+
+def session_owner(sid):
+    """The channel id of a client window's session id (session_id's inverse)."""
+    dot = sid.find(".")
+    return sid if dot < 0 else sid[:dot]
+
+
 def encode(msg):
     """[type, ...fields] -> wire text."""
-    return json.dumps([TAG, VERSION] + msg, separators=_SEP)
+    return json.dumps([TAG, VERSION] + msg, separators=SEP)
 
 
 def _uint(x):
@@ -95,6 +113,8 @@ def problem(msg):
         return None if _json_ok(f[1]) else "command is not JSON"
     if t == "r":
         return None if _uint(f[0]) else "bad read context"
+    if t == "sid":
+        return None if type(f[0]) is int and 1 <= f[0] <= MAX_INT else "bad session number"
     if t == "st":
         if f[0] is not None and (type(f[0]) is not str or not 0 < len(f[0]) <= 64):
             return "bad leader id"
@@ -113,7 +133,11 @@ def problem(msg):
                 return "bad entry"
             cl = e[1]
             if cl is None:
-                continue  # a no-op or configuration entry: never applied here
+                # a no-op, or a configuration entry (its outcome goes in the
+                # session table, as on the members)
+                if e[3] is not None and config_problem(e[3], True) is not None:
+                    return "bad configuration entry"
+                continue
             if type(cl) is not str or not 0 < len(cl) <= MAX_CLIENT:
                 return "bad client id"
             if type(e[2]) is not int or not 1 <= e[2] <= MAX_INT:
@@ -167,22 +191,41 @@ def decode(text, allowed):
 
 def snapshot_chunks(index, text, budget=CHUNK_BUDGET):
     """Cut a snapshot's JSON text into encoded "s" messages of <= budget
-    bytes each (the piece is escaped again inside the message, so measure)."""
+    bytes each (the piece is escaped again inside the message: measured by
+    the core's one cutter, codec.text_piece)."""
     out = []
     start = 0
-    n = budget // 2
     while True:
-        piece = text[start:start + n]
+        # Bytes of the message around the piece (ASCII; "" counts 2 of them).
+        around = len(encode(["s", index, start, 0, ""])) - 2
+        piece = text_piece(text, start, budget - around)
         done = 1 if start + len(piece) >= len(text) else 0
-        wire = encode(["s", index, start, done, piece])
-        size = len(wire.encode())
-        if size > budget and n > 1:
-            n = max(1, n * budget // size - 16) if n * budget // size - 16 < n else n // 2
-            continue
-        out.append(wire)
+        out.append(encode(["s", index, start, done, piece]))
         if done:
             return out
         start += len(piece)
+
+
+class _Proposal:
+    """A proposal of ours in flight (ClientSession.pending[seq])."""
+
+    def __init__(self, command, now):
+        self.command = command
+        self.first_ms = now       # when the app asked: it gives up GIVE_UP_MS later
+        self.next_ms = now        # when to send it (again)
+        self.attempts = 0
+        self.error = None         # the last retryable error
+
+
+class _Read:
+    """A read of ours in flight (ClientSession.reads[ctx])."""
+
+    def __init__(self, now):
+        self.first_ms = now
+        self.next_ms = now
+        self.attempts = 0
+        self.index = None         # granted: done once our stream applied it
+        self.error = None
 
 
 class ClientSession:
@@ -205,24 +248,26 @@ class ClientSession:
         if not is_client_id(client_id):
             raise ValueError("client id must be c + 4..31 letters/digits, got %r" % (client_id,))
         self.client_id = client_id
+        # The cluster knows our writes by session_id (start_new_session);
+        # a member's "pr" before it confirmed our session is an older one's.
+        self.session = 0
+        self.session_id = client_id
+        self.session_confirmed = True
         self.state = state
         self.on_applied = on_applied
         self.on_restored = on_restored
         self.now = now_ms
         self.member = None          # member we are attached to (channel up)
         self.applied_index = 0
-        self.retried_indexes = []  # indexes of the last applied batch that were retries
         self.sessions = Sessions(256)  # the cluster's default window until a snapshot says
         self.member_status = None   # [leader, quorum, voters] from the member
         self.next_seq = 1
         self.next_ctx = 1
-        # seq -> [command, first_ms, next_send_ms, attempts, last_error]
-        self.pending = {}
-        # ctx -> [first_ms, next_send_ms, attempts, index or None, last_error]
-        self.reads = {}
+        self.pending = {}           # seq -> _Proposal
+        self.reads = {}             # ctx -> _Read
         self.done = []              # ["p", seq, error, value] / ["r", ctx, error]
         self.outbox = []
-        self.snap = None            # [index, [pieces], next offset]
+        self.snap = None            # the IncomingSnapshot being received
         self.resync_at = None       # when we last (re)subscribed, until data arrives
         # After (re)connecting, proposals wait until our stream is in step
         # with the member (or RESYNC_MS): any of ours that committed while we
@@ -231,7 +276,7 @@ class ClientSession:
         self.held_since = None
         self.stats = {"dropped_malformed": 0, "dropped_unexpected": 0, "gaps": 0,
                       "resubscribes": 0, "retries": 0, "snapshots": 0, "refused": 0,
-                      "bad_snapshots": 0, "late_results": 0}
+                      "bad_snapshots": 0, "late_results": 0, "new_sessions": 0}
 
     # ---- requests from the app ---------------------------------------
     def propose(self, command):
@@ -241,7 +286,7 @@ class ClientSession:
             return None
         seq = self.next_seq
         self.next_seq += 1
-        self.pending[seq] = [command, self.now, self.now, 0, None]
+        self.pending[seq] = _Proposal(command, self.now)
         self._send_proposal(seq)
         return seq
 
@@ -250,7 +295,7 @@ class ClientSession:
         once the local state has applied the member's read index."""
         ctx = self.next_ctx
         self.next_ctx += 1
-        self.reads[ctx] = [self.now, self.now, 0, None, None]
+        self.reads[ctx] = _Read(self.now)
         self._send_read(ctx)
         return ctx
 
@@ -261,10 +306,6 @@ class ClientSession:
     def take_done(self):
         out, self.done = self.done, []
         return out
-
-    @property
-    def attached(self):
-        return self.member is not None
 
     @property
     def writable(self):
@@ -279,11 +320,13 @@ class ClientSession:
         self.member_status = None
         self.snap = None
         self._subscribe()
+        if self.session:
+            self._send_session()
         self.held_since = now_ms if self.pending else None
         for ctx in sorted(self.reads):
             r = self.reads[ctx]
-            if r[3] is None:  # an index already granted stays valid anywhere
-                r[1] = now_ms
+            if r.index is None:  # an index already granted stays valid anywhere
+                r.next_ms = now_ms
                 self._send_read(ctx)
 
     def disconnected(self, now_ms):
@@ -310,16 +353,16 @@ class ClientSession:
     def _send_proposal(self, seq):
         p = self.pending[seq]
         if self.member is not None and self.held_since is None:
-            p[3] += 1
-            self.outbox.append(encode(["p", seq, p[0]]))
-        p[2] = self.now + self.RESEND_MS
+            p.attempts += 1
+            self.outbox.append(encode(["p", seq, p.command]))
+        p.next_ms = self.now + self.RESEND_MS
 
     def _send_read(self, ctx):
         r = self.reads[ctx]
         if self.member is not None:
-            r[2] += 1
+            r.attempts += 1
             self.outbox.append(encode(["r", ctx]))
-        r[1] = self.now + self.RESEND_MS
+        r.next_ms = self.now + self.RESEND_MS
 
     # ---- time ---------------------------------------------------------
     def tick(self, now_ms):
@@ -329,20 +372,19 @@ class ClientSession:
             self._release_held()
         for seq in sorted(self.pending):
             p = self.pending[seq]
-            if now_ms - p[1] >= self.GIVE_UP_MS:
+            if now_ms - p.first_ms >= self.GIVE_UP_MS:
                 del self.pending[seq]
-                self.done.append(["p", seq, p[4] or "timeout", None])
-            elif now_ms >= p[2] and self.member is not None:
+                self.done.append(["p", seq, p.error or "timeout", None])
+            elif now_ms >= p.next_ms and self.member is not None:
                 self.stats["retries"] += 1
                 self._send_proposal(seq)
         for ctx in sorted(self.reads):
             r = self.reads[ctx]
-            if r[3] is not None:
-                continue  # waiting for our own stream to reach the index
-            if now_ms - r[0] >= self.GIVE_UP_MS:
+            if now_ms - r.first_ms >= self.GIVE_UP_MS:
+                # Also a read whose index our stream never reached: every read ends.
                 del self.reads[ctx]
-                self.done.append(["r", ctx, r[4] or "timeout"])
-            elif now_ms >= r[1] and self.member is not None:
+                self.done.append(["r", ctx, r.error or "timeout"])
+            elif r.index is None and now_ms >= r.next_ms and self.member is not None:
                 self._send_read(ctx)
         if (self.member is not None and self.resync_at is not None
                 and now_ms - self.resync_at >= self.RESYNC_MS):
@@ -368,6 +410,11 @@ class ClientSession:
             self.handle_read_reply(msg[1], msg[2], msg[3])
         elif t == "st":
             self.member_status = [msg[1], msg[2], msg[3]]
+        elif t == "sid":
+            if msg[1] == self.session:
+                self.session_confirmed = True
+            else:
+                self.stats["dropped_unexpected"] += 1
         else:  # "x": the member refuses us; the runtime picks another
             self.stats["refused"] += 1
             self.member_status = None
@@ -390,24 +437,14 @@ class ClientSession:
             self._release_held()
             return  # all seen (a resubscription overlaps the stream)
         fresh = entries[applied + 1 - first:] if first <= applied else entries
-        sessions = self.sessions
-        apply = sessions.apply
-        me = self.client_id
-        pending = self.pending
-        retries = sessions.retries
-        self.retried_indexes = []
-        for e in fresh:
-            client = e[1]
-            if client is None:
-                continue  # a leader's no-op or a configuration entry
-            err, result = apply(client, e[2], e[3], self.state)  # once per (client, seq)
-            if sessions.retries != retries:  # a retry that reached the log twice
-                retries = sessions.retries
-                self.retried_indexes.append(last - len(fresh) + 1 + index_in(fresh, e))
-            if client == me and e[2] in pending:
-                # Ours: the result is our own apply's, as on any replica.
-                del pending[e[2]]
-                self.done.append(["p", e[2], err, result])
+        me = self.session_id
+        mine = dict(((me, seq), None) for seq in self.pending) if self.pending else None
+        done = []
+        # The members' own apply loop, on our copy of the session table.
+        apply_entries(self.sessions, applied + 1, fresh, self.state, mine, done)
+        for _, seq, err, result in done:
+            # Ours: the result is our own apply's, as on any replica.
+            self._finish(seq, err, result)
         self.applied_index = last
         self._release_reads()
         self._release_held()
@@ -417,14 +454,14 @@ class ClientSession:
     def handle_snapshot_chunk(self, index, offset, done, piece):
         snap = self.snap
         if offset == 0:
-            snap = self.snap = [index, [], 0]
-        elif snap is None or snap[0] != index or snap[2] != offset:
+            snap = self.snap = IncomingSnapshot(index, None)
+        elif snap is None or snap.index != index or snap.size != offset:
             self.stats["gaps"] += 1
             self.snap = None
             self._subscribe()
             return
-        snap[1].append(piece)
-        snap[2] += len(piece)
+        snap.parts.append(piece)
+        snap.size += len(piece)
         if not done:
             return
         self.snap = None
@@ -432,7 +469,7 @@ class ClientSession:
             self.resync_at = None
             return  # we already have all of it
         try:
-            data = json.loads("".join(snap[1]))
+            data = json.loads("".join(snap.parts))
             window = data.get("window", 256)
             sessions = Sessions(window if type(window) is int and window >= 1 else 256)
             sessions.restore(data["sessions"])
@@ -455,34 +492,57 @@ class ClientSession:
     def _answer_from_sessions(self):
         """After a snapshot: our proposals it covers are answered from its
         session table (what every replica would answer for a retry)."""
-        mine = self.sessions.clients.get(self.client_id)
-        if mine is None:
-            return
-        floor, results = mine
         for seq in sorted(self.pending):
-            if seq in results:
-                del self.pending[seq]
-                self.done.append(["p", seq, None, results[seq]])
-            elif seq <= floor:
-                del self.pending[seq]
-                self.done.append(["p", seq, "session_expired", None])
+            out = self.sessions.outcome(self.session_id, seq) if seq in self.pending else None
+            if out is not None:
+                self._finish(seq, out[0], out[1])
 
     def handle_proposal_result(self, seq, error, value):
-        p = self.pending.get(seq)
+        p = self.pending.get(seq) if self.session_confirmed else None
         if p is None:
             self.stats["late_results"] += 1  # answered from our stream already
             return
         if error is not None and error in RETRYABLE:
-            p[4] = error
+            p.error = error
             lo, hi = self.RETRY_MS
-            p[2] = self.now + min(hi, lo << min(p[3], 8))
+            p.next_ms = self.now + min(hi, lo << min(p.attempts, 8))
             return
+        self._finish(seq, error, value)
+
+    def _finish(self, seq, error, value):
+        """A final outcome for our proposal `seq`."""
+        if seq not in self.pending:
+            return  # ended with an older session (start_new_session)
         del self.pending[seq]
         self.done.append(["p", seq, error, value])
+        if error == "session_expired" and not self.sessions.knows(self.session_id):
+            # (known: only that seq was older than our window.) Our copy of
+            # the table may lag a member's answer; then the next write's
+            # answer, or our own apply of it, renews.
+            self.start_new_session()
+
+    def start_new_session(self):
+        """The cluster forgot our session (raft/API.md, session expiry):
+        every proposal still pending under it ends the same way (it may or
+        may not have been applied), and later ones go as a new client of the
+        cluster: session n + 1 (session_id), seq 1 again."""
+        for seq in sorted(self.pending):
+            self.done.append(["p", seq, "session_expired", None])
+        self.pending = {}
+        self.session += 1
+        self.session_id = session_id(self.client_id, self.session)
+        self.next_seq = 1
+        self.stats["new_sessions"] += 1
+        if self.member is not None:
+            self._send_session()
+
+    def _send_session(self):
+        self.session_confirmed = False
+        self.outbox.append(encode(["sid", self.session]))
 
     def handle_read_reply(self, ctx, error, index):
         r = self.reads.get(ctx)
-        if r is None or r[3] is not None:
+        if r is None or r.index is not None:
             self.stats["dropped_unexpected"] += 1
             return
         if error is not None:
@@ -490,16 +550,16 @@ class ClientSession:
                 del self.reads[ctx]
                 self.done.append(["r", ctx, error])
                 return
-            r[4] = error
+            r.error = error
             lo, hi = self.RETRY_MS
-            r[1] = self.now + min(hi, lo << min(r[2], 8))
+            r.next_ms = self.now + min(hi, lo << min(r.attempts, 8))
             return
-        r[3] = index
+        r.index = index
         self._release_reads()
 
     def _release_reads(self):
         for ctx in sorted(self.reads):
             r = self.reads[ctx]
-            if r[3] is not None and r[3] <= self.applied_index:
+            if r.index is not None and r.index <= self.applied_index:
                 del self.reads[ctx]
                 self.done.append(["r", ctx, None])

@@ -2,7 +2,8 @@
 version, and validation of every field's type and range.
 
 Wire form: [VERSION, type, src, dst, term, ...fields]; decoded form (what
-Node.step takes): the same list without the version.
+Node.step takes): the same list without the version. Each message type is
+built by one function below (its fields named as the handlers unpack them).
 """
 import json
 
@@ -27,12 +28,11 @@ FIELD_COUNT = {
     "pv": 2, "v": 2, "pvr": 1, "vr": 1,
     "a": 4, "ar": 4, "h": 2, "hr": 1,
     "p": 3, "pr": 4, "r": 1, "rr": 3,
-    "s": 5, "sr": 3,
+    "s": 5, "sr": 4,
     "m": 4, "mr": 4,
 }
 
-_SEP = (",", ":")
-SEP = _SEP                          # compact JSON, as on the wire
+SEP = (",", ":")                    # compact JSON, as on the wire and in storage
 MSG_OVERHEAD = 200                  # bytes of an AppendEntries besides its entries (ids, ints)
 
 
@@ -45,13 +45,106 @@ class DecodeError(ValueError):
     pass
 
 
+def compact(obj):
+    """Compact JSON text: the one form the wire and storage use."""
+    return json.dumps(obj, separators=SEP)
+
+
 def encode(msg):
     """Message list -> compact JSON text (protocol version first)."""
-    return json.dumps([VERSION] + msg, separators=_SEP)
+    return json.dumps([VERSION] + msg, separators=SEP)
 
 
-def encode_entry(entry):
-    return json.dumps(entry, separators=_SEP)
+# ---------------------------------------------------------------- message builders
+# Each message type is built here and nowhere else (raft/API.md lists the fields).
+
+def vote_request(kind, src, dst, term, last_index, last_term):
+    """kind "pv" (PreVote: term is the one we would stand for) or "v"."""
+    return [kind, src, dst, term, last_index, last_term]
+
+
+def vote_reply(kind, src, dst, term, granted):
+    """kind "pvr" or "vr"; granted 0 or 1."""
+    return [kind, src, dst, term, granted]
+
+
+def append_request(src, dst, term, prev_index, prev_term, entries, commit):
+    return ["a", src, dst, term, prev_index, prev_term, entries, commit]
+
+
+def append_reply(src, dst, term, index, reject, hint_index, hint_term):
+    """index: last index now matching (or the rejected prev_index); the hint:
+    our last index whose term is <= the leader's prev_term, and that term."""
+    return ["ar", src, dst, term, index, reject, hint_index, hint_term]
+
+
+def heartbeat(src, dst, term, commit, read_round):
+    return ["h", src, dst, term, commit, read_round]
+
+
+def heartbeat_reply(src, dst, term, read_round):
+    return ["hr", src, dst, term, read_round]
+
+
+def proposal(src, dst, term, client_id, seq, command):
+    return ["p", src, dst, term, client_id, seq, command]
+
+
+def proposal_failure(src, dst, term, client_id, seq, error, leader_id):
+    return ["pr", src, dst, term, client_id, seq, error, leader_id]
+
+
+def read_request(src, dst, term, read_id):
+    return ["r", src, dst, term, read_id]
+
+
+def read_reply(src, dst, term, read_id, index, error):
+    return ["rr", src, dst, term, read_id, index, error]
+
+
+def snapshot_chunk(src, dst, term, snap_index, snap_term, offset, text, done):
+    return ["s", src, dst, term, snap_index, snap_term, offset, text, done]
+
+
+def snapshot_reply(src, dst, term, snap_index, answered, want, done):
+    """answered: offset of the chunk this replies to; want: next offset."""
+    return ["sr", src, dst, term, snap_index, answered, want, done]
+
+
+def membership_request(src, dst, term, client_id, seq, op, target):
+    return ["m", src, dst, term, client_id, seq, op, target]
+
+
+def membership_reply(src, dst, term, client_id, seq, error, value):
+    return ["mr", src, dst, term, client_id, seq, error, value]
+
+
+class IncomingSnapshot:
+    """A snapshot's text being received in chunks, in order (a follower's
+    InstallSnapshot, a client window's stream)."""
+
+    def __init__(self, index, term):
+        self.index = index
+        self.term = term
+        self.parts = []
+        self.size = 0             # characters received: the next offset wanted
+
+
+def text_piece(text, start, budget):
+    """The piece of `text` from `start` whose encoding as a JSON string
+    (quotes and backslashes escaped, UTF-8) takes at most `budget` bytes:
+    the one adaptive cutter for snapshot chunks (members' InstallSnapshot
+    and client windows' stream). Plain JSON text, no base64: MicroPython's
+    binascii is slow pure Python."""
+    n = budget // 2
+    while True:
+        part = text[start:start + n]
+        size = utf8_len(json.dumps(part))
+        if size <= budget or n <= 1:
+            return part
+        n = n * budget // size - 16 if n * budget // size - 16 < n else n // 2
+        if n < 1:
+            n = 1
 
 
 def decode(text):
@@ -214,7 +307,7 @@ def problem(msg, from_json=False):
     if t == "hr":
         return None if _is_uint(msg[4]) else "bad read round"
     if t == "s":
-        # InstallSnapshot chunk: snap_index, snap_term, offset, base64 text, done
+        # InstallSnapshot chunk: snap_index, snap_term, offset, text, done
         if not _is_uint(msg[4]) or not _is_uint(msg[5]) or not _is_uint(msg[6]):
             return "bad index"
         if msg[5] > term or msg[4] < 1:
@@ -225,10 +318,10 @@ def problem(msg, from_json=False):
             return "bad done flag"
         return None
     if t == "sr":
-        # snapshot chunk ack: snap_index, next offset wanted, done
-        if not _is_uint(msg[4]) or not _is_uint(msg[5]):
+        # snapshot chunk ack: snap_index, offset of the chunk answered, next offset wanted, done
+        if not _is_uint(msg[4]) or not _is_uint(msg[5]) or not _is_uint(msg[6]):
             return "bad index"
-        if type(msg[6]) is not int or msg[6] not in (0, 1):
+        if type(msg[7]) is not int or msg[7] not in (0, 1):
             return "bad done flag"
         return None
     if t == "p":

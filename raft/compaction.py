@@ -7,12 +7,20 @@ drops the log up to it. A leader sends its snapshot, in chunks paced by the
 follower's acks, to a follower that needs compacted entries; the follower
 keeps the log after the snapshot if it holds the snapshot's last entry with
 the same term, else replaces its whole log.
+
+State (set in Node.__init__): snapshot ([index, term, data], the latest),
+snap_blob (its compact JSON, made when a follower needs it), snap_out /
+snap_installed / snap_discard_log (the one Ready.snapshot not persisted
+yet), snap_in (a follower's codec.IncomingSnapshot), log_bytes and
+measured_upto (the byte trigger); it moves offset and cuts log.
 """
 import json
 
-from .codec import SEP as _SEP, MSG_OVERHEAD as _MSG_OVERHEAD, utf8_len as _utf8_len
+from .codec import (compact, MSG_OVERHEAD as _MSG_OVERHEAD, utf8_len as _utf8_len,
+                    snapshot_chunk, snapshot_reply, text_piece, IncomingSnapshot)
 from .membership import config_problem, config_at
 from .progress import SNAPSHOT
+from .sessions import sessions_problem
 from .roles import LEADER, NOOP
 
 _MEASURE_EVERY = 64        # applied entries between two byte measurements of the log
@@ -46,7 +54,7 @@ class LogCompaction:
                 # One C-level dumps per chunk of entries, not one per entry.
                 off = self.offset
                 seg = self.log[self.measured_upto + 1 - off:self.applied_index + 1 - off]
-                self.log_bytes += _utf8_len(json.dumps(seg, separators=_SEP))
+                self.log_bytes += _utf8_len(compact(seg))
                 self.measured_upto = self.applied_index
             b = self.log_bytes * 2 // cfg.snapshot_bytes
             if b > over:
@@ -78,6 +86,19 @@ class LogCompaction:
         self._set_snapshot([index, term, data], False, False)
         self._count("snapshots_taken")
 
+    def stored_log_replicated(self):
+        """Leader: a majority of the other voters have stored every entry
+        that is or may be committed (up to our commit index: no node marks
+        more), so losing our own stored copy of the log loses nothing."""
+        if self.role != LEADER:
+            return False
+        c = self.commit_index
+        n = 0
+        for pr in self.voter_prs:
+            if pr.match >= c:
+                n += 1
+        return n >= self.quorum
+
     def _set_snapshot(self, snap, installed, discard_log):
         self.snapshot = snap
         self.snap_blob = None
@@ -92,60 +113,49 @@ class LogCompaction:
         if self.unstable_from <= snap[0]:
             self.unstable_from = snap[0] + 1
 
-    def _snapshot_chunk(self, blob, start):
-        """The text chunk at `start` whose encoding (a JSON string: quotes and
-        backslashes escaped, UTF-8) fits one message. Plain JSON text, no
-        base64: MicroPython's binascii is slow pure Python."""
-        budget = self.cfg.max_bytes_per_msg - _MSG_OVERHEAD
-        n = budget // 2
-        while True:
-            part = blob[start:start + n]
-            size = _utf8_len(json.dumps(part))
-            if size <= budget or n <= 1:
-                return part
-            n = n * budget // size - 16 if n * budget // size - 16 < n else n // 2
-            if n < 1:
-                n = 1
-
     def send_snapshot_chunk(self, to):
         """InstallSnapshot: send the chunk at the offset the follower asked for."""
         pr = self.progress[to]
-        snap = self.snapshot
-        if pr.snap_index != snap[0]:
-            pr.become_snapshot(snap[0])      # a newer snapshot replaces the one in transfer
+        s_index, s_term, data = self.snapshot
+        if pr.snap_index != s_index:
+            pr.become_snapshot(s_index)      # a newer snapshot replaces the one in transfer
         if self.snap_blob is None:
-            self.snap_blob = json.dumps(snap[2], separators=_SEP)
+            self.snap_blob = compact(data)
         blob = self.snap_blob
         start = pr.snap_offset
-        text = self._snapshot_chunk(blob, start)
+        text = text_piece(blob, start, self.cfg.max_bytes_per_msg - _MSG_OVERHEAD)
         done = 1 if start + len(text) >= len(blob) else 0
-        self.msgs.append(["s", self.id, to, self.term, snap[0], snap[1], start, text, done])
+        self.msgs.append(snapshot_chunk(self.id, to, self.term, s_index, s_term, start, text, done))
         self._count("snapshot_chunks_sent")
 
     def handle_install_snapshot_reply(self, msg):
-        pr = self._reply_progress(msg)
+        _, src, _, _, s_index, answered, want, done = msg
+        pr = self._reply_progress(src)
         if pr is None:
             return
-        src = msg[1]
-        s_index = msg[4]
-        want = msg[5]
         if pr.state != SNAPSHOT or s_index != pr.snap_index:
             self._count("dropped_stale_reply")
             return
-        if msg[6]:
+        if done:
             # Installed (or already covered): resume normal replication after it.
             if s_index > pr.match:
                 pr.match = s_index
             pr.become_probe(pr.match + 1)
             self.send_append(src, True)
             return
+        if answered != pr.snap_offset:
+            # Answers a chunk we no longer send (a duplicate, a reordered
+            # ack, one from before the follower restarted): ignore it, or
+            # copies would multiply and a stale offset could stall us.
+            self._count("dropped_stale_reply")
+            return
         blob_len = len(self.snap_blob) if self.snap_blob is not None else 0
         if want > blob_len:
             self._count("dropped_out_of_range")
             return
-        # Move on only for progress or a restart from 0: duplicated acks must
-        # not multiply chunks in flight (lost chunks are resent on heartbeat replies).
-        if want > pr.snap_offset or (want == 0 and pr.snap_offset != 0):
+        # The follower's stated offset rules. Asked for the same chunk
+        # again: the heartbeat reply resends it (no tight loop).
+        if want != pr.snap_offset:
             pr.snap_offset = want
             self.send_snapshot_chunk(src)
 
@@ -154,49 +164,47 @@ class LogCompaction:
         if self.role == LEADER:
             self._count("dropped_second_leader")
             return
-        src = msg[1]
+        _, src, _, _, s_index, s_term, start, part, last = msg
         self._heard_from_leader(src)
-        s_index = msg[4]
-        s_term = msg[5]
-        start = msg[6]
         if s_index <= self.commit_index:
             # We already have all it covers: let the leader go on after it.
             self.snap_in = None
-            self.msgs.append(["sr", self.id, src, self.term, s_index, start, 1])
+            self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, start, 1))
             return
         cur = self.snap_in
-        if cur is None or cur[0] != s_index or cur[1] != s_term:
+        if cur is None or cur.index != s_index or cur.term != s_term:
             if start != 0:
-                self.msgs.append(["sr", self.id, src, self.term, s_index, 0, 0])
+                self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, 0, 0))
                 return
-            cur = [s_index, s_term, [], 0]
+            cur = IncomingSnapshot(s_index, s_term)
             self.snap_in = cur
-        if start != cur[3]:
-            self.msgs.append(["sr", self.id, src, self.term, s_index, cur[3], 0])
+        have = cur.size
+        if start != have:
+            self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, have, 0))
             return
-        part = msg[7]
-        cur[2].append(part)
-        cur[3] += len(part)
-        if cur[3] > _MAX_SNAPSHOT:
+        cur.parts.append(part)
+        have += len(part)
+        cur.size = have
+        if have > _MAX_SNAPSHOT:
             self._count("dropped_snapshot_too_large")
             self.snap_in = None
             return
-        if not msg[8]:
-            self.msgs.append(["sr", self.id, src, self.term, s_index, cur[3], 0])
+        if not last:
+            self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, have, 0))
             return
         self.snap_in = None
         try:
-            data = json.loads("".join(cur[2]))
+            data = json.loads("".join(cur.parts))
         except Exception:
             data = None
         if (type(data) is not dict or data.get("index") != s_index or
-                "sm" not in data or type(data.get("sessions")) is not list or
+                "sm" not in data or sessions_problem(data.get("sessions")) is not None or
                 ("config" in data and config_problem(data["config"], False) is not None)):
             self._count("dropped_bad_snapshot")
-            self.msgs.append(["sr", self.id, src, self.term, s_index, 0, 0])
+            self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, 0, 0))
             return
         self.install_snapshot(s_index, s_term, data)
-        self.msgs.append(["sr", self.id, src, self.term, s_index, cur[3], 1])
+        self.msgs.append(snapshot_reply(self.id, src, self.term, s_index, start, have, 1))
 
     def install_snapshot(self, index, term, data):
         """Raft §7: keep the log after the snapshot if it has the snapshot's

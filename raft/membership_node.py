@@ -7,8 +7,15 @@ checked for safety before the leader appends it. The leader replicates to
 members being removed until their removal commits, then lets them go; a
 removed leader steps down once the change commits. Learners and outsiders
 never campaign; a leader catches up a stray ex-member that asks for votes.
+
+State (set in Node.__init__, changed only here and where the log changes:
+append_entries_after, compact_log, install_snapshot): boot_conf, base_conf
+(the snapshot's), conf_log ([index, voters, learners, by] of each entry in
+the log); derived by _adopt_latest_config: config_index, config_by, voters,
+learners, quorum, self_voter, membership, electors, peers, known_ids; on a
+leader: targets, voter_prs, leader_cleanup, leave_at.
 """
-from .codec import client_problem
+from .codec import client_problem, membership_request, membership_reply
 from .membership import (OPS, quorum_of, config_entry, changed_config, one_change_at_a_time,
                          change_refusal)
 from .progress import Progress
@@ -41,22 +48,28 @@ class NodeMembership:
 
     def _adopt_latest_config(self):
         """A configuration takes effect when appended (thesis §4.1)."""
-        c = self.conf_log[-1] if self.conf_log else self.base_conf
-        self.config_index = c[0]
-        self.config_by = c[3]
-        self.voters = c[1]
-        self.learners = c[2]
-        self.quorum = quorum_of(c[1])
+        index, voters, learners, by = self.conf_log[-1] if self.conf_log else self.base_conf
+        self.config_index = index
+        self.config_by = by
+        self.voters = voters
+        self.learners = learners
+        self.quorum = quorum_of(voters)
         me = self.id
-        self.self_voter = me in c[1]
+        self.self_voter = me in voters
         if self.self_voter:
             self.membership = "voter"
-        elif me in c[2]:
+        elif me in learners:
             self.membership = "learner"
         else:
             self.membership = "none"
-        self.electors = [x for x in c[1] if x != me]
-        self.peers = sorted(self.electors + [x for x in c[2] if x != me])
+        self.electors = [x for x in voters if x != me]
+        self.peers = sorted(self.electors + [x for x in learners if x != me])
+        # Every id of every configuration we know: who may send us Raft.
+        known = set()
+        for conf in [self.boot_conf, self.base_conf] + self.conf_log:
+            known.update(conf[1])
+            known.update(conf[2])
+        self.known_ids = known
         if self.role == LEADER:
             self._update_leader_progress()
 
@@ -147,31 +160,34 @@ class NodeMembership:
             if out is not None:
                 self.results.append([client_id, seq, out[0], out[1]])
                 return
-        elif self._change_applied(client_id, seq):
-            self.results.append([client_id, seq, None, self.configuration()])
+        elif self.sessions.outcome(client_id, seq) is not None:
+            # Applied here already (or its session expired): answer at once.
+            out = self.sessions.outcome(client_id, seq)
+            self.results.append([client_id, seq, out[0], out[1]])
             return
         elif self.leader_id is None:
             self.results.append([client_id, seq, "no_leader", None])
             return
         else:
-            self.msgs.append(["m", self.id, self.leader_id, self.term, client_id, seq, op, target])
+            self.msgs.append(membership_request(self.id, self.leader_id, self.term, client_id, seq,
+                                                op, target))
         self.pending[key] = self.now + self.cfg.request_timeout_ms
-
-    def _change_applied(self, client_id, seq):
-        by = self.config_by
-        return (by is not None and by[0] == client_id and by[1] == seq and
-                self.applied_index >= self.config_index)
 
     def leader_change_membership(self, client_id, seq, op, target):
         """Check and append one configuration entry. None: appended (or
         already in the log: wait for its apply); else [error, value]."""
+        # Exactly once, like proposals: a change applied before (even long
+        # ago, or before a snapshot) is answered from the session table...
+        done = self.sessions.outcome(client_id, seq)
+        if done is not None:
+            return done
         by = self.config_by
         if by is not None and by[0] == client_id and by[1] == seq:
-            # A retry of the change we already made: never apply it twice.
-            if self.applied_index >= self.config_index:
-                return [None, self.configuration()]
-            return None
-        wait = one_change_at_a_time(self.config_index, self.commit_index,
+            return None    # ... one in the log but not applied yet answers when it is
+        # The previous change must be applied here too (not only committed),
+        # so that its outcome is in the session table before a newer one
+        # can hide it from the check above.
+        wait = one_change_at_a_time(self.config_index, self.applied_index,
                                     self.term_at(self.commit_index), self.term)
         if wait is not None:
             return ["conf_pending", wait]
@@ -191,16 +207,18 @@ class NodeMembership:
         return None
 
     def handle_membership_request(self, msg):
-        src = msg[1]
+        _, src, _, _, client_id, seq, op, target = msg
         if self.role != LEADER:
             out = ["no_leader", self.leader_id]
         else:
-            out = self.leader_change_membership(msg[4], msg[5], msg[6], msg[7])
+            out = self.leader_change_membership(client_id, seq, op, target)
         if out is not None:
-            self.msgs.append(["mr", self.id, src, self.term, msg[4], msg[5], out[0], out[1]])
+            self.msgs.append(membership_reply(self.id, src, self.term, client_id, seq,
+                                              out[0], out[1]))
 
     def handle_membership_reply(self, msg):
-        key = (msg[4], msg[5])
+        _, _, _, _, client_id, seq, error, value = msg
+        key = (client_id, seq)
         if key in self.pending:
             del self.pending[key]
-            self.results.append([msg[4], msg[5], msg[6], msg[7]])
+            self.results.append([client_id, seq, error, value])

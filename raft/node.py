@@ -8,10 +8,10 @@ elections and the replication hot path (AppendEntries, commit, Ready); the
 colder parts are mixins of Node in raft/proposals.py, raft/reads.py,
 raft/membership_node.py and raft/compaction.py.
 """
-import json
-
-from .codec import (problem, decode, DecodeError, entries_problem, SEP as _SEP,
-                    MSG_OVERHEAD as _MSG_OVERHEAD, utf8_len as _utf8_len)
+from .codec import (problem, decode, DecodeError, entries_problem, compact,
+                    MSG_OVERHEAD as _MSG_OVERHEAD, utf8_len as _utf8_len,
+                    vote_request, vote_reply, append_request, append_reply, heartbeat,
+                    heartbeat_reply, proposal_failure, read_reply, membership_reply)
 from .compaction import LogCompaction
 from .config import Config
 from .kv import KVStateMachine
@@ -22,7 +22,7 @@ from .proposals import ClientProposals
 from .reads import ReadIndex
 from .rng import Rng, seed_from_text
 from .roles import FOLLOWER, PRECANDIDATE, CANDIDATE, LEADER, NOOP, FOREVER as _FOREVER
-from .sessions import Sessions, index_in
+from .sessions import Sessions, apply_entries
 
 # A new commit index reaches idle followers within this long (ms).
 COMMIT_NOTIFY_MS = 10
@@ -45,6 +45,9 @@ class Ready:
         self.snapshot = None
         self.snapshot_installed = False   # came from the leader: state machine replaced
         self.log_discarded = False        # delete every stored entry (log replaced)
+        # Leader: a majority of the other voters stored every committed entry,
+        # so storage may drop the log first to make room for the snapshot.
+        self.log_replicated = False
 
 
 class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
@@ -73,7 +76,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         self.cfg = config or Config()
         self.rng = rng or Rng(seed_from_text(node_id)).random
         self.state_machine = state_machine if state_machine is not None else KVStateMachine()
-        self.sessions = Sessions(self.cfg.session_window)
+        self.sessions = Sessions(self.cfg.session_window, self.cfg.max_sessions)
         self.stats = {}
 
         # persistent state. log[0] is a sentinel holding the term of index
@@ -84,13 +87,12 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         self.vote = None
         self.commit_index = 0
         self.applied_index = 0
-        self.retried_indexes = []  # log indexes of the last applied batch that were retries
         self.snapshot = None       # [index, term, data]: the latest snapshot
         self.snap_blob = None      # its JSON text, made when a follower needs it
         self.snap_out = None       # snapshot the driver has not persisted yet
         self.snap_installed = False
         self.snap_discard_log = False
-        self.snap_in = None        # follower: [index, term, [chunks], size] being received
+        self.snap_in = None        # follower: the IncomingSnapshot being received
         self.log_bytes = 0         # compact-JSON bytes of applied entries since the snapshot
         self.measured_upto = 0
         if storage is not None:
@@ -109,11 +111,15 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         self.results = []
         self.reads_out = []
         self.pending = {}          # (client, seq) -> deadline: proposals made here
-        self.remote_reads = {}     # ctx -> deadline: reads forwarded to the leader
-        self.local_reads = []      # [ctx, index]: wait until applied >= index
-        self.leader_reads = []     # leader: [round, ctx, origin, index]
-        self.reads_wait_noop = []  # leader: [ctx, origin] until a current-term commit
+        # ReadIndex (raft/reads.py documents these)
+        self.my_reads = {}
+        self.remote_reads = {}
+        self.local_reads = []
+        self.leader_reads = []
+        self.reads_wait_noop = []
         self.read_round = 0
+        self.read_seq = 0
+        self.read_nonce = None
         self.need_bcast = False
         self.need_read_heartbeat = False
         self.heartbeat_deadline = _FOREVER
@@ -181,8 +187,42 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
     def last_index(self):
         return self.offset + len(self.log) - 1
 
+    def first_index(self):
+        """Index of the first entry still in the log (those before it are
+        covered by the snapshot)."""
+        return self.offset + 1
+
     def term_at(self, index):
         return self.log[index - self.offset][0]
+
+    def entries(self, first, last):
+        """Log entries first..last (both included) as a list, or None when
+        `first` is covered by the snapshot (or last is past the log). The
+        entries are shared with the log: read-only."""
+        off = self.offset
+        if first <= off or last > off + len(self.log) - 1:
+            return None
+        return self.log[first - off:last + 1 - off]
+
+    def replicated_on(self, index):
+        """(count, exact): how many voters hold log entry `index`. The leader
+        knows each follower's match index (exact); elsewhere a committed
+        entry is known to be on a majority, the lower bound given."""
+        mine = 1 if self.self_voter and self.last_index() >= index else 0
+        if self.role == LEADER:
+            n = mine
+            for pr in self.voter_prs:
+                if pr.match >= index:
+                    n += 1
+            return n, True
+        if self.commit_index >= index:
+            return self.quorum, False
+        return mine, False
+
+    def has_session(self, client_id):
+        """Whether the session table, as applied here, knows the client
+        (raft/API.md, session expiry)."""
+        return self.sessions.knows(client_id)
 
     def _count(self, key):
         self.stats[key] = self.stats.get(key, 0) + 1
@@ -207,7 +247,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             d = min(self.heartbeat_deadline, self.commit_notify_at)
         else:
             d = self.election_deadline
-        if (self.pending or self.remote_reads) and self.next_expiry_check < d:
+        if (self.pending or self.my_reads) and self.next_expiry_check < d:
             d = self.next_expiry_check
         return d
 
@@ -239,9 +279,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         for key in [k for k in self.pending if self.pending[k] <= now]:
             del self.pending[key]
             self.results.append([key[0], key[1], "timeout", self.leader_id])
-        for ctx in [c for c in self.remote_reads if self.remote_reads[c] <= now]:
-            del self.remote_reads[ctx]
-            self.reads_out.append([ctx, "timeout"])
+        self._expire_reads()
 
     # ---------------------------------------------------------------- role changes
     def become_follower(self, term, leader):
@@ -270,9 +308,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         for key in self.pending:
             self.results.append([key[0], key[1], error, self.leader_id])
         self.pending = {}
-        for ctx in self.remote_reads:
-            self.reads_out.append([ctx, error])
-        self.remote_reads = {}
+        self._fail_forwarded_reads(error)
 
     def start_pre_vote(self):
         """PreVote: ask whether we could win before disturbing anyone's term."""
@@ -304,7 +340,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         li = self.last_index()
         lt = self.term_at(li)
         for p in self.electors:
-            self.msgs.append([kind, self.id, p, term, li, lt])
+            self.msgs.append(vote_request(kind, self.id, p, term, li, lt))
 
     def become_leader(self):
         self.role = LEADER
@@ -324,33 +360,53 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         self.heartbeat_deadline = self.now + self.cfg.heartbeat_ms
 
     # ---------------------------------------------------------------- input
-    def receive(self, text):
-        """Decode one wire message and step it; malformed input is counted."""
+    def receive(self, text, sender=None):
+        """The way in for wire text: decode and validate it once, then step
+        it. sender: the authenticated far end of the channel it came on; a
+        message whose src is another id is dropped (stats dropped_spoofed).
+        Malformed text is dropped and counted (dropped_malformed). Returns
+        the message's type tag once it was stepped, None when it was dropped
+        here (for the driver's counters and instrumentation)."""
         try:
             msg = decode(text)
         except DecodeError:
             self._count("dropped_malformed")
-            return
+            return None
+        if sender is not None and msg[1] != sender:
+            self._count("dropped_spoofed")
+            return None
         self._dispatch(msg)
+        return msg[0]
 
     def step(self, msg):
-        """Step one decoded message; anything invalid is dropped and counted."""
-        if problem(msg) is not None:
+        """Step one message list, as codec.decode returns it or as built in
+        this process. Its shape and fields are checked (anything invalid is
+        dropped and counted); commands are taken to be JSON values, as
+        decoded text always is (not walked again)."""
+        if problem(msg, True) is not None:
             self._count("dropped_malformed")
             return
         self._dispatch(msg)
 
     def _dispatch(self, msg):
-        t = msg[0]
-        src = msg[1]
-        if msg[2] != self.id:
+        t, src, dst, mterm = msg[0], msg[1], msg[2], msg[3]
+        if dst != self.id:
             self._count("dropped_wrong_destination")
             return
         if src == self.id:
-            # Any other id may write to us (learners, outsiders, new members).
             self._count("dropped_unknown_sender")
             return
-        mterm = msg[3]
+        if src not in self.known_ids and (
+                not (t == "a" or t == "h" or t == "s") or
+                (self.leader_id in self.known_ids and self._in_lease())):
+            # Defence in depth: Raft traffic from an id outside every
+            # configuration we know (bootstrap, snapshot, log) is dropped:
+            # it cannot campaign, acknowledge, forward or answer. Leader
+            # traffic is the exception (a node that missed the change adding
+            # its new leader, or a window not added yet, must follow it), but
+            # not while a leader we know holds its lease.
+            self._count("dropped_outsider")
+            return
         if mterm > self.term:
             if t == "pv" or t == "v":
                 if self._in_lease():
@@ -362,7 +418,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
                 if t == "v":
                     self.become_follower(mterm, None)
             elif t == "pvr":
-                if not msg[4]:
+                if not msg[4]:                # granted 0: a rejection at a higher term
                     self.become_follower(mterm, None)
             elif t == "a" or t == "h" or t == "s":
                 self.become_follower(mterm, src)
@@ -412,25 +468,26 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
 
     def handle_stale_term_message(self, msg):
         """Older term: reject (never reset our timer); tell the sender our term."""
-        t = msg[0]
-        src = msg[1]
+        t, src = msg[0], msg[1]
+        me, term = self.id, self.term
         self._count("dropped_stale_term")
         if t == "a" or t == "h" or t == "s":
             # Lets a deposed leader (e.g. back from a partition) step down.
-            self.msgs.append(["ar", self.id, src, self.term, 0, 1, 0, 0])
+            self.msgs.append(append_reply(me, src, term, 0, 1, 0, 0))
         elif t == "pv" or t == "v":
-            self.msgs.append(["pvr" if t == "pv" else "vr", self.id, src, self.term, 0])
+            self.msgs.append(vote_reply("pvr" if t == "pv" else "vr", me, src, term, 0))
             if self.role == LEADER and src not in self.progress:
                 self._catch_up_stray(src)
         elif t == "p":
-            self.msgs.append(["pr", self.id, src, self.term, msg[4], msg[5],
-                              "leadership_lost", self.leader_id])
+            _, _, _, _, client_id, seq, _ = msg
+            self.msgs.append(proposal_failure(me, src, term, client_id, seq, "leadership_lost",
+                                              self.leader_id))
         elif t == "r":
-            self.msgs.append(["rr", self.id, src, self.term, msg[4], 0,
-                              "leadership_lost"])
+            self.msgs.append(read_reply(me, src, term, msg[4], 0, "leadership_lost"))
         elif t == "m":
-            self.msgs.append(["mr", self.id, src, self.term, msg[4], msg[5],
-                              "leadership_lost", self.leader_id])
+            _, _, _, _, client_id, seq, _, _ = msg
+            self.msgs.append(membership_reply(me, src, term, client_id, seq, "leadership_lost",
+                                              self.leader_id))
 
     # ---------------------------------------------------------------- elections
     def handle_request_vote_request(self, msg):
@@ -450,36 +507,41 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             if not pre:
                 self.vote = src           # persisted (Ready.hard_state) before the reply is sent
                 self.reset_election_timer()
-            self.msgs.append([reply, self.id, src, mterm, 1])
+            self.msgs.append(vote_reply(reply, self.id, src, mterm, 1))
         else:
-            self.msgs.append([reply, self.id, src, self.term, 0])
+            self.msgs.append(vote_reply(reply, self.id, src, self.term, 0))
 
     def handle_pre_vote_reply(self, msg):
-        if self.role != PRECANDIDATE or msg[3] != self.term + 1:
+        _, src, _, mterm, granted = msg
+        # Grants come at the term we asked for; a voter rejects at its own
+        # term, which may be ours (a higher one made us a follower already).
+        if self.role != PRECANDIDATE or not (mterm == self.term + 1 or
+                                             (mterm == self.term and not granted)):
             self._count("dropped_stale_reply")
             return
-        if msg[1] not in self.electors:
+        if src not in self.electors:
             self._count("dropped_unknown_sender")   # only voters' votes count
             return
-        self.votes[msg[1]] = msg[4] == 1
-        granted, rejected = self._tally()
-        if granted >= self.quorum:
+        self.votes[src] = granted == 1
+        yes, no = self._tally()
+        if yes >= self.quorum:
             self.start_election()
-        elif rejected >= self.quorum:
+        elif no >= self.quorum:
             self.become_follower(self.term, None)
 
     def handle_request_vote_reply(self, msg):
-        if self.role != CANDIDATE or msg[3] != self.term:
+        _, src, _, mterm, granted = msg
+        if self.role != CANDIDATE or mterm != self.term:
             self._count("dropped_stale_reply")
             return
-        if msg[1] not in self.electors:
+        if src not in self.electors:
             self._count("dropped_unknown_sender")
             return
-        self.votes[msg[1]] = msg[4] == 1
-        granted, rejected = self._tally()
-        if granted >= self.quorum:
+        self.votes[src] = granted == 1
+        yes, no = self._tally()
+        if yes >= self.quorum:
             self.become_leader()
-        elif rejected >= self.quorum:
+        elif no >= self.quorum:
             self.become_follower(self.term, None)
 
     def _tally(self):
@@ -502,18 +564,15 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         self.reset_election_timer()
 
     def handle_append_entries_request(self, msg):
-        src = msg[1]
+        _, src, _, _, prev, prev_term, ents, lcommit = msg
         if self.role == LEADER:
             self._count("dropped_second_leader")  # impossible unless a bug: ignore
             return
         self._heard_from_leader(src)
-        prev = msg[4]
-        prev_term = msg[5]
-        ents = msg[6]
         commit = self.commit_index
         if prev < commit:
             # Reordered old message: everything up to commit already matches.
-            self.msgs.append(["ar", self.id, src, self.term, commit, 0, 0, 0])
+            self.msgs.append(append_reply(self.id, src, self.term, commit, 0, 0, 0))
             return
         last = self.last_index()
         if prev > last or self.term_at(prev) != prev_term:
@@ -522,13 +581,12 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         if not self.append_entries_after(prev, ents):
             return
         new_last = prev + len(ents)
-        lcommit = msg[7]
         if lcommit > commit:
             # Only entries known to match the leader's may be committed.
             self.commit_index = lcommit if lcommit < new_last else new_last
             if self.commit_index < commit:
                 self.commit_index = commit
-        self.msgs.append(["ar", self.id, src, self.term, new_last, 0, 0, 0])
+        self.msgs.append(append_reply(self.id, src, self.term, new_last, 0, 0, 0))
 
     def _reject_append(self, src, prev, prev_term, last):
         # Fast backoff: our last index whose term <= prev_term lets the leader
@@ -538,8 +596,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         log = self.log
         while hint > off and log[hint - off][0] > prev_term:
             hint -= 1
-        self.msgs.append(["ar", self.id, src, self.term, prev, 1, hint,
-                          log[hint - off][0]])
+        self.msgs.append(append_reply(self.id, src, self.term, prev, 1, hint, log[hint - off][0]))
 
     def append_entries_after(self, prev, ents):
         """Truncate the first conflicting suffix (of any length), append the rest."""
@@ -573,19 +630,18 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         return True
 
     def handle_heartbeat(self, msg):
+        _, src, _, _, commit, read_round = msg
         if self.role == LEADER:
             self._count("dropped_second_leader")
             return
-        src = msg[1]
         self._heard_from_leader(src)
         # The leader sends min(match, commit), so these entries are the leader's.
-        c = msg[4]
         last = self.last_index()
-        if c > last:
-            c = last
-        if c > self.commit_index:
-            self.commit_index = c
-        self.msgs.append(["hr", self.id, src, self.term, msg[5]])
+        if commit > last:
+            commit = last
+        if commit > self.commit_index:
+            self.commit_index = commit
+        self.msgs.append(heartbeat_reply(self.id, src, self.term, read_round))
 
     # ---------------------------------------------------------------- replication (leader)
     def _append(self, entry):
@@ -633,8 +689,8 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         else:
             ents = []
             end = nxt
-        c = self.commit_index
-        self.msgs.append(["a", self.id, to, self.term, prev, self.log[prev - off][0], ents, c])
+        self.msgs.append(append_request(self.id, to, self.term, prev, self.log[prev - off][0],
+                                        ents, self.commit_index))
         if pr.state == PROBE:
             pr.probe_sent = True
         elif ents:
@@ -647,40 +703,33 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         dumps per try instead of a size per entry)."""
         budget = self.cfg.max_bytes_per_msg - _MSG_OVERHEAD
         n = len(ents)
-        size = _utf8_len(json.dumps(ents, separators=_SEP))
+        size = _utf8_len(compact(ents))
         while size > budget and n > 1:
             n = n * budget // size if n * budget // size < n else n - 1
             if n < 1:
                 n = 1
             ents = ents[:n]
-            size = _utf8_len(json.dumps(ents, separators=_SEP))
+            size = _utf8_len(compact(ents))
         return ents
 
     def handle_append_entries_reply(self, msg):
-        # _reply_progress inlined: this runs once per acknowledged batch.
-        if self.role != LEADER:
-            self._count("dropped_stale_reply")
-            return
-        src = msg[1]
-        pr = self.progress.get(src)
+        _, src, _, _, index, reject, hint_index, hint_term = msg
+        pr = self._reply_progress(src)
         if pr is None:
-            self._count("dropped_unknown_sender")   # not (or no longer) a member
             return
-        pr.last_heard = pr.last_reply = self.now
-        index = msg[4]
         if index > self.last_index():
             self._count("dropped_out_of_range")   # acks what we never sent
             return
         if pr.state == SNAPSHOT:
             # Only an ack covering the snapshot ends the transfer.
-            if not msg[5] and index > pr.match:
+            if not reject and index > pr.match:
                 pr.match = index
                 if index >= pr.snap_index:
                     pr.become_probe(index + 1)
                     self.send_append(src, True)
             return
-        if msg[5]:
-            self._handle_append_rejection(pr, src, index, msg[6], msg[7])
+        if reject:
+            self._handle_append_rejection(pr, src, index, hint_index, hint_term)
             return
         if index > pr.match:
             pr.match = index
@@ -712,6 +761,11 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         log = self.log
         while k > off and log[k - off][0] > hint_term:
             k -= 1
+        if k == off and off and log[0][0] > hint_term:
+            # Even our snapshot's last entry disagrees with the follower's
+            # log there: it needs the snapshot (probing `off` again would
+            # be rejected again, forever).
+            k = off - 1
         pr.become_probe(k + 1)
         self.send_append(src, True)
 
@@ -733,8 +787,8 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             if first_of_term and self.reads_wait_noop:
                 waiting = self.reads_wait_noop
                 self.reads_wait_noop = []
-                for ctx, origin in waiting:
-                    self._start_leader_read(ctx, origin)
+                for rid, origin, deadline in waiting:
+                    self._start_leader_read(rid, origin, deadline)
 
     def broadcast_heartbeat(self):
         if self.now >= self.leave_at:
@@ -746,15 +800,15 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         for p in self.targets:
             pr = self.progress[p]
             m = pr.match if pr.match < c else c
-            self.msgs.append(["h", self.id, p, self.term, m, rnd])
+            self.msgs.append(heartbeat(self.id, p, self.term, m, rnd))
 
-    def _reply_progress(self, msg):
+    def _reply_progress(self, src):
         """Leader: the Progress of a reply's sender, marked as heard from now;
         None (counted) if we no longer lead or do not track the sender."""
         if self.role != LEADER:
             self._count("dropped_stale_reply")
             return None
-        pr = self.progress.get(msg[1])
+        pr = self.progress.get(src)
         if pr is None:
             self._count("dropped_unknown_sender")
             return None
@@ -762,12 +816,12 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
         return pr
 
     def handle_heartbeat_reply(self, msg):
-        pr = self._reply_progress(msg)
+        _, src, _, _, read_round = msg
+        pr = self._reply_progress(src)
         if pr is None:
             return
-        src = msg[1]
-        if msg[4] > pr.read_ack:
-            pr.read_ack = msg[4]
+        if read_round > pr.read_ack:
+            pr.read_ack = read_round
             self._confirm_leader_reads()
         if pr.state == SNAPSHOT:
             # A chunk or its ack may be lost: send the wanted chunk again.
@@ -819,6 +873,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             rd.snapshot = self.snap_out
             rd.snapshot_installed = self.snap_installed
             rd.log_discarded = self.snap_discard_log
+            rd.log_replicated = self.stored_log_replicated()
         hs = (self.term, self.vote, self.commit_index)
         if hs != self._saved_hs:
             rd.hard_state = [hs[0], hs[1], hs[2]]
@@ -850,8 +905,8 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
             # they complete is whole in the snapshot.
             self.compact_log()
         if rd.hard_state is not None:
-            hs = rd.hard_state
-            self._saved_hs = (hs[0], hs[1], hs[2])
+            term, vote, commit = rd.hard_state
+            self._saved_hs = (term, vote, commit)
         if rd.entries:
             self.unstable_from = rd.entries_from + len(rd.entries)
         if rd.committed:
@@ -865,34 +920,7 @@ class Node(ClientProposals, ReadIndex, NodeMembership, LogCompaction):
     def apply_committed(self, first, entries):
         if first != self.applied_index + 1:
             raise ValueError("committed entries applied out of order")
-        sessions = self.sessions
-        apply = sessions.apply
-        sm = self.state_machine
-        pending = self.pending
-        retries = sessions.retries
-        self.retried_indexes = []
-        for e in entries:
-            client = e[1]
-            if client is None:
-                # A leader's no-op, or a configuration entry (in effect since
-                # appended): only its proposer's result is due.
-                if pending and e[3] is not None:
-                    by = e[3]["by"]
-                    key = (by[0], by[1])
-                    if key in pending:
-                        del pending[key]
-                        self.results.append([by[0], by[1], None, {
-                            "voters": e[3]["voters"], "learners": e[3]["learners"]}])
-                continue
-            err, result = apply(client, e[2], e[3], sm)
-            if sessions.retries != retries:
-                # A retry that reached the log twice: applied once, skipped here.
-                retries = sessions.retries
-                self.retried_indexes.append(first + index_in(entries, e))
-            if pending:
-                key = (client, e[2])
-                if key in pending:
-                    del pending[key]
-                    self.results.append([client, e[2], err, result])
+        apply_entries(self.sessions, first, entries, self.state_machine, self.pending,
+                      self.results)
         self.applied_index = first + len(entries) - 1
         self._release_local_reads()

@@ -5,11 +5,14 @@ id and sequence number (applied exactly once by raft/sessions.py); a follower
 forwards it to the leader it knows (Raft §8). Flow control: a command that
 would not fit one message, or a log too far ahead of the commit index, is
 refused at once. The outcome arrives in Ready.results.
-"""
-import json
 
-from .codec import (client_problem, json_size, SEP as _SEP, MSG_OVERHEAD as _MSG_OVERHEAD,
-                    utf8_len as _utf8_len)
+State (set in Node.__init__): pending {(client id, seq): deadline} of the
+proposals and membership changes made on this node, until their outcome is
+in Ready.results (node.py's apply loop and timers also end them); it
+appends to log and sets need_bcast on a leader.
+"""
+from .codec import (client_problem, json_size, compact, MSG_OVERHEAD as _MSG_OVERHEAD,
+                    utf8_len as _utf8_len, proposal, proposal_failure)
 from .roles import LEADER
 
 
@@ -34,14 +37,14 @@ class ClientProposals:
             self.results.append([client_id, seq, "no_leader", None])
             return
         else:
-            self.msgs.append(["p", self.id, self.leader_id, self.term, client_id, seq, command])
+            self.msgs.append(proposal(self.id, self.leader_id, self.term, client_id, seq, command))
         self.pending[key] = self.now + self.cfg.request_timeout_ms
 
     def leader_append_proposal(self, client_id, seq, command, size):
         entry = [self.term, client_id, seq, command]
         budget = self.cfg.max_bytes_per_msg - _MSG_OVERHEAD
         if size * 4 > budget:   # cheap estimate first; exact encoding when big
-            if _utf8_len(json.dumps(entry, separators=_SEP)) > budget:
+            if _utf8_len(compact(entry)) > budget:
                 return "too_large"     # would not fit one message, ever
         if self.last_index() - self.commit_index >= self.cfg.max_uncommitted:
             return "too_many_pending"
@@ -50,17 +53,18 @@ class ClientProposals:
         return None
 
     def handle_forwarded_proposal(self, msg):
-        src = msg[1]
+        _, src, _, _, client_id, seq, command = msg
         if self.role != LEADER:
             err = "no_leader"
         else:
-            err = self.leader_append_proposal(msg[4], msg[5], msg[6], json_size(msg[6], 0))
+            err = self.leader_append_proposal(client_id, seq, command, json_size(command, 0))
         if err is not None:
-            self.msgs.append(["pr", self.id, src, self.term, msg[4], msg[5], err,
-                              self.leader_id])
+            self.msgs.append(proposal_failure(self.id, src, self.term, client_id, seq, err,
+                                              self.leader_id))
 
     def handle_proposal_failure(self, msg):
-        key = (msg[4], msg[5])
+        _, _, _, _, client_id, seq, error, leader_id = msg
+        key = (client_id, seq)
         if key in self.pending:
             del self.pending[key]
-            self.results.append([msg[4], msg[5], msg[6], msg[7]])
+            self.results.append([client_id, seq, error, leader_id])

@@ -58,11 +58,12 @@ class Client:
     """A client session: one command in flight, retried with the SAME
     (client id, seq) until it gets a result, so it must apply exactly once."""
 
-    def __init__(self, cluster, cid, retry_ms=100):
+    def __init__(self, cluster, cid, retry_ms=100, stray=0.2):
         self.c = cluster
         self.cid = cid
         self.seq = 0
         self.retry_ms = retry_ms
+        self.stray = stray       # chance of sending to any live node, not the leader
         self.queue = []          # commands not yet submitted
         self.current = None      # [seq, command]
         self.acked = {}          # seq -> result
@@ -96,7 +97,7 @@ class Client:
             return
         c = self.c
         target = c.known_leader()
-        if target is None or c.rng.chance(0.2):
+        if target is None or c.rng.chance(self.stray):
             alive = c.alive()
             if not alive:
                 c.after(self.retry_ms, self._send)
@@ -188,6 +189,8 @@ class Cluster:
         self.conf_committed = [sorted(self.boot)]   # voters of each committed configuration
         self.conf_by = {}         # (client id, seq) of each committed change
         self.tap = None           # tests: called with every message sent
+        self.hold = None          # tests: hold(m) -> True keeps m back until release_held()
+        self.held = []
         # chance that a node crashes after persisting a Ready but before
         # sending its messages / applying: all in-memory progress is lost
         self.crash_mid_ready = crash_mid_ready
@@ -229,7 +232,7 @@ class Cluster:
             if node is not None and (a, b[0]) not in self.cut:
                 node.tick(t)      # the driver passes the time before each input
                 if self.wire:
-                    node.receive(b[1])
+                    node.receive(b[1], a)     # a: the sender, as a channel knows it
                 else:
                     node.step(b[1])
                 self._drain(b[0])
@@ -424,6 +427,9 @@ class Cluster:
             payload = m
         if (src, dst) in self.cut:
             return
+        if self.hold is not None and self.hold(m):
+            self.held.append((src, dst, payload))
+            return
         link = self.links.get((src, dst)) or self.default_link
         rng = self.rng
         if rng.chance(link.drop):
@@ -436,6 +442,12 @@ class Cluster:
             if rng.chance(link.reorder):
                 d += rng.randint(0, 10 * (link.delay_max + 1))
             self._push(self.now + d, "msg", src, (dst, payload))
+
+    def release_held(self):
+        """Deliver the messages hold() kept back, now (a long reordering)."""
+        held, self.held = self.held, []
+        for src, dst, payload in held:
+            self._push(self.now + 1, "msg", src, (dst, payload))
 
     # ------------------------------------------------------------ network faults
     def disconnect(self, nid):
@@ -536,6 +548,57 @@ class Cluster:
             if e[1] == cid and e[2] == seq:
                 return i
         return None
+
+    # ------------------------------------------------------------ liveness
+    def lagging_members(self):
+        """Live members of the stable leader's configuration that do not hold
+        and apply its whole committed log yet; None without a stable leader."""
+        lid = self.stable_leader()
+        if lid is None:
+            return None
+        ld = self.nodes[lid]
+        out = []
+        for i in self.alive():
+            if i in ld.voters or i in ld.learners:
+                n = self.nodes[i]
+                if n.commit_index != ld.commit_index or n.applied_index != ld.commit_index:
+                    out.append(i)
+        return out
+
+    def check_converges(self, within_ms=10000):
+        """Call once faults have stopped: every live member converges within
+        within_ms of simulated time (the stable leader's commit index, all of
+        it applied). Returns the ms it took."""
+        start = self.now
+        if not self.run_until(lambda: self.lagging_members() == [], within_ms):
+            lag = self.lagging_members()
+            self._fail("liveness: no convergence within %d ms after faults stopped (%s)" % (
+                within_ms, "no stable leader" if lag is None else "behind: %s" % ", ".join(
+                    "%s at commit %d applied %d" % (
+                        i, self.nodes[i].commit_index, self.nodes[i].applied_index)
+                    for i in lag)))
+        return self.now - start
+
+    def check_quiet(self, idle_ms=1000):
+        """With no client traffic: an idle stretch carries heartbeats and
+        their replies only, never a message storm. Returns the count."""
+        n0 = self.msgs_sent
+        self.run_for(idle_ms)
+        sent = self.msgs_sent - n0
+        lid = self.known_leader()
+        targets = len(self.nodes[lid].targets) if lid is not None else len(self.ids)
+        # A heartbeat and its reply per target per heartbeat interval, twice over.
+        bound = 4 * max(1, targets) * (idle_ms // self.config.heartbeat_ms + 1)
+        if sent > bound:
+            self._fail("liveness: %d messages in %d idle ms (bound %d): a message storm"
+                       % (sent, idle_ms, bound))
+        return sent
+
+    def check_liveness(self, within_ms=10000, idle_ms=1000):
+        """check_converges, then check_quiet (call with no client traffic)."""
+        took = self.check_converges(within_ms)
+        self.check_quiet(idle_ms)
+        return took
 
     # ------------------------------------------------------------ invariants
     def _fail(self, what):

@@ -13,14 +13,14 @@
     </script>
 
 start() reads the page (raft/browser/page_config.py), runs it as a member
-(raft.browser.driver.Driver over a raft.Node, localStorage and the WebRTC
-transport) or as a client window (raft.browser.client_driver.ClientDriver),
+(raft.runtime.driver.Driver over a raft.Node, localStorage and the WebRTC
+transport) or as a client window (raft.runtime.client_driver.ClientDriver),
 mounts the status panel, exposes window.wraft, and returns the App handle
 that raft/browser/APP.md documents. Problems (bad markup/URL, damaged
 storage) are shown on the page; the handle is then read-only with .error set.
 """
 
-from raft.browser.runtime import ProposalError
+from raft.runtime.contract import GuardedState, ProposalError
 
 APPLIED_HISTORY = 2000  # (index, command) pairs kept for tests and the console
 
@@ -31,10 +31,10 @@ class App:
     def __init__(self, state, config, on_change=None, on_applied=None):
         self.state = state
         self.config = config
-        self.runtime = None  # Driver or ClientDriver once started (see runtime.py)
+        self.runtime = None  # Driver or ClientDriver once started (see raft/runtime/contract.py)
         self.status_panel = None
         self.error = None
-        self.applied = []  # recent [index, command], in apply order
+        self.applied = []  # recent [index, command] (the last APPLIED_HISTORY at least), in apply order
         self._renderers = [on_change] if on_change is not None else []
         self._applied_hooks = [on_applied] if on_applied is not None else []
         self._applied_seen = -1
@@ -142,14 +142,18 @@ class App:
     def _record_applied(self, first, entries):
         for fn in self._applied_hooks:
             fn(self.state, first, entries)
-        # A write retried across a leader change can sit in the log twice;
-        # the sessions applied it once, and so does this record.
-        retried = self.runtime.retried_indexes()
-        for i, e in enumerate(entries):
-            if e[1] is not None and (not retried or first + i not in retried):  # skip no-ops
-                self.applied.append([first + i, e[3]])
-        if len(self.applied) > APPLIED_HISTORY:
-            del self.applied[:len(self.applied) - APPLIED_HISTORY]
+
+    def _note_apply(self, index, command):
+        # GuardedState's on_apply: each write once, where the sessions applied
+        # it (a write retried across a leader change can sit in the log twice).
+        applied = self.applied
+        applied.append([index, command])
+        if len(applied) > 2 * APPLIED_HISTORY:  # amortised: trim now and then
+            del applied[:len(applied) - APPLIED_HISTORY]
+
+    def guarded_state(self):
+        """The state machine the runtime's core applies to."""
+        return GuardedState(self.state, self._note_apply)
 
     def show_error(self, message):
         self.error = message
@@ -206,9 +210,9 @@ def _start_member(app, location, clock, rand):
     from raft.config import Config
     from raft.node import Node
     from raft.records import DamagedStorage
-    from raft.browser.client_hub import ClientHub
-    from raft.browser.driver import Driver, node_storage, open_log
-    from raft.browser.runtime import GuardedState, new_client_id
+    from raft.runtime.client_hub import ClientHub
+    from raft.runtime.driver import Driver, node_storage, open_log
+    from raft.runtime.contract import new_client_id
     from raft.browser.storage import LocalStorageKV
 
     cfg = app.config
@@ -224,7 +228,7 @@ def _start_member(app, location, clock, rand):
         node = Node(cfg["node"], cfg["voters"],
                     config=Config(snapshot_entries=cfg["snapshot_entries"],
                                   snapshot_bytes=cfg["snapshot_bytes"]),
-                    rng=rand, state_machine=GuardedState(app.state),
+                    rng=rand, state_machine=app.guarded_state(),
                     storage=node_storage(restored), now_ms=clock())
     except ValueError as e:  # e.g. a stored vote for a node this cluster lacks
         raise StartError("cannot start: stored state does not fit this cluster (%s)" % e)
@@ -242,11 +246,11 @@ def _start_member(app, location, clock, rand):
 def _start_client(app, location, clock, rand):
     """The client runtime: a session attached to one member (raft/CLIENT.md)."""
     from raft.client import ClientSession
-    from raft.browser.client_driver import ClientDriver
-    from raft.browser.runtime import GuardedState, new_client_id
+    from raft.runtime.client_driver import ClientDriver
+    from raft.runtime.contract import new_client_id
 
     client_id = app.config["node"] = new_client_id(rand)
-    session = ClientSession(client_id, GuardedState(app.state), now_ms=clock())
+    session = ClientSession(client_id, app.guarded_state(), now_ms=clock())
     driver = ClientDriver(session, clock, rand, via=app.config["via"])
     driver.transport = _transport(app.config, client_id, location, driver, wants=driver.wants,
                                   on_presence=driver.on_presence, ask_after_ms=0)

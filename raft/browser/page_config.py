@@ -22,10 +22,10 @@ message fit for the page; page_attrs() and page_query() read the DOM.
 
 import json
 
-NAME_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
+# the names every host accepts (raft/runtime/names.py); components read them here
+from raft.runtime.names import MAX_NODE_ID, MAX_SIZE, NAME_CHARS, valid_name  # noqa: F401
+
 DEFAULT_SIZE = 3
-MAX_SIZE = 7  # voters at most (the core's Config.max_voters)
-MAX_NODE_ID = 63  # window ids 0..63; ids >= size start as non-members
 # Log compaction defaults: keeps localStorage to a snapshot + a few hundred
 # KiB of log, far under the ~5 MiB per-origin quota.
 DEFAULT_SNAPSHOT_ENTRIES = 2000
@@ -40,10 +40,6 @@ QUERY = ("node", "cluster", "size", "client", "via", "ice-transport-policy")
 
 class PageConfigError(ValueError):
     """The page's markup or URL does not describe a valid node."""
-
-
-def valid_name(name, limit=64):
-    return 0 < len(name) <= limit and all(c in NAME_CHARS for c in name)
 
 
 def cluster_from_path(path):

@@ -8,7 +8,7 @@ pyscript.toml does not list this package.
 Modules:
   storage    SQLite file holding the node's records (raft/records.py format)
   transport  the peer transport of raft/browser/transport.py over aiortc
-  host       the replica process: the browser Driver on asyncio + SQLite,
+  host       the replica process: raft/runtime's Driver on asyncio + SQLite,
              the app's state class or an opaque one, stdin commands
   status     the one-line terminal status
   client     the command-line client (python -m raft.replica.client)

@@ -22,7 +22,7 @@ import asyncio
 import os
 import sys
 
-from raft.browser.page_config import MAX_NODE_ID, MAX_SIZE
+from raft.runtime.names import MAX_NODE_ID, MAX_SIZE
 from raft.replica.host import EXIT_USAGE, Replica
 from raft.replica.options import add_connection_args, check_connection_args
 

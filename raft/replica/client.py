@@ -5,7 +5,7 @@ transport and introducer, the client protocol's session (raft/client.py:
 same-seq retries, so a write is applied exactly once across leader changes
 and member switches; reads linearizable through the member's ReadIndex and
 our own applied stream) and the client runtime
-(raft/browser/client_driver.py, which imports no js).
+(raft/runtime/client_driver.py, which a client window runs too).
 
     python -m raft.replica.client --cluster kv put greeting '"hello"'
     python -m raft.replica.client --cluster kv get greeting
@@ -40,8 +40,8 @@ import signal
 import sys
 import time
 
-from raft.browser.client_driver import ClientDriver
-from raft.browser.runtime import GuardedState, ProposalError, new_client_id
+from raft.runtime.client_driver import ClientDriver
+from raft.runtime.contract import GuardedState, ProposalError, new_client_id
 from raft.client import ClientSession
 from raft.replica.options import add_connection_args, check_connection_args
 from raft.replica.host import (EXIT_INTRODUCER, EXIT_KEY, EXIT_REFUSED, EXIT_USAGE, KeyTrouble,
@@ -123,7 +123,8 @@ class Client:
             raise ClientError(EXIT_USAGE, "invalid", why)
         self.state = cls() if cls is not None else OpaqueState()
         self.client_id = new_client_id(random.random)
-        session = ClientSession(self.client_id, GuardedState(self.state), now_ms=clock())
+        self.guard = GuardedState(self.state)  # its on_apply: the watch's
+        session = ClientSession(self.client_id, self.guard, now_ms=clock())
         self.driver = ClientDriver(session, clock, random.random, via=opts.via)
         self.transport = Transport(opts.cluster, self.client_id, on_message=self.driver.on_message,
                                    on_peer=self.driver.on_peer,
@@ -261,28 +262,23 @@ class Client:
 
     async def watch(self, prefix):
         """One line per change until cancelled: {"index", "op", "key",
-        "value"} for the KV app (revisions from its on_applied hook), else
-        {"index", "command"} for every applied command."""
-        place = getattr(self.state, "place", None)
+        "value"} for the KV app (the change event its apply_entry records),
+        else {"index", "command"} for every applied command (each once)."""
+        kv = isinstance(getattr(self.state, "events", None), list)
 
-        def on_applied(first, entries):
-            if callable(place):
-                place(first, entries)
-                for index, _term, op, key, value in self.state.events:
-                    if key.startswith(prefix):
-                        self.emit({"index": index, "op": op, "key": key, "value": value})
-                self.state.events = []
+        def on_apply(index, command):
+            if not kv:
+                self.emit({"index": index, "command": command})
                 return
-            skip = set(self.driver.retried_indexes())
-            for i, e in enumerate(entries):
-                if e[1] is not None and first + i not in skip:
-                    self.emit({"index": first + i, "command": e[3]})
+            events = self.state.events
+            if events and events[-1][0] == index:  # this command changed a key
+                _, _term, op, key, value = events[-1]
+                if key.startswith(prefix):
+                    self.emit({"index": index, "op": op, "key": key, "value": value})
         await self.read()  # attached, and in step: changes from now on
-        if callable(place):
-            self.state.events = []
         self.printer.say("watching cluster %s%s (Ctrl-C to stop)"
                          % (self.opts.cluster, " keys %s*" % prefix if prefix else ""))
-        self.driver.on_applied = on_applied
+        self.guard.on_apply = on_apply
         await asyncio.Event().wait()
 
 

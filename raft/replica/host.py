@@ -1,8 +1,8 @@
 """The replica process: one unchanged raft.Node, driven like a window.
 
-It reuses the browser's member runtime (raft/browser/driver.py imports no
-js: the Ready loop, proposals, reads, membership changes, status) and
-ClientHub (raft/browser/client_hub.py, the member side of client windows),
+It runs the member runtime windows run (raft/runtime/driver.py: the Ready
+loop, proposals, reads, membership changes, status) and ClientHub
+(raft/runtime/client_hub.py, the member side of client windows),
 with three things of its own:
 - storage: the records in SQLite, each Ready persisted in one transaction
   (raft/replica/storage.py); a full disk halts the node, having
@@ -39,15 +39,15 @@ import threading
 import time
 
 from raft import client as client_proto
-from raft.browser.client_hub import ClientHub
-from raft.browser.driver import Driver, node_storage
-from raft.browser.runtime import GuardedState, ProposalError
+from raft.runtime.client_hub import ClientHub
+from raft.runtime.driver import Driver, node_storage
+from raft.runtime.contract import GuardedState, ProposalError, new_client_id
 from raft.client import is_client_id
 from raft.config import Config
 from raft.node import Node
 from raft.records import DamagedStorage, StorageFull
 from raft.replica.status import StatusPrinter
-from raft.replica.storage import StoreRefused, must_sync, open_records, persist_ready
+from raft.replica.storage import StoreRefused, must_sync, open_records
 from raft.replica.transport import Transport
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
@@ -88,7 +88,9 @@ def load_state_class(spec):
         cls = getattr(importlib.import_module(module_name), class_name)
     except Exception as e:
         return None, "--state %s cannot be imported (%s: %s)" % (spec, type(e).__name__, e)
-    for method in ("apply", "snapshot", "restore"):
+    if not (callable(getattr(cls, "apply", None)) or callable(getattr(cls, "apply_entry", None))):
+        return None, "--state %s has no apply() (or apply_entry()) method" % spec
+    for method in ("snapshot", "restore"):
         if not callable(getattr(cls, method, None)):
             return None, "--state %s has no %s() method" % (spec, method)
     return cls, None
@@ -138,7 +140,7 @@ class ReplicaDriver(Driver):
         sync = must_sync(rd, self.synced_term_vote)
         try:
             with self.store.transaction(sync=sync):
-                persist_ready(self.log, rd)
+                self.log.save_ready(rd)
         except StorageFull as e:
             self.exit_code = EXIT_DISK_FULL
             self.halt("%s. The node stopped; nothing it could not store was acknowledged. "
@@ -244,10 +246,6 @@ class Replica:
         driver = self.driver = ReplicaDriver(node, log, None, clock, restored=restored)
         driver.store = self.store
         driver.synced_term_vote = (restored.term, restored.vote)
-        if callable(getattr(state, "place", None)):
-            # The KV app stamps revisions from its on_applied hook
-            # (components/kv_view.py, track_revisions): do as its page does.
-            driver.on_applied = state.place
         self.transport = Transport(o.cluster, o.node, on_message=driver.on_message,
                                    on_peer=driver.on_peer, ws_url=o.introducer,
                                    ice_servers=o.ice_servers, secret=o.secret,
@@ -278,7 +276,7 @@ class Replica:
             except (NotImplementedError, RuntimeError):
                 pass
         o = self.opts
-        self.driver.start("%s-%08x" % (o.node, random.getrandbits(32)))
+        self.driver.start(new_client_id(random.random))  # the one scheme pages use too
         self.transport.start()
         if o.commands:
             self._read_commands(loop)

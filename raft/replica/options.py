@@ -4,7 +4,7 @@
 import argparse
 import os
 
-from raft.browser.page_config import valid_name
+from raft.runtime.names import valid_name
 from raft.cluster_key import check_key
 from raft.replica.transport import gather_on
 from signaling.ice import parse_ice_server

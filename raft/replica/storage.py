@@ -5,10 +5,11 @@ localStorage (raft/records.py: one key per record, each sealed with its
 crc32). The replica keeps exactly the same records as the rows of one table,
 and reads and writes them through the same RecordLog, so loading repairs or
 refuses exactly as a window does: it is the same code. What SQLite adds is
-the transaction: every persist of a Ready (snapshot switch, entries, hard
-state) is one transaction, so a crash at any point leaves the state before
-that Ready or the state after it, never a part (a window can be left between
-two setItem calls).
+the transaction: every persist of a Ready (RecordLog.save_ready: snapshot
+switch, entries, hard state) is one transaction, so a crash at any point
+leaves the state before that Ready or the state after it with no leftovers
+to tidy on load (a window's records get there too, through the write
+counters records.py keeps, but may be left between two setItem calls).
 
 Durability: journal_mode=WAL with synchronous=FULL. In WAL mode FULL syncs
 the WAL on every COMMIT before it returns, so a Ready that was persisted
@@ -258,15 +259,3 @@ def must_sync(rd, synced_term_vote):
     return bool(rd.entries or rd.snapshot is not None
                 or (hs is not None and (hs[0], hs[1]) != synced_term_vote))
 
-
-def persist_ready(log, rd):
-    """Store a Ready in the order raft/API.md gives (snapshot switch, then
-    entries, then hard state); the caller wraps it in one transaction."""
-    snap = rd.snapshot
-    if snap is not None:
-        log.save_snapshot(snap[0], snap[1], snap[2], rd.log_discarded)
-    if rd.entries:
-        log.append(rd.entries_from, rd.entries)
-    hs = rd.hard_state
-    if hs is not None:
-        log.set_hard_state(hs[0], hs[1], hs[2])

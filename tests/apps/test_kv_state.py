@@ -7,27 +7,30 @@ import pytest
 from components.kv_view import (MAX_KEY, MAX_VALUE, KVState, change_of, check_key, check_value,
                                 format_cas, format_del, format_get, format_put,
                                 render_events_html, render_rows_html)
+from raft.sessions import Sessions, apply_entries
 
 
 class Log:
-    """Applies entries the way raft.node.apply_committed + the driver do:
-    apply each (non-duplicate) command, then call on_applied(first, entries)."""
+    """Applies committed entries the way every replica does: through the
+    session table's apply loop (raft.sessions.apply_entries), which hands the
+    state each command once with its entry's index and term."""
 
     def __init__(self, state):
         self.state = state
         self.entries = []
+        self.sessions = Sessions()
 
-    def commit(self, term, *commands):
+    def commit(self, term, *commands, seqs=None):
         first = len(self.entries) + 1
         batch = []
-        for c in commands:
-            batch.append([term, "c", len(self.entries) + len(batch) + 1, c])
-        results = []
-        for e in batch:
-            results.append(self.state.apply(e[3]))
+        for k, c in enumerate(commands):
+            seq = seqs[k] if seqs else len(self.entries) + len(batch) + 1
+            batch.append([term, "c", seq, c])
         self.entries.extend(batch)
-        self.state.place(first, batch)
-        return results
+        wanted = dict((("c", e[2]), None) for e in batch)
+        results = []
+        apply_entries(self.sessions, first, batch, self.state, wanted, results)
+        return [r[3] for r in sorted(results, key=lambda r: r[1])]
 
 
 def test_put_records_term_and_index_of_its_entry():
@@ -64,32 +67,21 @@ def test_entries_skipped_by_sessions_do_not_shift_positions():
     """A deduplicated retry is in the log but not applied: the next change must
     still get its own index, not the skipped entry's."""
     s = KVState()
-    dup = ["put", "a", "1"]
-    s.apply(dup)
-    s.place(1, [[1, "c", 1, dup]])
-    other = ["put", "b", "2"]
-    s.apply(other)  # entry 2 (a retry of entry 1) is not applied; entry 3 is
-    s.place(2, [[1, "c", 1, ["put", "a", "1"]], [1, "c", 2, other]])
+    log = Log(s)
+    log.commit(1, ["put", "a", "1"], seqs=[1])
+    # entry 2 (a retry of entry 1) is not applied; entry 3 is
+    log.commit(1, ["put", "a", "1"], ["put", "b", "2"], seqs=[1, 2])
     assert s.rows() == [["a", "1", 1, 1], ["b", "2", 1, 3]]
-    assert s.unplaced == 0
-
-
-def test_a_change_without_its_entry_is_kept_with_an_unknown_position():
-    s = KVState()
-    s.apply(["put", "a", "1"])
-    s.place(1, [[1, "c", 1, ["put", "a", "1"]]])  # a different object: no match
-    assert s.unplaced == 1
-    assert s.rows() == [["a", "1", None, None]]
+    assert [e[0] for e in s.events] == [1, 3]
 
 
 @pytest.mark.parametrize("command", [None, [], ["put"], ["put", 1, 2], ["put", "a"],
                                      ["zap", "a"], ["cas", "a", 1], "put a 1"])
 def test_bad_commands_are_kv_errors_and_not_changes(command):
     s = KVState()
-    result = s.apply(command)
+    result = s.apply_entry(1, 1, command)
     assert isinstance(result, list) and result[0] == "error"
     assert change_of(command, result) is None
-    s.place(1, [[1, "c", 1, command]])
     assert s.rows() == [] and s.events == []
 
 
@@ -114,22 +106,20 @@ def test_events_are_bounded():
     assert s.events[-1][4] == str(MAX_EVENTS + 19)
 
 
-def test_place_passed_to_start_as_on_applied_stamps_changes_through_the_app_handle():
+def test_the_app_handle_stamps_changes_and_lists_each_write_once():
     from raft.browser.app import App
-    app = App(KVState(), {}, on_applied=KVState.place)  # what start() builds
-
-    class Running:  # what App asks of a running runtime here
-        def retried_indexes(self):
-            return [8]
-    app.runtime = Running()
+    app = App(KVState(), {})  # what start(KVState) builds
     seen = []
-    app.on_applied(lambda state, first, entries: seen.append((state, first)))  # runs too
-    cmd, retry = ["put", "a", "1"], ["put", "b", "2"]
-    app.state.apply(cmd)
-    app._record_applied(7, [[2, "c", 1, cmd], [2, "c", 1, retry]])  # index 8: a retried copy
+    app.on_applied(lambda state, first, entries: seen.append((state, first)))
+    cmd, retry = ["put", "a", "1"], ["put", "a", "1"]  # equal, not the same object
+    batch = [[2, "c", 1, cmd], [2, "c", 1, retry], [2, None, 0, None], [2, "c", 2, ["del", "b"]]]
+    # the state machine the runtime's core applies to; then the runtime's hook
+    apply_entries(Sessions(), 7, batch, app.guarded_state(), None, [])
+    app._record_applied(7, batch)
     assert seen == [(app.state, 7)]
     assert app.state.rows() == [["a", "1", 2, 7]]
-    assert app.applied == [[7, cmd]]  # the retried copy is applied, and listed, once
+    # index 8 (a retried copy) is applied, and listed, once; 9 is a no-op
+    assert app.applied == [[7, cmd], [10, ["del", "b"]]]
 
 
 def test_input_checks():

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from browser_helpers import MPY_LOAD_MS, wait_until
-from raft.browser.runtime import ProposalError
+from raft.runtime.contract import ProposalError
 from raft.records import MemoryKV
 from test_node_driver import Net, in_own_loop, leaders, make, wait_for
 

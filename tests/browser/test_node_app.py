@@ -293,9 +293,6 @@ class FakeRuntime:
         self.applied_index = 0
         self.quorum = True
 
-    def retried_indexes(self):
-        return []
-
     def status(self):
         return {"quorum": self.quorum}
 
@@ -319,7 +316,7 @@ def test_views_render_once_at_start_and_once_per_applied_batch():
 def test_the_handle_of_a_page_that_could_not_start():
     import asyncio
     from raft.browser.app import App
-    from raft.browser.runtime import ProposalError
+    from raft.runtime.contract import ProposalError
     app = App(object(), {})
     app.error = "cannot start: damaged"
     assert app.read_only and app.applied_index == 0 and app.node_id is None

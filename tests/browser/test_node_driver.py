@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from raft.browser.driver import Driver, open_log
-from raft.browser.runtime import GuardedState, ProposalError
+from raft.runtime.driver import Driver, open_log
+from raft.runtime.contract import GuardedState, ProposalError
 from raft.config import Config
 from raft.node import Node
 from raft.records import DamagedStorage, MemoryKV
@@ -139,6 +139,53 @@ async def test_writes_from_every_node_apply_everywhere_in_one_order():
 
 
 @in_own_loop
+async def test_after_its_session_expired_a_page_writes_on_as_a_new_client():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    small = dict(FAST, max_sessions=2)
+    ds = [make(net, str(i), kvs[i], timing=small) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    lead = leaders(net)[0]
+    page = next(d for d in ds if d is not lead)
+    assert await page.propose(1) == 1
+    first_id = page.client_id
+    # Two other clients write: the table keeps 2, so the page's session goes.
+    for k, other in enumerate(("cother1", "cother2")):
+        lead.node.propose(other, 1, 10 + k)
+        lead._kick()
+    await wait_for(lambda: all(len(d.app_state.ops) == 3 for d in ds))
+    with pytest.raises(ProposalError) as e:
+        await page.propose(2)
+    assert e.value.error == "session_expired" and not e.value.retryable
+    assert page.client_id != first_id and page.stats["new_sessions"] == 1
+    # The next write is a new client's first: applied, once, everywhere.
+    assert await page.propose(3) == 4
+    await wait_for(lambda: all(d.app_state.ops == [1, 10, 11, 3] for d in ds))
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
+async def test_the_status_says_on_how_many_windows_the_last_write_is():
+    net, kvs = Net(), [MemoryKV() for _ in range(3)]
+    ds = [make(net, str(i), kvs[i]) for i in range(3)]
+    await wait_for(lambda: len(leaders(net)) == 1)
+    lead = leaders(net)[0]
+    away, follower = [d for d in ds if d is not lead]
+    net.cut.add(away.node.id)
+    await lead.propose(1)
+    # the leader knows its followers' match indexes: exactly 2 of 3
+    assert lead.status()["last_write"] == {"committed": True, "error": None, "on": 2, "exact": True}
+    await follower.propose(2)
+    # a follower knows only that a committed entry is on a majority
+    assert follower.status()["last_write"]["on"] == 2
+    assert follower.status()["last_write"]["exact"] is False
+    net.cut.discard(away.node.id)
+    await wait_for(lambda: lead.status()["last_write"]["on"] == 3)
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
 async def test_restart_from_storage_rebuilds_state_and_keeps_acknowledged_writes():
     net, kvs = Net(), [MemoryKV() for _ in range(3)]
     ds = [make(net, str(i), kvs[i]) for i in range(3)]
@@ -192,10 +239,10 @@ async def test_garbage_and_spoofed_messages_are_dropped_and_counted():
     d = ds[0]
     for junk in ["", "{", "[1]", '[9,"h","1","0",1,0,0]', "null", "x" * 70000]:
         d.on_message("1", junk)
-    assert d.stats["dropped_garbage"] == 6
+    assert d.node.stats["dropped_malformed"] == 6
     # Claims to come from node 2 but arrived on node 1's channel.
     d.on_message("1", '[1,"h","2","0",%d,0,0]' % d.node.term)
-    assert d.stats["dropped_spoofed"] == 1
+    assert d.node.stats["dropped_spoofed"] == 1
     assert await d.propose(1) == 1
     for x in ds:
         x.stop()

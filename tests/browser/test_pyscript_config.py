@@ -126,8 +126,8 @@ def test_page_config_lists_exactly_what_the_page_imports(page):
 
 
 def test_the_closure_follows_relative_imports_packages_and_function_level_imports():
-    need = files_needed("def later():\n    from raft.browser import driver\n")
-    assert {"/raft/__init__.py", "/raft/browser/__init__.py", "/raft/browser/driver.py",
+    need = files_needed("def later():\n    from raft.runtime import driver\n")
+    assert {"/raft/__init__.py", "/raft/runtime/__init__.py", "/raft/runtime/driver.py",
             "/raft/node.py", "/raft/codec.py", "/raft/records.py"} <= need  # via raft/__init__
     assert "/raft/sim.py" not in need and not any(p.startswith("/components/") for p in need)
     assert files_needed("import json\nfrom pyscript import when\n") == set()

@@ -1,4 +1,4 @@
-"""The runtime contract (raft/browser/runtime.py) in CPython: both runtimes
+"""The runtime contract (raft/runtime/contract.py) in CPython: both runtimes
 offer the same surface, and every propose and read ends within the runtime's
 deadline with a result or a retryable error, whatever the cluster does."""
 
@@ -8,17 +8,18 @@ import time
 import pytest
 
 from raft import client as proto
-from raft.browser.client_driver import ClientDriver
-from raft.browser.driver import Driver
-from raft.browser.runtime import RETRYABLE, GuardedState, ProposalError, Runtime
-from raft.browser.timings import LABELS, Timings
+from raft.runtime.client_driver import ClientDriver
+from raft.runtime.driver import Driver
+from raft.runtime.contract import FAILED, RETRYABLE, GuardedState, ProposalError, Runtime
+from raft.runtime.timings import LABELS, Timings
 from raft.client import ClientSession
 from raft.records import MemoryKV
+from raft.sessions import Sessions, apply_entries
 
 from test_node_driver import Net, in_own_loop, leaders, make, wait_for
 
 CONTRACT = ("propose", "read", "change_membership", "status", "diagnostics",
-            "retried_indexes", "applied_index", "on_applied", "on_change", "error",
+            "applied_index", "on_applied", "on_change", "error",
             "running", "transport", "timings", "instrument")
 
 
@@ -41,11 +42,48 @@ async def test_both_runtimes_implement_the_contract():
             assert isinstance(rt, Runtime)
             for name in CONTRACT:
                 assert hasattr(rt, name), (type(rt).__name__, name)
-            assert rt.applied_index == 0 and rt.retried_indexes() == []
+            assert rt.applied_index == 0
             assert set(rt.diagnostics()) == {"driver_stats", "node_stats", "transport_stats",
                                              "introducer_up", "client_hub_stats"}
     finally:
         member.stop()
+
+
+class Plain:
+    def __init__(self):
+        self.ops = []
+
+    def apply(self, command):
+        if command == "boom":
+            raise ValueError("no boom here")
+        self.ops.append(command)
+        return len(self.ops)
+
+
+class Placed(Plain):
+    def apply_entry(self, index, term, command):
+        if command == "boom":
+            raise ValueError("no boom here")
+        self.ops.append([index, term, command])
+        return index
+
+
+def test_guarded_state_gives_each_command_once_with_its_place():
+    """What the sessions apply, once per write at its first index: to the
+    app's apply_entry when it has one, else apply; told to on_apply (what
+    app.applied lists); a command apply() rejects is a failed write."""
+    batch = [[1, "c", 1, "x"], [1, None, 0, None], [1, "c", 1, "x"], [2, "c", 2, "boom"],
+             [2, "c", 3, "y"]]
+    for state, want in ((Plain(), ["x", "y"]), (Placed(), [[1, 1, "x"], [5, 2, "y"]])):
+        seen, results = [], []
+        guard = GuardedState(state, lambda index, command: seen.append([index, command]))
+        apply_entries(Sessions(), 1, batch, guard, {("c", 2): None, ("c", 3): None}, results)
+        assert state.ops == want
+        assert seen == [[1, "x"], [4, "boom"], [5, "y"]]  # the copy at 3 and the no-op: not
+        failed = results[0][3]
+        assert results[0][:3] == ["c", 2, None] and "no boom here" in failed[FAILED]
+        assert results[1] == ["c", 3, None, 5 if isinstance(state, Placed) else 2]
+
 
 
 class Deadline:

@@ -124,21 +124,73 @@ def test_restart_reapplies_committed_entries_with_sessions():
     again = make_node(storage=storage)
     assert again.applied_index == 0
     drain(again)
-    assert again.applied_index == 3 and again.state_machine.data == {"x": 1}
-    assert again.retried_indexes == [3]          # the copy at index 3 was skipped
+    assert again.applied_index == 3 and again.state_machine.data == {"x": 1}  # the copy skipped
 
 
-def test_retried_indexes_name_the_skipped_copies_of_each_batch():
+class Stamped:
+    """A state machine that takes the entry's place: apply_entry(index, term, command)."""
+
+    def __init__(self):
+        self.seen = []
+        self.data = {}
+
+    def apply_entry(self, index, term, command):
+        self.seen.append([index, term, command])
+        self.data[command[1]] = command[2]
+        return index
+
+    def apply(self, command):
+        raise AssertionError("apply_entry is used when there is one")
+
+    def snapshot(self):
+        return [self.seen, self.data]
+
+    def restore(self, data):
+        self.seen, self.data = data
+
+
+def test_state_machine_with_apply_entry_gets_each_entrys_index_and_term_once():
+    from raft import Node
+    from raft.rng import Rng
+    from helpers import config
+    n = Node("a", ["a"], config(), Rng(7).random, Stamped(), None, 0)
+    n.tick(n.election_deadline)
+    drain(n)
+    assert n.role == "leader"
+    n.propose("c1", 1, ["put", "x", 1])
+    n.propose("c1", 1, ["put", "x", 1])           # a retry that reached the log twice
+    n.propose("c2", 1, ["put", "y", 2])
+    results = drain(n)[1]
+    t = n.term
+    assert n.state_machine.seen == [[2, t, ["put", "x", 1]], [4, t, ["put", "y", 2]]]
+    # the result is the state machine's, the retry gets the original one
+    assert sorted(results) == [["c1", 1, None, 2], ["c2", 1, None, 4]]
+    # across batches too: copies at 5 and 7, applied once each, at 6 only
+    n.propose("c1", 1, ["put", "x", 1])
+    n.propose("c1", 2, ["put", "z", 3])
+    n.propose("c1", 2, ["put", "z", 3])
+    drain(n)
+    assert n.state_machine.seen[2:] == [[6, t, ["put", "z", 3]]]
+
+
+def test_accessors_for_outside_readers():
     n = _leader_with_committed_noop()
-    n.propose("c1", 1, ["cas", "x", None, 1])
-    _commit_everything(n)
-    assert n.retried_indexes == []
-    n.propose("c1", 1, ["cas", "x", None, 1])          # index 3: a copy
-    n.propose("c1", 2, ["put", "y", 2])                # index 4: new
-    n.propose("c1", 2, ["put", "y", 2])                # index 5: a copy
-    _commit_everything(n)
-    assert n.retried_indexes == [3, 5]
-    assert n.sessions.retries == 2
+    for s in range(1, 5):
+        n.propose("c1", s, ["put", "x", s])
+    msgs = drain(n)[0]
+    assert n.first_index() == 1 and n.last_index() == 5
+    assert n.entries(2, 3) == [n.log[2], n.log[3]] and n.entries(2, 9) is None
+    assert n.replicated_on(5) == (1, True)                 # only the leader so far
+    ack_all(n, of_type(msgs, "a", "b"))
+    drain(n)
+    assert n.replicated_on(5) == (2, True) and n.replicated_on(1) == (2, True)
+    f = make_node("b")
+    f.step(["a", "a", "b", 1, 0, 0, [[1, None, 0, None], [1, "c1", 1, ["put", "x", 1]]], 2])
+    drain(f)
+    assert f.replicated_on(2) == (2, False)                # committed: on a majority at least
+    f.step(["a", "a", "b", 1, 2, 1, [[1, "c1", 2, ["put", "x", 2]]], 2])
+    drain(f)
+    assert f.replicated_on(3) == (1, False)
 
 
 # ------------------------------------------------------------------ ReadIndex
@@ -168,8 +220,11 @@ def test_read_index_forwarded_from_follower_waits_for_apply():
     n.step(["a", "b", "a", 1, 0, 0, [[1, None, 0, None], [1, "c", 1, ["put", "k", 1]]], 0])
     drain(n)
     n.read_index("q")
-    assert ["r", "a", "b", 1, "q"] in drain(n)[0]
-    n.step(["rr", "b", "a", 1, "q", 2, None])
+    req = of_type(drain(n)[0], "r", "b")
+    assert len(req) == 1 and req[0][4] != "q"   # a wire id of the node's own, never reused
+    n.step(["rr", "b", "a", 1, "q", 2, None])   # a reply naming the app's ctx is not ours
+    assert drain(n)[2] == [] and n.stats["dropped_stale_reply"] == 1
+    n.step(["rr", "b", "a", 1, req[0][4], 2, None])
     assert drain(n)[2] == []                    # index 2 not applied yet
     n.step(["h", "b", "a", 1, 2, 0])
     assert drain(n)[2] == [["q", None]]

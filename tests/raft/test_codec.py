@@ -69,6 +69,27 @@ def test_encode_decode_round_trip_every_type():
         assert codec.problem(m) is None
 
 
+def test_every_message_type_has_one_builder_and_it_builds_valid_messages():
+    built = [
+        codec.vote_request("pv", "a", "b", 2, 5, 1), codec.vote_request("v", "a", "b", 2, 5, 1),
+        codec.vote_reply("pvr", "b", "a", 2, 1), codec.vote_reply("vr", "b", "a", 2, 0),
+        codec.append_request("a", "b", 2, 5, 1, [[2, "c", 1, ["put", "k", 1]]], 5),
+        codec.append_reply("b", "a", 2, 6, 0, 0, 0),
+        codec.heartbeat("a", "b", 2, 5, 3), codec.heartbeat_reply("b", "a", 2, 3),
+        codec.proposal("b", "a", 2, "c", 1, ["put", "k", 1]),
+        codec.proposal_failure("a", "b", 2, "c", 1, "no_leader", None),
+        codec.read_request("b", "a", 2, "n.1"), codec.read_reply("a", "b", 2, "n.1", 5, None),
+        codec.snapshot_chunk("a", "b", 2, 5, 1, 0, "{}", 1),
+        codec.snapshot_reply("b", "a", 2, 5, 0, 2, 0),
+        codec.membership_request("b", "a", 2, "c", 1, "add_learner", "d"),
+        codec.membership_reply("a", "b", 2, "c", 1, "unsafe", "why"),
+    ]
+    assert sorted(m[0] for m in built) == sorted(codec.FIELD_COUNT)
+    for m in built:
+        assert codec.problem(m) is None, m
+        assert codec.decode(codec.encode(m)) == m
+
+
 def test_problem_names_every_malformed_message():
     for m in BAD:
         assert codec.problem(m) is not None, m

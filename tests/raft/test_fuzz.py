@@ -78,7 +78,7 @@ def valid_message(draw):
                 draw(st.sampled_from(["", "{}", "[]", "!!", '{"index":', '{"index":3,"sm":[],"sessions":[]}'])),
                 draw(st.integers(0, 1))]
     if t == "sr":
-        return [t, src, "a", term, i(), i(), draw(st.integers(0, 1))]
+        return [t, src, "a", term, i(), i(), i(), draw(st.integers(0, 1))]
     if t == "m":
         return [t, src, "a", term, "c1", draw(st.integers(1, 5)),
                 draw(st.sampled_from(["add_learner", "promote", "remove"])),

@@ -320,12 +320,12 @@ def test_learner_votes_are_not_counted():
     drain(c)
     assert c.role == "precandidate"
     c.step(["pvr", "d", "c", c.term + 1, 1])                 # not a voter: ignored
-    assert c.role == "precandidate" and c.stats["dropped_unknown_sender"] == 1
+    assert c.role == "precandidate" and c.stats["dropped_outsider"] == 1   # not even known
     c.step(["pvr", "b", "c", c.term + 1, 1])
     drain(c)
     assert c.role == "candidate"
     c.step(["vr", "d", "c", c.term, 1])
-    assert c.role == "candidate" and c.stats["dropped_unknown_sender"] == 2
+    assert c.role == "candidate" and c.stats["dropped_outsider"] == 2
     c.step(["vr", "x", "c", c.term, 1])
     drain(c)
     assert c.role == "leader"
@@ -365,8 +365,8 @@ def test_replies_from_non_members_are_dropped_and_counted():
     ld = leader_of(net)
     ld.step(["ar", "zz", ld.id, ld.term, 1, 0, 0, 0])
     ld.step(["hr", "zz", ld.id, ld.term, 0])
-    ld.step(["sr", "zz", ld.id, ld.term, 1, 0, 0])
-    assert ld.stats["dropped_unknown_sender"] == 3 and ld.role == "leader"
+    ld.step(["sr", "zz", ld.id, ld.term, 1, 0, 0, 0])
+    assert ld.stats["dropped_outsider"] == 3 and ld.role == "leader"   # zz is in no configuration
 
 
 # ------------------------------------------------------------------ truncation rollback

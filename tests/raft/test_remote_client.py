@@ -11,9 +11,9 @@ import time
 import pytest
 
 from raft import client as proto
-from raft.browser.client_hub import ClientHub, batch_messages, MAX_CLIENTS, MESSAGE_BUDGET
-from raft.browser.driver import Driver, open_log
-from raft.browser.runtime import GuardedState, new_client_id
+from raft.runtime.client_hub import ClientHub, batch_messages, MAX_CLIENTS, MESSAGE_BUDGET
+from raft.runtime.driver import Driver, open_log
+from raft.runtime.contract import GuardedState, new_client_id
 from raft.client import ClientSession, ClientDecodeError, decode, encode, is_client_id
 from raft.config import Config
 from raft.node import Node
@@ -28,7 +28,7 @@ def test_client_ids_are_told_apart_from_member_ids():
 
 
 def test_every_message_type_round_trips():
-    msgs = [["sub", 1], ["p", 1, ["put", "k", 1]], ["r", 7],
+    msgs = [["sub", 1], ["p", 1, ["put", "k", 1]], ["r", 7], ["sid", 2],
             ["st", "0", 1, 5], ["st", None, 0, 0],
             ["e", 3, [[1, "c0001", 1, 1], [1, None, 0, None], [2, "0-ab", 9, {"a": [1]}]]],
             ["e", 4, []], ["e", 7, [[3, None, 0, {"voters": ["0"], "learners": [], "by": ["x", 1]}]]],
@@ -44,6 +44,7 @@ def test_every_message_type_round_trips():
     '[1,"h","0","1",3,0,0]',                   # a Raft message is not a client message
     '["wc",1,"zz",1]', '["wc",1,"sub"]', '["wc",1,"sub",-1]', '["wc",1,"sub",1.5]',
     '["wc",1,"sub",true]', '["wc",1,"p",0,1]', '["wc",1,"p",1]', '["wc",1,"r","x"]',
+    '["wc",1,"sid",0]', '["wc",1,"sid","1"]', '["wc",1,"sid"]',
     '["wc",1,"sub",1,2]', '["wc",1,"e",1,[]]',  # member-bound messages only
 ])
 def test_malformed_member_bound_messages_are_refused(text):
@@ -161,6 +162,34 @@ def test_session_answers_its_own_writes_from_the_stream_without_resending():
     assert s.take_done() == [] and s.stats["late_results"] == 1
 
 
+def test_after_session_expired_the_session_goes_on_as_a_new_one():
+    t = Tally()
+    s = ClientSession("cabcd1", t)
+    s.connected("1", 0)
+    to_client(s, E(1, 0, []))
+    a, b = s.propose("a"), s.propose("b")
+    msgs(s)
+    to_client(s, ["pr", a, "session_expired", None])
+    # b was sent under the forgotten session too: it ends the same way
+    assert s.take_done() == [["p", a, "session_expired", None], ["p", b, "session_expired", None]]
+    assert s.session_id == "cabcd1.1" and not s.pending and s.stats["new_sessions"] == 1
+    assert msgs(s) == [["sid", 1]]
+    assert s.propose("c") == 1 and msgs(s) == [["p", 1, "c"]]   # a new client's first write
+    to_client(s, ["pr", 1, "session_expired", None])     # sent before the member switched
+    assert s.take_done() == [] and s.stats["late_results"] == 1 and s.session == 1
+    to_client(s, ["sid", 1])                                  # the member confirms
+    to_client(s, E(1, 1, [item(1, "c", "cabcd1.1", 1)]))      # answered by our own apply
+    assert s.take_done() == [["p", 1, None, 1]] and t.ops == ["c"]
+    # on another member it says so again before any write
+    s.propose("d")
+    s.disconnected(5)
+    s.connected("2", 6)
+    assert msgs(s) == [["sub", 2], ["sid", 1]]
+    to_client(s, ["sid", 1], 7)
+    to_client(s, ["pr", 2, None, 9], 8)
+    assert s.take_done() == [["p", 2, None, 9]]
+
+
 def test_session_answers_writes_a_snapshot_covers_from_its_session_table():
     from raft.sessions import Sessions
     s = ClientSession("cabcd1", Tally())
@@ -238,7 +267,6 @@ def test_session_applies_a_retried_command_once_like_every_replica():
     to_client(s, E(1, 3, [item(1, "a", "cx001", 1), item(2, "b", "cx001", 2),
                           item(3, "b", "cx001", 2)]))
     assert t.ops == ["a", "b"] and s.applied_index == 3
-    assert s.retried_indexes == [3]                           # the copy, for app.applied
 
 
 def test_session_reassembles_a_snapshot_and_restarts_on_a_broken_one():
@@ -282,6 +310,18 @@ def test_session_read_waits_for_its_own_stream_to_reach_the_read_index():
     to_client(s, ["rr", ctx2, "no_leader", 0], 10)
     s.tick(1000)
     assert msgs(s) == [["r", ctx2], ["r", ctx2]]
+
+
+def test_session_read_whose_index_the_stream_never_reaches_still_ends():
+    s = ClientSession("cabcd1", Tally())
+    s.connected("1", 0)
+    s.take_outbox()
+    ctx = s.read()
+    to_client(s, ["rr", ctx, None, 7])          # granted, but index 7 never streams in
+    s.tick(s.GIVE_UP_MS - 1)
+    assert s.take_done() == []
+    s.tick(s.GIVE_UP_MS)
+    assert s.take_done() == [["r", ctx, "timeout"]] and s.reads == {}
 
 
 def test_session_counts_garbage_and_keeps_going():
@@ -495,13 +535,89 @@ async def test_client_reads_are_linearizable_and_it_follows_changes_live():
             d.stop()
 
 
+def test_a_new_client_gets_the_session_limits_even_from_a_member_that_applied_nothing():
+    sent = []
+    node = Node("0", ["0"], config=Config(**dict(FAST, max_sessions=2, session_window=9)),
+                rng=random.Random(1).random, state_machine=GuardedState(Counter()))
+    hub = ClientHub(node, lambda peer, text: sent.append(decode(text, proto.TO_CLIENT)) or True)
+    hub.on_message("cabcd1", encode(["sub", 1]))             # before anything is applied
+    assert [m[0] for m in sent] == ["st", "e"]
+    node.tick(node.election_deadline)
+    while node.has_ready():
+        rd = node.ready()
+        node.advance(rd)
+        if rd.committed:
+            hub.on_applied(rd.committed_from, rd.committed)
+    assert node.applied_index >= 1
+    snap = [m for m in sent[2:] if m[0] == "s"]                # not the entries from 1
+    assert snap and not [m for m in sent[2:] if m[0] == "e"]
+    data = json.loads("".join(m[4] for m in snap))
+    assert data["window"] == 9 and data["sessions"]["max_clients"] == 2
+
+
+def test_a_clients_sessions_are_its_own_and_only_go_forward():
+    proposed, sent = [], []
+
+    class Node1:
+        applied_index = 0
+        leader_id, has_quorum, voters = "0", True, ["0"]
+
+        def propose(self, client, seq, command):
+            proposed.append(client)
+    hub = ClientHub(Node1(), lambda peer, text: sent.append(decode(text, proto.TO_CLIENT)) or True)
+    for msg in (["sid", 2], ["p", 1, "x"], ["sid", 1], ["p", 2, "y"], ["sid", 2]):
+        hub.on_message("cabcd1", encode(msg))
+    assert proposed == ["cabcd1.2", "cabcd1.2"]               # never another window's id
+    assert [m for m in sent if m[0] == "sid"] == [["sid", 2], ["sid", 2]]  # not the older one
+    hub.on_result("cabcd1", 1, "session_expired", None)       # the old session's: not sent
+    hub.on_result("cabcd1.2", 2, None, 7)
+    assert [m for m in sent if m[0] == "pr"] == [["pr", 2, None, 7]]
+
+
+async def test_a_client_whose_session_expired_writes_on_as_a_new_session():
+    net = Net()
+    ds = await cluster(net, max_sessions=2)
+    lead = leader(ds)
+    via = next(d for d in ds if d is not lead)
+    c = Client(net, "cfeed05", via.node.id)
+    ticker = asyncio.ensure_future(ticking([c]))
+    try:
+        await wait_for(lambda: c.session.writable, what="attached")
+        c.session.propose(1)
+        c.flush()
+        await wait_for(lambda: c.results == {1: (None, 1)}, what="first write")
+        for k, other in enumerate(("cother1", "cother2")):   # the table keeps 2 clients
+            lead.node.propose(other, 1, 10 + k)
+            lead._kick()
+        await wait_for(lambda: c.state.ops == [1, 10, 11], what="others' writes")
+        c.results.clear()
+        c.session.propose(2)                                  # seq 2 of a forgotten session
+        c.flush()
+        await wait_for(lambda: c.results, what="refusal")
+        assert c.results == {2: ("session_expired", None)}
+        assert c.session.session_id == "cfeed05.1"
+        c.results.clear()
+        assert c.session.propose(3) == 1                      # a new client's first write
+        c.flush()
+        await wait_for(lambda: c.results, what="write in the new session")
+        assert c.results == {1: (None, 25)}                   # 1 + 10 + 11 + 3
+        await wait_for(lambda: all(d.app_state.ops == [1, 10, 11, 3] for d in ds),
+                       what="applied once everywhere")
+        assert [e[1] for e in lead.node.entries(lead.node.last_index(), lead.node.last_index())] \
+            == ["cfeed05.1"]                                  # proposed under its new session id
+    finally:
+        ticker.cancel()
+        for d in ds:
+            d.stop()
+
+
 async def test_a_late_client_gets_a_snapshot_then_the_stream():
     net = Net()
     ds = await cluster(net, snapshot_entries=20)
     lead = leader(ds)
     for v in range(1, 60):
         await lead.propose(v)
-    await wait_for(lambda: all(d.node.offset > 0 for d in ds), what="compaction")
+    await wait_for(lambda: all(d.node.first_index() > 1 for d in ds), what="compaction")
     c = Client(net, "cfeed03", ds[1].node.id)
     ticker = asyncio.ensure_future(ticking([c]))
     try:
@@ -555,7 +671,7 @@ async def test_member_drops_garbage_from_clients_and_bounds_them():
     # Too many in flight: told so, at once.
     got = []
     net.ends["cbad0002"] = lambda src, text: got.append(decode(text, proto.TO_CLIENT))
-    from raft.browser import client_hub as hubmod
+    from raft.runtime import client_hub as hubmod
     m.node.leader_id, saved = None, m.node.leader_id   # no leader: proposals stay out
     for seq in range(1, hubmod.MAX_PENDING + 3):
         hub.handle_proposal(hub.subs.setdefault("cbad0002", hubmod._Sub("cbad0002")), seq, 1)
@@ -575,7 +691,7 @@ async def test_member_drops_garbage_from_clients_and_bounds_them():
 
 
 # ------------------------------------------------------------------ the page runtime's pure parts
-from raft.browser import client_driver as client_runtime  # noqa: E402
+from raft.runtime import client_driver as client_runtime  # noqa: E402
 
 
 def test_member_choice_prefers_via_then_any_other_than_the_failed_one():

@@ -208,6 +208,124 @@ def test_backup_divergent_logs_fast_catch_up():
     over_seeds("backup", run)
 
 
+def test_rpc_bytes_per_agreement():
+    """Lab RPCBytes: each command goes to each follower about once."""
+    def run(seed):
+        c = Cluster(3, seed)
+        c.check_one_leader()
+        c.one(["put", "warm", 0], 3)
+        b0 = c.msg_bytes
+        size = 5000
+        for i in range(10):
+            c.one(["put", "k", "%d:%s" % (i, "x" * size)], 3)
+        sent = c.msg_bytes - b0
+        # 2 followers x 10 commands of 5,000 bytes, plus headers, acks and heartbeats
+        assert sent <= 2 * 10 * size + 50000, sent
+    over_seeds("rpc_bytes", run)
+
+
+def test_leader_failure_twice_with_nothing_committed():
+    """Two leaders in a row take a command each, cut off so it commits
+    nowhere, and crash; the third leader goes on without them and neither
+    command ever commits, also once both come back."""
+    def run(seed):
+        c = Cluster(5, seed)
+        c.one(tag("one", 1), 5)
+        lost = []
+        for k in range(2):
+            ld = c.check_one_leader()
+            c.disconnect(ld)
+            c.propose(ld, "lost", k + 1, ["put", "lost", k])
+            lost.append(ld)
+            c.crash(ld)
+            c.connect(ld)
+        c.check_one_leader()
+        c.one(tag("one", 2), 3)
+        for ld in lost:
+            c.restart(ld)
+        c.one(tag("one", 3), 5)
+        assert c.index_of("lost", 1) is None and c.index_of("lost", 2) is None
+        assert all("lost" not in c.nodes[i].state_machine.data for i in c.ids)
+    over_seeds("leader_failure", run)
+
+
+def test_leader_alone_cannot_commit():
+    def run(seed):
+        c = Cluster(3, seed)
+        ld = c.check_one_leader()
+        c.one(tag("one", 1), 3)
+        for i in c.ids:
+            if i != ld:
+                c.disconnect(i)
+        node = c.nodes[ld]
+        before = node.commit_index
+        c.propose(ld, "alone", 1, ["put", "alone", 1])
+        c.run_for(3 * ELECTION)
+        assert node.commit_index == before and c.index_of("alone", 1) is None
+        c.heal()
+        c.check_one_leader()
+        c.one(tag("one", 2), 3)
+        c.check_exactly_once()
+    over_seeds("leader_alone", run)
+
+
+def test_persist2_repeated_crash_and_disconnect_on_five_nodes():
+    """Lab Persist2: each round keeps a different minority down and
+    restarted from storage while the majority commits."""
+    def run(seed):
+        n = 5
+        c = Cluster(n, seed)
+        ids = c.ids
+        index = 1
+        for _ in range(5):
+            c.one(tag("p2", index), n)
+            index += 1
+            l1 = ids.index(c.check_one_leader())
+            c.disconnect(ids[(l1 + 1) % n])
+            c.disconnect(ids[(l1 + 2) % n])
+            c.one(tag("p2", index), n - 2)
+            index += 1
+            for d in (0, 3, 4):
+                c.disconnect(ids[(l1 + d) % n])
+            for d in (1, 2):
+                c.crash(ids[(l1 + d) % n])
+                c.restart(ids[(l1 + d) % n])
+                c.connect(ids[(l1 + d) % n])
+            c.run_for(ELECTION)
+            c.crash(ids[(l1 + 3) % n])
+            c.restart(ids[(l1 + 3) % n])
+            c.connect(ids[(l1 + 3) % n])
+            c.one(tag("p2", index), n - 2)
+            index += 1
+            c.connect(ids[(l1 + 4) % n])
+            c.connect(ids[(l1 + 0) % n])
+        c.one(tag("p2", 1000), n)
+        c.check_exactly_once()
+    over_seeds("persist2", run)
+
+
+def test_persist3_restarted_leader_with_the_longer_log_wins():
+    """Lab Persist3: the old leader and a follower crash after committing
+    an entry the third node lacks; only the old leader can win with it."""
+    def run(seed):
+        c = Cluster(3, seed)
+        ids = c.ids
+        c.one(tag("p3", 101), 3)
+        ld = ids.index(c.check_one_leader())
+        c.disconnect(ids[(ld + 2) % 3])
+        i102 = c.one(tag("p3", 102), 2)
+        c.crash(ids[(ld + 0) % 3])
+        c.crash(ids[(ld + 1) % 3])
+        c.connect(ids[(ld + 2) % 3])
+        c.restart(ids[(ld + 0) % 3])
+        c.one(tag("p3", 103), 2)
+        c.restart(ids[(ld + 1) % 3])
+        c.one(tag("p3", 104), 3)
+        assert c.n_committed(i102)[0] == 3 and c.n_committed(i102)[1][3] == tag("p3", 102)
+        c.check_exactly_once()
+    over_seeds("persist3", run)
+
+
 # ------------------------------------------------------------------ message counts
 def test_message_counts_bounded():
     election_costs = []
@@ -311,6 +429,7 @@ def _figure8(seed, unreliable):
     c.default_link.drop = 0.0
     c.default_link.reorder = 0.0
     c.one(["put", "f8", "end"], 5, max_ms=20000)
+    c.check_liveness()
 
 
 def test_figure8_reliable():
@@ -374,6 +493,7 @@ def _churn(seed, unreliable):
     assert c.run_until(lambda: all(c.nodes[i].applied_index == len(c.committed) - 1
                                    for i in c.ids), 5000)
     assert c.check_exactly_once() == 60 + 1          # + the final one()
+    c.check_liveness()
     return c
 
 

@@ -173,7 +173,7 @@ def test_install_snapshot_in_chunks_with_resume_after_lost_chunk():
     chunks = 0
     at = 0
     while at < len(a.snap_blob):
-        at += len(a._snapshot_chunk(a.snap_blob, at))
+        at += len(codec.text_piece(a.snap_blob, at, a.cfg.max_bytes_per_msg - codec.MSG_OVERHEAD))
         chunks += 1
     assert chunks >= 2
     # every chunk once, plus the one resent after its loss
@@ -231,7 +231,8 @@ def test_follower_keeps_log_suffix_when_it_has_the_snapshot_entry():
     msgs, _, _ = drain(f, st)
     assert f.offset == 4 and f.last_index() == 6        # suffix 5..6 kept
     assert f.state_machine.data == {"k": 4} and f.applied_index == 4
-    assert of_type(msgs, "sr")[0][4:] == [4, of_type(msgs, "sr")[0][5], 1]
+    sr = of_type(msgs, "sr")[0]
+    assert sr[4] == 4 and sr[7] == 1                    # installed: done
 
 
 def test_follower_discards_log_when_snapshot_term_conflicts():
@@ -252,11 +253,35 @@ def test_bad_snapshot_chunks_are_dropped_not_raised():
     msgs = drain(f)[0]
     assert f.offset == 0 and f.state_machine.data == {}
     assert f.stats.get("dropped_bad_snapshot") == 2
-    assert [m[5] for m in of_type(msgs, "sr")][-1] == 0
+    assert [m[6] for m in of_type(msgs, "sr")][-1] == 0
     for bad in (["s", "a", "b", 3, 9, 4, 0, "", 1], ["s", "a", "b", 3, 0, 1, 0, "", 1],
-                ["s", "a", "b", 3, 9, 1, 0, 7, 1], ["sr", "a", "b", 3, 1, -1, 0],
-                ["sr", "a", "b", 3, 1, 1, 2]):
+                ["s", "a", "b", 3, 9, 1, 0, 7, 1], ["sr", "a", "b", 3, 1, 0, -1, 0],
+                ["sr", "a", "b", 3, 1, 0, 1, 2], ["sr", "a", "b", 3, 1, 1, 0]):
         assert codec.problem(bad) is not None
         before = f.stats.get("dropped_malformed", 0)
         f.step(bad)
         assert f.stats["dropped_malformed"] == before + 1
+
+
+def test_snapshot_ready_says_whether_the_stored_log_is_on_a_majority_of_the_others():
+    class Flags(SnapStore):
+        def __init__(self):
+            SnapStore.__init__(self)
+            self.flags = []
+
+        def save(self, rd):
+            if rd.snapshot is not None:
+                self.flags.append(rd.log_replicated)
+            SnapStore.save(self, rd)
+    st = Flags()
+    leader_with_writes(45, st, entries=20)      # both followers acked everything
+    assert st.flags and all(st.flags), st.flags
+    # A follower never knows that: its snapshots say no.
+    f = node("b")
+    ents = [[1, None, 0, None]] + [[1, "x", i, ["put", "k", i]] for i in range(1, 50)]
+    f.step(["a", "a", "b", 1, 0, 0, ents, 50])
+    st = Flags()
+    drain(f, st)
+    f.step(["h", "a", "b", 1, 50, 0])
+    drain(f, st)
+    assert st.flags == [False], st.flags

@@ -22,23 +22,23 @@ import time
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
+from raft.node import Ready as NodeReady
 from raft.records import DamagedStorage, MemoryKV, RecordLog, StorageFull
-from raft.replica.storage import SQLiteStore, StoreRefused, open_records, persist_ready
+from raft.replica.storage import SQLiteStore, StoreRefused, open_records
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXAMPLES = int(os.environ.get("WRAFT_SEEDS", "40"))
 
 
-class Ready:
-    """What persist_ready reads from a core Ready."""
-
-    def __init__(self, entries_from=0, entries=(), hard_state=None, snapshot=None,
-                 log_discarded=False):
-        self.entries_from = entries_from
-        self.entries = list(entries)
-        self.hard_state = hard_state
-        self.snapshot = snapshot
-        self.log_discarded = log_discarded
+def Ready(entries_from=0, entries=(), hard_state=None, snapshot=None, log_discarded=False):
+    """A core Ready (raft.node.Ready) holding what storage reads."""
+    rd = NodeReady()
+    rd.entries_from = entries_from
+    rd.entries = list(entries)
+    rd.hard_state = hard_state
+    rd.snapshot = snapshot
+    rd.log_discarded = log_discarded
+    return rd
 
 
 def entries(first, n, term):
@@ -93,7 +93,7 @@ class BrowserStore:
         self.log.load()
 
     def persist(self, rd):
-        persist_ready(self.log, rd)
+        self.log.save_ready(rd)
 
     def reload(self):
         self.log = RecordLog(self.kv, "c", "3")
@@ -121,7 +121,7 @@ class SqlStore:
 
     def persist(self, rd):
         with self.store.transaction():
-            persist_ready(self.log, rd)
+            self.log.save_ready(rd)
 
     def reload(self):
         self.store.close()
@@ -308,7 +308,7 @@ def test_a_crash_at_every_statement_of_a_persist_leaves_before_or_after(tmp_path
     store, log = _open_counting(path)
     for r in before_rds:
         with store.transaction():
-            persist_ready(log, r)
+            log.save_ready(r)
     store.close()
     before = _state(path)
     pristine = open(path, "rb").read()
@@ -317,7 +317,7 @@ def test_a_crash_at_every_statement_of_a_persist_leaves_before_or_after(tmp_path
     store, log = _open_counting(path)
     opened = CountingStore.count
     with store.transaction():
-        persist_ready(log, rd)
+        log.save_ready(rd)
     total = CountingStore.count
     store.close()
     after = _state(path)
@@ -335,7 +335,7 @@ def test_a_crash_at_every_statement_of_a_persist_leaves_before_or_after(tmp_path
                 CountingStore.count, CountingStore.die_at = 0, k
                 store, log = _open_counting(path)
                 with store.transaction():
-                    persist_ready(log, rd)
+                    log.save_ready(rd)
                 store.db.close()
             finally:
                 os._exit(0)
@@ -358,7 +358,7 @@ def test_a_kill_while_the_commit_is_being_written_leaves_before_or_after(tmp_pat
     store, log, _ = open_records(path, "c", "3")
     for r in before_rds:
         with store.transaction():
-            persist_ready(log, r)
+            log.save_ready(r)
     store.close()
     before = _state(path)
     db_bytes = open(path, "rb").read()
@@ -367,7 +367,7 @@ def test_a_kill_while_the_commit_is_being_written_leaves_before_or_after(tmp_pat
         try:
             store, log, _ = open_records(path, "c", "3")
             with store.transaction():
-                persist_ready(log, rd)
+                log.save_ready(rd)
         finally:
             os._exit(0)
     os.waitpid(pid, 0)
@@ -398,30 +398,28 @@ def _scenario_after(tmp_path, name):
         store, log, _ = open_records(path, "c", "3")
         for r in before_rds + [rd]:
             with store.transaction():
-                persist_ready(log, r)
+                log.save_ready(r)
         store.close()
     return _state(path)
 
 
 WRITER = r"""
 import sys
-from raft.replica.storage import open_records, persist_ready
-class R: pass
+from raft.node import Ready
+from raft.replica.storage import open_records
 store, log, r = open_records(sys.argv[1], "c", "3")
 nxt = r.last_index + 1
 term = max(r.term, 1)
 while True:
-    rd = R()
-    rd.snapshot = None
-    rd.log_discarded = False
+    rd = Ready()
     rd.entries_from = nxt
     rd.entries = [[term, "w", i, ["put", "k", i]] for i in range(nxt, nxt + 7)]
     rd.hard_state = [term, "3", nxt + 6]
     with store.transaction():
-        persist_ready(log, rd)
+        log.save_ready(rd)
     if nxt % 70 == 1:
         with store.transaction():
-            log.save_snapshot(nxt, term, {"sm": nxt})
+            log.save(snapshot=[nxt, term, {"sm": nxt}])
     nxt += 7
     print(nxt - 1, flush=True)  # persisted: from here on it may be acknowledged
 """
@@ -457,7 +455,7 @@ def _sha(path):
 def _filled(path):
     store, log, _ = open_records(path, "c", "3")
     with store.transaction():
-        persist_ready(log, Ready(1, entries(1, 200, 1), [1, "0", 150]))
+        log.save_ready(Ready(1, entries(1, 200, 1), [1, "0", 150]))
     store.close()
 
 
@@ -495,7 +493,7 @@ def test_damaged_committed_records_are_refused_like_a_window_and_untouched(tmp_p
     db.commit()
     db.close()
     h = _sha(path)
-    with pytest.raises(DamagedStorage, match="committed log data is damaged at index 1"):
+    with pytest.raises(DamagedStorage, match="log record wraft:c:3:log:1 is damaged .*refusing to start"):
         open_records(path, "c", "3")
     assert _sha(path) == h
 
@@ -529,7 +527,7 @@ def test_a_full_disk_fails_the_persist_and_keeps_the_previous_state(tmp_path):
     with pytest.raises(StorageFull, match="disk full"):
         while n < 1000:
             with store.transaction():
-                persist_ready(log, Ready(n, [[1, "c", n, "x" * 3000]], [1, "0", n]))
+                log.save_ready(Ready(n, [[1, "c", n, "x" * 3000]], [1, "0", n]))
             n += 1
     store.close()
     hard, _, log_entries = _state(path)
@@ -538,7 +536,7 @@ def test_a_full_disk_fails_the_persist_and_keeps_the_previous_state(tmp_path):
     # With room again, the node carries on from there.
     store, log, r = open_records(path, "c", "3")
     with store.transaction():
-        persist_ready(log, Ready(n, [[1, "c", n, "y"]], [1, "0", n]))
+        log.save_ready(Ready(n, [[1, "c", n, "y"]], [1, "0", n]))
     store.close()
     assert _state(path)[2][-1] == [1, "c", n, "y"]
 
@@ -557,9 +555,9 @@ def test_an_unsynced_commit_only_transaction_is_still_atomic_and_kept(tmp_path):
     path = str(tmp_path / "db.sqlite")
     store, log, _ = open_records(path, "c", "3")
     with store.transaction():
-        persist_ready(log, Ready(1, entries(1, 5, 1), [1, "0", 2]))
+        log.save_ready(Ready(1, entries(1, 5, 1), [1, "0", 2]))
     with store.transaction(sync=False):
-        persist_ready(log, Ready(hard_state=[1, "0", 5]))
+        log.save_ready(Ready(hard_state=[1, "0", 5]))
     assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL again
     store.close()
     assert _state(path)[0] == [1, "0", 5]

@@ -12,13 +12,14 @@ by one (removed, storage wiped) until the replica alone holds the data; three
 fresh windows are added and receive the whole state from it.
 """
 
+import json
 import threading
 import time
 
 import pytest
 
 from browser_helpers import wait_until
-from replica_helpers import ReplicaProc, run_client
+from replica_helpers import Proc, ReplicaProc, client_cmd, run_client
 from test_membership_windows import Windows
 
 pytestmark = pytest.mark.browser
@@ -162,19 +163,22 @@ def replica_story(browser, server, tmp_path):
 def test_cli_client_and_a_replica_on_the_kv_app_agree_with_the_windows(in_browser, server,
                                                                         tmp_path):
     """The client's default state class is the /kv app's (KVState): its
-    writes show in the windows, its reads see theirs; a replica with the
-    same class stamps the same revisions as the windows do."""
+    writes show in the windows, its reads see theirs, its watch prints the
+    changes of the keys it watches; a replica with the same class stamps the
+    same revisions as the windows do."""
     in_browser(lambda browser: kv_story(browser, server, tmp_path))
 
 
 def kv_story(browser, server, tmp_path):
     w = Windows(browser, server, "repkv", path="/kv")
     ws = "ws://127.0.0.1:%d/ws" % server.port
-    rep = None
+    rep = watch = None
     try:
         for i in (0, 1, 2):
             w.open(i)
         w.one_leader((0, 1, 2))
+        watch = Proc(client_cmd(ws, w.cluster, "watch", "gr", loopback=False), stdin=False)
+        wait_until(lambda: "watching" in watch.stderr(), what="watch started")
         assert w.propose(1, ["put", "from-window", 1]) == {"ok": None}
         code, out, err = run_client(ws, w.cluster, "put", "greeting", '"hello"', loopback=False)
         assert (code, out) == (0, [{"ok": True, "key": "greeting", "value": "hello",
@@ -184,6 +188,11 @@ def kv_story(browser, server, tmp_path):
         code, out, _ = run_client(ws, w.cluster, "cas", "greeting", '"nope"', '"x"', loopback=False)
         assert code == 1 and out[0]["value"] == "hello"
         wait_until(lambda: dict(w.state(2)["data"]).get("greeting") == "hello", what="in window 2")
+        rev = dict((k, i) for k, _t, i in w.state(2)["revisions"])["greeting"]
+        # the watch saw the one change of a key starting with "gr", at its index
+        wait_until(lambda: watch.out, what="watch line")
+        assert [json.loads(line) for line in watch.out] == [
+            {"index": rev, "op": "put", "key": "greeting", "value": "hello"}]
         rep = ReplicaProc(ws, w.cluster, 3, tmp_path / "kv.sqlite",
                           state="components.kv_view:KVState", loopback=False)
         wait_until(lambda: "3" in w.status(0)["present"], what="replica present")
@@ -201,4 +210,6 @@ def kv_story(browser, server, tmp_path):
     finally:
         if rep is not None:
             rep.kill()
+        if watch is not None:
+            watch.kill()
         w.close_all()

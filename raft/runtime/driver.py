@@ -1,5 +1,5 @@
-"""The member runtime: runs one raft.Node in the browser (raft/browser/runtime.py
-has the contract it implements for the App handle).
+"""The member runtime: runs one raft.Node in a window or a replica
+(raft/runtime/contract.py has the contract it implements for the App handle).
 
 Loop (raft/API.md): tick -> Ready -> persist -> send -> advance (apply) ->
 resolve proposal and ReadIndex waiters. Nothing that depends on a Ready is
@@ -8,8 +8,9 @@ acknowledges what it could not persist; when storage is full the node halts
 (offline, visible error) instead.
 
 This module imports neither js nor pyscript: the clock, the record log and
-the transport are passed in (raft/browser/app.py wires the real ones), so the
-same code runs under MicroPython, Pyodide and CPython.
+the transport are passed in (raft/browser/app.py and raft/replica/host.py
+wire the real ones), so the same code runs under MicroPython, Pyodide and
+CPython.
 """
 
 import asyncio
@@ -17,7 +18,7 @@ import asyncio
 from raft import codec
 from raft.client import is_client_id
 from raft.records import RecordLog, StorageFull
-from raft.browser.runtime import RETRYABLE, ProposalError, Runtime
+from raft.runtime.contract import RETRYABLE, ProposalError, Runtime, new_client_id
 
 # How often the core is ticked. Heartbeats are 100 ms and elections 1.5-3 s;
 # hidden tabs may stretch this to 1 s, which those timeouts tolerate.
@@ -37,15 +38,17 @@ EARLY_ELECTION_MS = (150, 450)
 class Driver(Runtime):
     """The member runtime: drives `node` (raft.Node), persisting to `log`
     (raft.records.RecordLog) and sending through `transport` (send(peer,
-    text) -> bool, peers_up(), presence)."""
+    text) -> bool, peers_up(), presence). rand() -> [0, 1) makes the page's
+    next client id when its session expires (default: the node's rng)."""
 
-    def __init__(self, node, log, transport, clock, restored=None, on_change=None):
+    def __init__(self, node, log, transport, clock, restored=None, on_change=None, rand=None):
         Runtime.__init__(self, clock)
+        self.rand = rand if rand is not None else node.rng
         self.node = node
         self.log = log
         self.transport = transport
         self.on_change = on_change
-        self.clients = None  # raft.browser.client_hub.ClientHub: client windows attached here
+        self.clients = None  # raft.runtime.client_hub.ClientHub: client windows attached here
         self.restored = restored
         self.client_id = None  # session id of this page's own writes
         self._seq = 0
@@ -53,8 +56,8 @@ class Driver(Runtime):
         self._wake = asyncio.Event()
         self._draining = False
         self._timed = None  # self.timings when it times phases, else None (the fast path)
-        self.stats = {"dropped_garbage": 0, "dropped_spoofed": 0, "dropped_halted": 0,
-                      "readies": 0, "persist_batches": 0}
+        # Malformed or spoofed Raft text is counted in node.stats (raft/API.md).
+        self.stats = {"dropped_halted": 0, "readies": 0, "persist_batches": 0}
 
     # ---- wiring -------------------------------------------------------
     def start(self, client_id):
@@ -65,7 +68,9 @@ class Driver(Runtime):
         self._notify()
 
     def on_message(self, peer, text):
-        """Transport callback: validate, step, and let the drainer run soon."""
+        """Transport callback: the node takes the text (raft/API.md receive:
+        decoded and checked once, dropped unless it comes from `peer`), then
+        the drainer runs soon."""
         if self.error is not None:
             self.stats["dropped_halted"] += 1
             return
@@ -75,24 +80,14 @@ class Driver(Runtime):
             self.clients.on_message(peer, text)
             self._wake.set()
             return
-        try:
-            msg = codec.decode(text)
-        except codec.DecodeError:
-            self.stats["dropped_garbage"] += 1
-            return
-        # The channel tells us who sent it; a message claiming otherwise is
-        # garbage as far as Raft is concerned.
-        if msg[1] != peer:
-            self.stats["dropped_spoofed"] += 1
-            return
         self._tick()  # the core knows the time only from tick
-        if self.timings is not None:
-            self.timings.saw(msg[0])
         t = self._timed
-        if t is None:
-            self.node.step(msg)
-        else:
-            t.run("step", self.node.step, msg)
+        kind = self.node.receive(text, peer) if t is None else t.run(
+            "step", self.node.receive, text, peer)
+        if kind is None:
+            return  # dropped (counted in node.stats)
+        if self.timings is not None:
+            self.timings.saw(kind)
         # Drain now rather than in the drainer task: waking a task costs a
         # setTimeout hop (clamped to 4 ms once timers nest), and an ack or a
         # follower's reply on the critical path of every write cannot wait.
@@ -213,19 +208,17 @@ class Driver(Runtime):
         if not rd.entries and hs is None and snap is None:
             return True
         try:
+            # One atomic step: a crash or a full quota at any point leaves
+            # the old or the new state (raft/records.py).
+            self.log.save_ready(rd)
             if snap is not None:
-                # Parts, then the manifest switch, then covered log records go
-                # (raft/records.py): a crash keeps the old or the new snapshot.
-                self.log.save_snapshot(snap[0], snap[1], snap[2], rd.log_discarded)
                 self.stats["snapshots_saved"] = self.stats.get("snapshots_saved", 0) + 1
             if rd.entries:
-                self.log.append(rd.entries_from, rd.entries)
                 self.stats["persist_batches"] += 1
-            if hs is not None:
-                self.log.set_hard_state(hs[0], hs[1], hs[2])
-        except StorageFull:
+        except StorageFull as e:
             self.halt("localStorage is full: this node stopped and accepts no writes "
-                      "(nothing it could not store was acknowledged). Free space and reload.")
+                      "(nothing it could not store was acknowledged). Free space and reload."
+                      + (" (%s)" % e if str(e) else ""))
             return False
         return True
 
@@ -252,6 +245,8 @@ class Driver(Runtime):
         for client_id, seq, error, value in rd.results:
             if client_id == self.client_id:
                 self._resolve(self._proposals, seq, error, value)
+                if error == "session_expired" and not self.node.has_session(client_id):
+                    self.start_new_session()
             elif self.clients is not None:
                 self.clients.on_result(client_id, seq, error, value)
         for ctx, error in rd.reads:
@@ -266,23 +261,30 @@ class Driver(Runtime):
         self._fail_all("halted")
         self._notify()
 
+    def start_new_session(self):
+        """The cluster forgot this page's session (raft/API.md, session
+        expiry): every write still waiting under it ends the same way (it
+        may or may not have been applied), and the page goes on as a new
+        client: a new client id, seq 1 again."""
+        self.client_id = new_client_id(self.rand)
+        self._seq = 0
+        for seq in list(self._proposals):
+            self._proposals.pop(seq).resolve("session_expired")
+        self.stats["new_sessions"] = self.stats.get("new_sessions", 0) + 1
+
     # ---- requests from the page ----------------------------------------
     @property
     def applied_index(self):
         return self.node.applied_index
-
-    def retried_indexes(self):
-        return self.node.retried_indexes
 
     async def propose(self, command):
         """Replicate `command`; returns the app's apply() result once committed
         and applied here. Retries with the same (client, seq), so a command
         is applied at most once even when a retry races a late commit."""
         self._seq += 1
-        seq = self._seq
+        seq, client = self._seq, self.client_id
         return await self._tracked_write(self._until_done(
-            lambda deadline: self._attempt(self._proposals, seq, deadline, "propose",
-                                           self.node.propose, self.client_id, seq, command)), seq)
+            lambda deadline: self._write(client, seq, deadline, self.node.propose, command)), seq)
 
     async def read(self):
         """Linearizable read (ReadIndex): returns once the local state is at
@@ -292,6 +294,14 @@ class Driver(Runtime):
         await self._until_done(
             lambda deadline: self._attempt(self._reads, ctx, deadline, "read_index",
                                            self.node.read_index, ctx))
+
+    def _write(self, client, seq, deadline, request, *args):
+        """One try of write `seq` of session `client`; ends at once when the
+        cluster forgot that session since (start_new_session)."""
+        if client != self.client_id:
+            raise ProposalError("session_expired")
+        return self._attempt(self._proposals, seq, deadline, "propose", request, client, seq,
+                             *args)
 
     def _attempt(self, table, key, deadline, label, request, *args):
         """One try of a request to the core; its outcome comes in a Ready."""
@@ -314,13 +324,12 @@ class Driver(Runtime):
         because the learner is behind is retried for PROMOTE_RETRY_MS: under
         steady writes it is often an entry or two behind at that instant."""
         self._seq += 1
-        seq = self._seq
+        seq, client = self._seq, self.client_id
         tries = [0]
 
         def attempt(deadline):
             tries[0] += 1
-            return self._attempt(self._proposals, seq, deadline, "propose",
-                                 self.node.change_membership, self.client_id, seq, op, target)
+            return self._write(client, seq, deadline, self.node.change_membership, op, target)
 
         def retry(error, reason, started):
             if error in CHANGE_RETRYABLE:
@@ -345,20 +354,6 @@ class Driver(Runtime):
         return False
 
     # ---- what the status panel shows ----------------------------------
-    def replicated_on(self, index):
-        """(count, exact): how many nodes hold log index `index`. The leader
-        knows each follower's match index; elsewhere a committed entry is
-        known to be on a majority, which is the lower bound shown."""
-        n = self.node
-        voters = n.voters  # only voters count toward "on N of M"
-        mine = 1 if n.id in voters and n.last_index() >= index else 0
-        if n.role == "leader":
-            return mine + sum(1 for pid, pr in n.progress.items()
-                              if pid in voters and pr.match >= index), True
-        if n.commit_index >= index:
-            return max(mine, len(voters) // 2 + 1), False
-        return mine, False
-
     def status(self):
         n = self.node
         info = {
@@ -375,7 +370,7 @@ class Driver(Runtime):
         if w is not None:
             lw = {"committed": w["committed"], "error": w["error"]}
             if w["index"] is not None:
-                lw["on"], lw["exact"] = self.replicated_on(w["index"])
+                lw["on"], lw["exact"] = n.replicated_on(w["index"])
             info["last_write"] = lw
         return info
 

@@ -17,7 +17,7 @@ import json
 
 from raft.client import ClientSession, is_client_id
 from raft.codec import SEP
-from raft.browser.runtime import ProposalError, Runtime
+from raft.runtime.contract import ProposalError, Runtime
 
 TICK_MS = 50
 # Our member's channel has been down this long (or it left the introducer's
@@ -198,9 +198,6 @@ class ClientDriver(Runtime):
     @property
     def applied_index(self):
         return self.session.applied_index
-
-    def retried_indexes(self):
-        return self.session.retried_indexes
 
     def _kick(self):
         self._flush()

@@ -6,8 +6,10 @@ clients attached to this member over their data channels.
   message is <= 60 KB, then the committed entries after it; afterwards every
   applied batch is encoded once and sent to every subscriber in step.
 - proposals go to node.propose under the channel's (authenticated) sender as
-  client id: the core forwards them to the leader and its sessions make a
-  retry with the same seq exactly-once. The result goes back to that client.
+  client id (or "<sender>.<n>" once the client said "sid n": a new session
+  after session_expired): the core forwards them to the leader and its
+  sessions make a retry with the same seq exactly-once. The result goes back
+  to that client.
 - reads: node.read_index on this member; when it is ready the client gets our
   applied index and reads its own state once its stream got that far.
 Everything is bounded per client (pending requests, bytes waiting in the
@@ -38,6 +40,8 @@ class _Sub:
         self.next = None      # next index owed to it; None until it subscribes
         self.chunks = []      # snapshot messages still to send
         self.pending = {}     # seq -> True, proposals in flight
+        self.session = 0      # its session number ("sid"); its writes' client id:
+        self.session_id = peer  # proto.session_id(peer, session)
         self.reads = {}       # core read ctx -> client ctx
         self.status = None    # last [leader, quorum, voters] sent
 
@@ -92,6 +96,8 @@ class ClientHub:
             self.handle_subscribe(sub, msg[1])
         elif t == "p":
             self.handle_proposal(sub, msg[1], msg[2])
+        elif t == "sid":
+            self.handle_new_session(sub, msg[1])
         else:
             self.handle_read(sub, msg[1])
 
@@ -119,8 +125,22 @@ class ClientHub:
             return
         sub.pending[seq] = True
         self.stats["proposals"] += 1
-        # The client id is the channel's sender: a client cannot pose as another.
-        self.node.propose(sub.peer, seq, command)
+        # The client id is the channel's sender's: a client cannot pose as another.
+        self.node.propose(sub.session_id, seq, command)
+
+    def handle_new_session(self, sub, n):
+        """The client goes on as session n (its old one expired): its writes
+        get a new client id; what is in flight under the old one is no
+        longer answered here (the client ended it as session_expired). The
+        confirmation tells the client that every outcome after it is the new
+        session's."""
+        if n < sub.session:
+            return  # older than the one it has: nothing changes
+        if n > sub.session:
+            sub.session = n
+            sub.session_id = proto.session_id(sub.peer, n)
+            sub.pending = {}
+        self._send(sub.peer, proto.encode(["sid", n]))
 
     def handle_read(self, sub, ctx):
         if len(sub.pending) + len(sub.reads) >= MAX_PENDING:
@@ -135,9 +155,9 @@ class ClientHub:
     # ---- from the driver's Ready loop ---------------------------------
     def on_result(self, client_id, seq, error, value):
         """A proposal's outcome for one of our clients (rd.results)."""
-        sub = self.subs.get(client_id)
-        if sub is None or sub.pending.pop(seq, None) is None:
-            return  # client gone: it retries with the same seq elsewhere
+        sub = self.subs.get(proto.session_owner(client_id))
+        if sub is None or sub.session_id != client_id or sub.pending.pop(seq, None) is None:
+            return  # client gone (it retries with the same seq elsewhere), or an old session
         if error is None and sub.next == self.node.applied_index + 1 and not sub.chunks:
             # Its stream already carried the entry (sent in on_applied, just
             # before results): the client answers itself from its own apply.
@@ -178,7 +198,10 @@ class ClientHub:
         texts = None
         last = first + len(entries) - 1
         for sub in list(self.subs.values()):
-            if sub.next != first or sub.chunks:
+            if sub.next != first or sub.chunks or first == 1:
+                # (from index 1: a new client gets the snapshot first, which
+                # carries the session table's limits, so it expires sessions
+                # as we do)
                 self.pump(sub)
                 continue
             if self._backlog(sub.peer) > LIVE_MAX_BYTES:
@@ -219,7 +242,7 @@ class ClientHub:
             applied = node.applied_index
             if sub.next > applied:
                 return
-            if sub.next <= node.offset or sub.next == 1:
+            if sub.next < node.first_index() or sub.next == 1:
                 # compacted away, or a new client: the state is shorter than
                 # the log. The session table goes too: the client applies
                 # later entries through it, exactly as we do.
@@ -232,8 +255,7 @@ class ClientHub:
                 self.stats["snapshots_sent"] += 1
                 continue
             hi = min(applied, sub.next + 511)
-            off = node.offset
-            texts = batch_messages(sub.next, node.log[sub.next - off:hi + 1 - off])
+            texts = batch_messages(sub.next, node.entries(sub.next, hi))
             for text in texts:
                 if not self._send(sub.peer, text):
                     return

@@ -1,7 +1,7 @@
 """The contract both page runtimes implement, and the pieces they share.
 
-A page runs either a member (raft.browser.driver.Driver: a raft.Node with
-storage) or a client window (raft.browser.client_driver.ClientDriver: a
+A page runs either a member (raft.runtime.driver.Driver: a raft.Node with
+storage) or a client window (raft.runtime.client_driver.ClientDriver: a
 raft.client.ClientSession attached to one member). The App handle
 (raft.browser.app) talks to either through this contract:
 
@@ -11,11 +11,9 @@ raft.client.ClientSession attached to one member). The App handle
     rt.status()                       plain dict for the status panel
     rt.diagnostics()                  counters for tests and the console
     rt.applied_index                  last log index applied to the state
-    rt.retried_indexes()              indexes of the last applied batch that
-                                      were retries (in the log twice, applied once)
     rt.on_applied = fn(first, entries)  after each applied batch
     rt.on_change = fn(rt)             after applies and role/connection changes
-    rt.instrument(timings)            the instrumentation hook (raft/browser/timings.py)
+    rt.instrument(timings)            the instrumentation hook (raft/runtime/timings.py)
     rt.error, rt.running, rt.transport, rt.timings
 
 Every call ends, within DEADLINE_MS, with its result or a ProposalError;
@@ -51,18 +49,30 @@ class ProposalError(Exception):
 
 
 class GuardedState:
-    """Wraps the app's state class so a command its apply() rejects (raises
-    on) becomes a failed write instead of an exception inside consensus.
-    apply() is deterministic, so every replica fails the same way."""
+    """The state machine the core sees: wraps the app's state class so a
+    command its apply() rejects (raises on) becomes a failed write instead
+    of an exception inside consensus (apply() is deterministic, so every
+    replica fails the same way). The core gives it each command once, with
+    its log index (apply_entry, raft/API.md): it hands the index on to a
+    state class that has apply_entry(index, term, command) too, and tells
+    on_apply(index, command) what ran where (app.applied)."""
 
-    def __init__(self, state):
+    def __init__(self, state, on_apply=None):
         self.state = state
+        self.on_apply = on_apply
+        self._by_entry = getattr(state, "apply_entry", None) is not None
 
-    def apply(self, command):
+    def apply_entry(self, index, term, command):
         try:
-            return self.state.apply(command)
+            if self._by_entry:
+                result = self.state.apply_entry(index, term, command)
+            else:
+                result = self.state.apply(command)
         except Exception as e:
-            return {FAILED: "%s: %s" % (type(e).__name__, e)}
+            result = {FAILED: "%s: %s" % (type(e).__name__, e)}
+        if self.on_apply is not None:
+            self.on_apply(index, command)
+        return result
 
     def snapshot(self):
         return self.state.snapshot()
@@ -106,7 +116,7 @@ class Runtime:
         self.on_change = None  # fn(runtime)
         self.on_applied = None  # fn(first_index, entries)
         self.transport = None
-        self.timings = None  # raft.browser.timings.Timings: set with instrument()
+        self.timings = None  # raft.runtime.timings.Timings: set with instrument()
         self.error = None  # set when the runtime halts
         self.running = False
         self.last_write = None  # the page's latest propose: {"seq", "committed", "error", ...}
@@ -210,9 +220,6 @@ class Runtime:
     @property
     def applied_index(self):
         raise NotImplementedError
-
-    def retried_indexes(self):
-        return ()
 
     def status(self):
         raise NotImplementedError
