@@ -13,6 +13,9 @@ violation):
   onReady), as do raft/browser's FFI helpers (js.Function.new). It adds
   little here: a page that runs <script type="mpy"> runs code from its DOM
   anyway.
+- worker-src 'self' blob:: a page bundle (/bundle/<page>.zip) is unpacked
+  by PyScript's zip.js, which runs its inflater in a worker made from a
+  blob: URL of its own code (without it no page that has a bundle loads).
 - style-src 'self' 'unsafe-inline': the pages' <style> blocks and style=
   attributes (a style cannot run code).
 - img-src 'self' data:: the `data:,` favicon.
@@ -22,6 +25,7 @@ violation):
 CSP = "; ".join([
     "default-src 'none'",
     "script-src 'self' 'wasm-unsafe-eval' 'unsafe-eval'",
+    "worker-src 'self' blob:",
     "style-src 'self' 'unsafe-inline'",
     "img-src 'self' data:",
     "connect-src 'self'",
