@@ -5,9 +5,11 @@ from urllib.parse import unquote
 ICE_SCHEMES = ("stun", "stuns", "turn", "turns")
 
 
-def parse_ice_server(text: str) -> dict:
+def parse_ice_server(text: str, bare_turn: bool = False) -> dict:
     """`stun:host:3478` -> {"urls": ...};
-    `turn:user:pass@host:3478[?transport=tcp]` -> {"urls", "username", "credential"}.
+    `turn:user:pass@host:3478[?transport=tcp]` -> {"urls", "username", "credential"};
+    with `bare_turn` (the server mints credentials, --turn-secret) also
+    `turn:host:3478` -> {"urls": ...}.
 
     The password is what follows the last ':' of the user part, so TURN REST
     usernames such as `1700000000:alice` work; percent-escapes are decoded.
@@ -29,6 +31,6 @@ def parse_ice_server(text: str) -> dict:
             raise ValueError(f"bad ICE server {text!r}: credentials must be USER:PASS@")
         server["username"] = unquote(user)
         server["credential"] = unquote(password)
-    elif scheme.startswith("turn"):
-        raise ValueError(f"bad ICE server {text!r}: TURN needs USER:PASS@")
+    elif scheme.startswith("turn") and not bare_turn:
+        raise ValueError(f"bad ICE server {text!r}: TURN needs USER:PASS@ (or --turn-secret)")
     return server

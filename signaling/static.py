@@ -202,7 +202,6 @@ class StaticSite:
         return web.FileResponse(file, headers={
             hdrs.CONTENT_TYPE: content_type(file),
             hdrs.CACHE_CONTROL: cache,
-            "X-Content-Type-Options": "nosniff",
         })
 
     def serve_bundle(self, request: web.Request, page: str) -> web.Response:

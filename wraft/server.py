@@ -24,9 +24,12 @@ def free_port():
 class Server:
     """pages: folders of pages served beside the framework's (--pages);
     root: another framework tree to serve (--root); args: more command line
-    options; prefix: argv prefix that runs it elsewhere (nsenter)."""
+    options; prefix: argv prefix that runs it elsewhere (nsenter); program:
+    what Python runs instead of `-m wraft serve` (a test double's script,
+    taking the same options)."""
 
-    def __init__(self, workdir, port=None, args=(), root=None, prefix=(), pages=()):
+    def __init__(self, workdir, port=None, args=(), root=None, prefix=(), pages=(), program=None):
+        self.program = list(program) if program else ["-m", "wraft", "serve"]
         self.port = port or free_port()
         self.args = [a for d in pages for a in ("--pages", str(d))] + list(args) + (
             ["--root", str(root)] if root is not None else [])
@@ -44,7 +47,7 @@ class Server:
         assert self.proc is None, "already running"
         start_at = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
-            cmd = self.prefix + [sys.executable, "-m", "wraft", "serve", "--host", "127.0.0.1",
+            cmd = self.prefix + [sys.executable, *self.program, "--host", "127.0.0.1",
                                  "--port", str(self.port), *self.args]
             # In a checkout its cwd holds wraft/ (importable without an install).
             self.proc = subprocess.Popen(cmd, cwd=framework.root(), stdout=log, stderr=subprocess.STDOUT,

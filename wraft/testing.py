@@ -113,13 +113,15 @@ def wraft_server(tmp_path_factory, wraft_pages, wraft_network):
 
 @pytest.fixture
 def wraft_start_server(tmp_path, wraft_pages, wraft_network):
-    """wraft_start_server(*args) -> a started server of this test's own (extra
-    command-line options), which the test may stop() and start() again."""
+    """wraft_start_server(*args, program=None) -> a started server of this
+    test's own (extra command-line options; program: a test double's script
+    instead of `wraft serve`), which the test may stop() and start() again."""
     from wraft.server import Server
     started = []
 
-    def start(*args):
-        srv = Server(tmp_path, args=args, pages=wraft_pages, prefix=wraft_network.prefix)
+    def start(*args, program=None):
+        srv = Server(tmp_path, args=args, pages=wraft_pages, prefix=wraft_network.prefix,
+                     program=program)
         started.append(srv)
         return srv.start()
     yield start

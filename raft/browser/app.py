@@ -118,8 +118,12 @@ class App:
         and the transport's last STUN/TURN error."""
         if self.runtime is not None:
             info = self.runtime.status()
-            # why peers may be missing (a TURN server refusing our credentials)
-            info["ice_error"] = getattr(self.runtime.transport, "ice_error", None)
+            # why peers may be missing (a TURN server refusing our credentials,
+            # peers with another cluster key)
+            tr = self.runtime.transport
+            info["ice_error"] = getattr(tr, "ice_error", None)
+            info["keyed"] = getattr(tr, "key", None) is not None
+            info["key_error"] = getattr(tr, "key_error", None)
             info.update(picture_status(self.runtime))
         else:
             info = {"node": self.config.get("node", "?"), "running": False, "error": self.error,
@@ -290,7 +294,7 @@ def _transport(cfg, node_id, location, runtime, **policy):
     try:
         return Transport(cluster=cfg["cluster"], node=node_id, on_message=runtime.on_message,
                          on_peer=runtime.on_peer, ws_url=ws_url(cfg["introducer"], location),
-                         ice_servers=cfg["ice_servers"], secret=cfg["secret"],
+                         ice_servers=cfg["ice_servers"],
                          ice_transport_policy=cfg["ice_transport_policy"], **policy)
     except (ValueError, RuntimeError) as e:
         raise StartError("cannot start: %s" % e)

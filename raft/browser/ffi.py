@@ -92,6 +92,17 @@ def rand():
     return js.Math.random()
 
 
+_random_hex = js.Function.new(
+    "n", "const b = crypto.getRandomValues(new Uint8Array(n));"
+    " return Array.from(b, x => x.toString(16).padStart(2, '0')).join('')")
+
+
+def random_hex(nbytes):
+    """`nbytes` cryptographically random bytes as hex text. getRandomValues
+    works in plain-http pages too (only crypto.subtle needs a secure context)."""
+    return str(_random_hex(nbytes))
+
+
 # Firefox implements RTCPeerConnection in privileged JS: a Pyodide proxy set
 # as one of its event handlers reaches it as an opaque object ("TypeError:
 # ({}) is not a function") and never runs. A plain JS function in front works.

@@ -33,7 +33,9 @@ DEFAULT_SNAPSHOT_BYTES = 256 * 1024
 
 ATTRS = ("size", "introducer", "ice-servers", "cluster", "snapshot-entries", "snapshot-bytes",
          "role", "ice-transport-policy")
-QUERY = ("node", "cluster", "secret", "size", "client", "via", "ice-transport-policy")
+# Never a secret: a query travels in request lines, Referers and logs (the
+# access secret and the cluster key come in the fragment, raft/browser/transport.py).
+QUERY = ("node", "cluster", "size", "client", "via", "ice-transport-policy")
 
 
 class PageConfigError(ValueError):
@@ -74,8 +76,6 @@ def resolve(attrs, host, path, query):
         raise PageConfigError("cluster name %r: use 1-64 of A-Z a-z 0-9 _ . -" % cluster)
     cfg = {"cluster": cluster, "ice_servers": _ice_servers(attrs),
            "introducer": attrs.get("introducer") or "/ws",
-           # A server started with --secret signs joins (signaling/PROTOCOL.md).
-           "secret": query.get("secret") or None,
            "ice_transport_policy": _ice_transport_policy(attrs, query)}
     if client_requested(attrs, query):
         via = query.get("via") or None

@@ -255,6 +255,16 @@ def render_members(info, panel=None):
     return "".join(out)
 
 
+def cluster_text(info):
+    """The cluster's name and whether it is keyed (raft/cluster_key.py) or
+    open, in the HTML of the status panel's "cluster" row."""
+    name = _esc(info.get("cluster") or "?")
+    if info.get("keyed"):
+        return '%s <span data-raft-keyed="true">keyed</span>' % name
+    return ('%s <span data-raft-keyed="false" title="no cluster key: anyone who reaches the '
+            'server can join">open</span>' % name)
+
+
 def render_summary(info):
     role = page_role(info)
     peers = info.get("peers") or []
@@ -268,6 +278,7 @@ def render_summary(info):
     leader = info.get("leader")
     rows = [  # name, HTML of the value
         ("node", _esc(info.get("node"))),
+        ("cluster", cluster_text(info)),
         ("role", '<span class="raft-role-%s">%s</span>' % (role, role)),
         ("term", _esc(info.get("term", 0))),
         ("leader", "none" if leader is None else _esc(leader)),
@@ -281,6 +292,7 @@ def render_summary(info):
         member = info.get("client_of")
         rows = [
             ("client", _esc(info.get("node"))),
+            ("cluster", cluster_text(info)),
             ("role", '<span class="raft-role-client">%s</span>' % (
                 "client of node %s" % _esc(member) if member is not None
                 else "client, connecting to a member")),
@@ -299,6 +311,9 @@ def render_summary(info):
     elif is_read_only(info):
         out.append('<div class="raft-note">read-only: this node is not in a majority '
                    '(no leader reachable)</div>')
+    if info.get("key_error") and len(peers) < others:  # why peers are missing (the key)
+        out.append('<div class="raft-alert" role="alert" data-raft-key-error>%s</div>'
+                   % _esc(info["key_error"]))
     if info.get("ice_error") and len(peers) < others:  # why peers are missing (TURN, STUN)
         out.append('<div class="raft-alert" role="alert" data-raft-ice-error>%s</div>'
                    % _esc(info["ice_error"]))

@@ -25,10 +25,11 @@ otherwise (e.g. raft.kv:KVStateMachine for a cluster of plain KV replicas);
 result is null).
 
 Exit codes: 0 done; 1 a compare-and-set that did not swap; 2 bad command
-line; 5 introducer unreachable; 6 refused by the introducer (wrong
---secret); 7 no leader (or no member) within --timeout; 8 the cluster
-refused the command (invalid, too large, failed in the app); 130 cut short
-by Ctrl-C (which ends `watch` with 0).
+line; 5 introducer unreachable; 6 refused by the introducer (wrong or
+missing access secret: --secret-file, WRAFT_SECRET); 7 no leader (or no member) within --timeout; 8 the cluster
+refused the command (invalid, too large, failed in the app); 9 the members
+refuse our cluster key (another, or none: --key-file, WRAFT_KEY); 130 cut
+short by Ctrl-C (which ends `watch` with 0).
 """
 
 import argparse
@@ -43,7 +44,8 @@ from raft.runtime.client_driver import ClientDriver
 from raft.runtime.contract import GuardedState, ProposalError, new_client_id
 from raft.client import ClientSession
 from raft.replica.options import add_connection_args, check_connection_args
-from raft.replica.host import EXIT_INTRODUCER, EXIT_REFUSED, EXIT_USAGE, OpaqueState, load_state_class
+from raft.replica.host import (EXIT_INTRODUCER, EXIT_KEY, EXIT_REFUSED, EXIT_USAGE, KeyTrouble,
+                               OpaqueState, load_state_class, refusal_message)
 from raft.replica.status import StatusPrinter
 from raft.replica.transport import Transport
 
@@ -128,7 +130,8 @@ class Client:
                                    on_peer=self.driver.on_peer,
                                    on_presence=self.driver.on_presence, ws_url=opts.introducer,
                                    ice_servers=opts.ice_servers, secret=opts.secret,
-                                   wants=self.driver.wants, ask_after_ms=0)
+                                   wants=self.driver.wants, ask_after_ms=0, key=opts.cluster_key)
+        self.key_trouble = KeyTrouble()
         self.driver.transport = self.transport
 
     def emit(self, obj):
@@ -169,8 +172,10 @@ class Client:
     def check_introducer(self, start):
         t = self.transport
         if t.error is not None:
-            raise ClientError(EXIT_REFUSED, t.error, "the introducer refused us (%s): check --secret"
-                              % t.error)
+            raise ClientError(EXIT_REFUSED, t.error, refusal_message(t.error, self.client_id))
+        why = self.key_trouble.check(t, time.monotonic())
+        if why is not None:
+            raise ClientError(EXIT_KEY, "key_refused", why)
         if not t.joined_once and time.monotonic() - start > self.opts.wait_introducer:
             raise ClientError(EXIT_INTRODUCER, "introducer_unreachable",
                               t.last_error or "no answer from the introducer")
@@ -185,7 +190,14 @@ class Client:
             where = ("member %s refused us (busy, or a replica without --state that does not "
                      "apply the log) and no other member took us" % d.member)
         elif s.member is None:
-            where = "members present (%s) but no channel to one yet" % ",".join(d.present)
+            t = self.transport
+            # A member drops the asks it cannot verify without a word back
+            # (anything it said could be forged), so the key is only a guess.
+            hint = t.key_error or ("a keyed cluster drops a client without its key: give "
+                                   "--key-file or WRAFT_KEY" if t.key is None else
+                                   "is --key-file / WRAFT_KEY this cluster's key?")
+            where = "members present (%s) but no channel to one yet (%s)" % (
+                ",".join(d.present), hint)
         else:
             where = "attached to member %s, which knows no leader with a quorum" % s.member
         return "%s after %g s: %s" % (error, self.opts.timeout, where)

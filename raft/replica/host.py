@@ -22,8 +22,11 @@ Exit codes (also in the README's Hosting part):
     file in use by another process, or stored state that does not fit
   4 disk full: the node stopped; nothing unstored was acknowledged
   5 the introducer could not be reached at start
-  6 the introducer refused us: wrong --secret, or another process joined
-    with this node id
+  6 the introducer refused us: a wrong or missing access secret
+    (--secret-file, WRAFT_SECRET), or the node id is another process's
+  9 the cluster's peers and we disagree about the cluster key (another key,
+    or none where they have one: --key-file, WRAFT_KEY), and no channel
+    ever opened
 """
 
 import asyncio
@@ -49,6 +52,8 @@ from raft.replica.transport import Transport
 
 EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_STORAGE = 0, 1, 2, 3
 EXIT_DISK_FULL, EXIT_INTRODUCER, EXIT_REFUSED = 4, 5, 6
+EXIT_KEY = 9
+KEY_TROUBLE_S = 5.0  # key trouble this long with no channel ever opened: EXIT_KEY
 STATUS_EVERY_S = 0.25
 MEMBERSHIP_OPS = ("add_learner", "promote", "remove")
 
@@ -160,6 +165,40 @@ def clock():
     return int(time.monotonic() * 1000)
 
 
+def refusal_message(error, node):
+    """Words for the introducer's fatal refusal (exit 6)."""
+    if error.startswith("auth"):
+        why = ("the server wants its access secret: give --secret-file (the server's) or "
+               "WRAFT_SECRET" if error == "auth_required" else
+               "wrong access secret: check --secret-file / WRAFT_SECRET")
+    elif error == "id_held":
+        why = ("node %s is held by another window or process (or was, within the server's "
+               "--id-memory) and this file has not its token" % node)
+    else:
+        why = "another process joined as node %s with its token" % node
+    return "the introducer refused us (%s): %s" % (error, why)
+
+
+class KeyTrouble:
+    """Says when the cluster's peers and we disagree about the key for good:
+    the transport's key_error standing for KEY_TROUBLE_S while no channel
+    ever opened (one peer with a stale key among good ones is no reason)."""
+
+    def __init__(self):
+        self.since = None
+
+    def check(self, transport, now):
+        """The words to exit with, or None."""
+        if transport.key_error is None or transport.stats["channels_opened"]:
+            self.since = None
+            return None
+        if self.since is None:
+            self.since = now
+        if now - self.since < KEY_TROUBLE_S:
+            return None
+        return ("cluster key refused: %s (check --key-file / WRAFT_KEY)" % transport.key_error)
+
+
 class Replica:
     """Everything one `python -m raft.replica` runs (see __main__.py for the options)."""
 
@@ -210,7 +249,8 @@ class Replica:
         self.transport = Transport(o.cluster, o.node, on_message=driver.on_message,
                                    on_peer=driver.on_peer, ws_url=o.introducer,
                                    ice_servers=o.ice_servers, secret=o.secret,
-                                   wants=lambda peer: not is_client_id(peer))
+                                   wants=lambda peer: not is_client_id(peer),
+                                   tokens=self.store.meta(), key=o.cluster_key)
         driver.transport = self.transport
         if cls is None:
             driver.clients = NoClients(self.transport.send)
@@ -241,14 +281,17 @@ class Replica:
         if o.commands:
             self._read_commands(loop)
         deadline = time.monotonic() + o.wait_introducer
+        key_trouble = KeyTrouble()
         try:
             while not self.stopping.is_set():
                 self._show()
                 t = self.transport
                 if t.error is not None:
-                    self.fail(EXIT_REFUSED, "the introducer refused us (%s): %s" % (
-                        t.error, "check --secret" if t.error.startswith("auth")
-                        else "another process joined as node %s" % o.node))
+                    self.fail(EXIT_REFUSED, refusal_message(t.error, o.node))
+                    break
+                why = key_trouble.check(t, time.monotonic())
+                if why is not None:
+                    self.fail(EXIT_KEY, why)
                     break
                 if not t.joined_once and time.monotonic() > deadline:
                     self.fail(EXIT_INTRODUCER, "%s (waited %g s; is the server running?)"
@@ -285,6 +328,9 @@ class Replica:
         info["introducer_up"] = bool(self.transport.introducer_up)
         info["clients"] = sorted(self.driver.clients.subs)  # attached client windows / CLIs
         info["presence"] = list(self.transport.presence)  # everyone joined to the introducer
+        info["keyed"] = self.transport.key is not None  # else an open cluster
+        info["key_error"] = self.transport.key_error
+        info["transport_stats"] = dict(self.transport.stats)
         info["db_bytes"] = self.store.file_bytes()
         info["state_note"] = "not applying" if isinstance(self.state, OpaqueState) else None
         return info

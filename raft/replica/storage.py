@@ -155,6 +155,13 @@ class SQLiteStore:
     def keys(self):
         return [r[0] for r in self._exec("SELECT k FROM records")]
 
+    # ---- the file's own notes (table meta) ------------------------------
+    def meta(self):
+        """get/set on table meta, beside the records: where the transport
+        keeps the introducer's id token (raft/peering.py), so a restart
+        takes the node id back at once."""
+        return _MetaKV(self)
+
     # ---- transactions ---------------------------------------------------
     @contextmanager
     def transaction(self, sync=True):
@@ -209,6 +216,23 @@ class SQLiteStore:
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
+
+
+class _MetaKV:
+    _RESERVED = ("format", "cluster", "node")
+
+    def __init__(self, store):
+        self.store = store
+
+    def get(self, key):
+        row = self.store._exec("SELECT v FROM meta WHERE k = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set(self, key, value):
+        if key in self._RESERVED:
+            raise ValueError("meta key %r is the file's owner" % key)
+        with self.store.transaction():
+            self.store._exec("INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)", (key, value))
 
 
 def open_records(path, cluster, node, max_bytes=None):

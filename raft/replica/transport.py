@@ -1,78 +1,48 @@
-"""The peer transport of raft/browser/transport.py, in CPython over aiortc.
+"""The peer transport of a window, in CPython over aiortc.
 
-Same wire behaviour as a window, so a replica and browser windows connect to
-each other like windows do (raft/browser/TRANSPORT.md):
-- introducer: signaling/PROTOCOL.md v1 over an aiohttp WebSocket (join,
-  optionally signed with --secret; presence; relayed signals), reconnecting
-  with backoff; 4409 (replaced) and 4401 (auth) are fatal;
-- per pair one RTCPeerConnection with two negotiated, ordered channels:
-  "raft" (id 0) for messages and "ctl" (id 1) for keepalive pings;
-- the smaller id (string order) offers; the other answers and, without a
-  channel after `ask_after_ms`, asks for an offer; an offer with a new
-  session id replaces the old connection; failed or closed channels are
-  re-made with backoff; `wants` limits whom we dial (asks are always
-  answered);
-- signals {"t": "offer"|"answer", "s": SID, "sdp": S}, {"t": "ice", "s":
-  SID, "c": CANDIDATE_JSON}, {"t": "ask"}. aiortc gathers its candidates
-  before the description goes out (they are in our SDP), so we send no ice
-  signals but take the browser's trickled ones;
-- text messages of at most 64 KiB, queued above 1 MiB of bufferedAmount,
-  dropped (False) without a channel or above a 4 MiB queue;
-- a channel silent for 1.5 s is pinged, one silent for 6 s (no message, no
-  pong, no bytes at the DTLS level) is closed and re-made.
+The rules are raft/peering.py's, the same a window follows (raft/browser/
+TRANSPORT.md), so a replica and browser windows connect to each other like
+windows do: introducer protocol v2 (signaling/PROTOCOL.md: hello, join with
+its kind and, for a member, the token kept from its last welcome; the access
+secret's proof; `ice` frames; fatal 4401/4403/4409), with a cluster key the
+sealed signals and channel proofs (raft/cluster_key.py), one RTCPeerConnection
+per pair with the negotiated "raft" and "ctl" channels, who offers and who
+asks, backoff, keepalive, limits. aiortc gathers its candidates before the
+description goes out (they are in our SDP), so we send no ice signals but
+take the browser's trickled ones.
 
 API as the browser's Transport (send, peers_up, backlog, refresh,
 close_peer, presence, introducer_up, error, stats, start, stop), plus
-`await aclose()` and `last_error` (why the introducer could not be reached).
+`await aclose()`, `joined_once` and `last_error` (why the introducer is not
+joined, in words).
 """
 
 import asyncio
-import hmac
 import json
 import random
+import secrets
 import time
 
 import aiohttp
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import candidate_from_sdp
 
-MAX_MESSAGE_BYTES = 65536
-HIGH_WATER_BYTES = 1 << 20
-LOW_WATER_BYTES = 256 * 1024
-QUEUE_LIMIT_BYTES = 4 << 20
+from raft.peering import (  # noqa: F401 (MessageTooLarge: this module's API)
+    ASK_AFTER_MS,
+    HIGH_WATER_BYTES,
+    LOW_WATER_BYTES,
+    TICK_MS,
+    Channel,
+    MessageTooLarge,
+    Peering,
+    check_message,
+)
 
-TICK_MS = 500
-CONNECT_TIMEOUT_MS = 8000
-ASK_AFTER_MS = 1200
-PING_AFTER_MS = 1500
-DEAD_AFTER_MS = 6000
-PEER_BACKOFF_MS = (250, 10000)
-INTRODUCER_BACKOFF_MS = (500, 15000)
-INTRODUCER_CONNECT_S = 5  # one attempt to open the WebSocket
-
-CLOSE_REPLACED = 4409
-CLOSE_AUTH = 4401
-
-
-class MessageTooLarge(ValueError):
-    pass
+INTRODUCER_CONNECT_S = 5  # to open the WebSocket; then Peering's deadline to the welcome
 
 
 def now_ms():
     return time.monotonic() * 1000
-
-
-def backoff_delay(attempt, limits):
-    """Exponential backoff with jitter: half fixed, half random."""
-    base, cap = limits
-    d = min(cap, base * (1 << min(attempt, 16)))
-    return d / 2 + random.random() * d / 2
-
-
-def join_auth(secret, cluster, node, ts):
-    """The join frame's auth field (signaling/PROTOCOL.md, Authentication)."""
-    msg = "%s\n%s\n%d" % (cluster, node, ts)
-    return {"ts": ts, "mac": hmac.new(secret.encode(), msg.encode(), "sha256").hexdigest()}
 
 
 def gather_on(addresses):
@@ -124,25 +94,54 @@ def parse_candidate(text):
     return cand
 
 
-class _Conn:
+class _Conn(Channel):
     """One RTCPeerConnection attempt (session `sid`) and its two channels."""
 
     def __init__(self, sid, ice_servers):
-        self.sid = sid
-        self.started_ms = now_ms()
+        Channel.__init__(self, sid, now_ms())
         self.pc = RTCPeerConnection(ice_configuration(ice_servers))
         self.dc = self.pc.createDataChannel("raft", negotiated=True, id=0, ordered=True)
         self.dc.bufferedAmountLowThreshold = LOW_WATER_BYTES
         self.ctl = self.pc.createDataChannel("ctl", negotiated=True, id=1, ordered=True)
-        self.rx = 0
-        self.rx_seen = 0
-        self.heard_ms = self.started_ms
-        self.net_seen = None
-        self.probing = False
-        self.open = False
-        self.closed = False
-        self.remote_set = False
-        self.pending_ice = []
+
+    async def make_local(self, kind):
+        pc = self.pc
+        await pc.setLocalDescription(await (pc.createOffer() if kind == "offer"
+                                            else pc.createAnswer()))
+        return pc.localDescription.sdp
+
+    async def set_remote(self, kind, sdp):
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+
+    def parse_ice(self, text):
+        return parse_candidate(text)
+
+    async def add_ice(self, cand):
+        await self.pc.addIceCandidate(cand)
+
+    def send(self, text):
+        try:
+            self.dc.send(text)
+            return True
+        except Exception:  # closing under our feet; its close event follows
+            return False
+
+    def ctl_send(self, text):
+        try:
+            if self.ctl.readyState == "open":
+                self.ctl.send(text)
+        except Exception:
+            pass
+
+    async def bytes_received(self):
+        """Bytes at the DTLS level: a peer whose page thread is busy still
+        acknowledges, so it is not taken for dead."""
+        try:
+            report = await self.pc.getStats()
+        except Exception:
+            return None
+        return sum(getattr(s, "bytesReceived", 0) for s in report.values()
+                   if getattr(s, "type", None) == "transport")
 
     def close(self):
         """Detach our handlers and close; returns the closing coroutine."""
@@ -152,59 +151,41 @@ class _Conn:
         return self.pc.close()
 
 
-class _Peer:
-    def __init__(self, pid):
-        self.id = pid
-        self.conn = None
-        self.up = False
-        self.inbox = []
-        self.working = False
-        self.work_started_ms = 0
-        self.task = None
-        self.queue = []
-        self.queued_bytes = 0
-        self.attempts = 0
-        self.next_try_ms = 0
-        self.missing_since_ms = None
+class Transport(Peering):
+    SECRET_HINT = ("this server needs its access secret: give the replica --secret-file "
+                   "(the server's) or WRAFT_SECRET")
 
-
-class Transport:
     def __init__(self, cluster, node, on_message, on_peer=None, on_presence=None,
                  ws_url=None, ice_servers=None, secret=None, wants=None,
-                 ask_after_ms=ASK_AFTER_MS):
-        if not isinstance(cluster, str) or not isinstance(node, str):
-            raise TypeError("cluster and node must be str")
+                 ask_after_ms=ASK_AFTER_MS, tokens=None, key=None):
         if not isinstance(ws_url, str) or not ws_url.startswith(("ws://", "wss://")):
             raise ValueError("ws_url must start with ws:// or wss://, got %r" % (ws_url,))
-        self.cluster = cluster
-        self.node = node
-        self.on_message = on_message
-        self.on_peer = on_peer
-        self.on_presence = on_presence
+        Peering.__init__(self, cluster, node, on_message, on_peer=on_peer,
+                         on_presence=on_presence, ice_servers=ice_servers, secret=secret,
+                         wants=wants, ask_after_ms=ask_after_ms, tokens=tokens, key=key)
         self.ws_url = ws_url
-        self._ice_fixed = ice_servers
-        self.ice_servers = list(ice_servers) if ice_servers is not None else []
-        self.secret = secret
-        self.wants = wants
-        self.ask_after_ms = ask_after_ms
-        self.presence = []
-        self.introducer_up = False
-        self.joined_once = False
-        self.error = None
-        self.last_error = None  # why the last introducer attempt failed (words)
-        self.stats = dict.fromkeys((
-            "sent", "received", "queued", "dropped_no_channel", "dropped_queue_full",
-            "dropped_on_close", "dropped_binary", "callback_errors", "bad_signals",
-            "signal_errors", "offers", "channels_opened", "silent_peers_closed",
-            "introducer_attempts", "introducer_connects"), 0)
-        self._peers = {}
         self._ws = None
         self._outbox = None
-        self._ws_attempts = 0
-        self._stopped = True
-        self._sid_next = random.randrange(1 << 30)
         self._tasks = []
         self._closing = set()
+
+    # ----- what Peering needs of a host -----------------------------------
+
+    def _now(self):
+        return now_ms()
+
+    def _rand(self):
+        return random.random()
+
+    def _nonce(self):
+        return secrets.token_hex(16)
+
+    def _spawn(self, coro):
+        return asyncio.get_event_loop().create_task(coro)
+
+    def _cancel(self, task):
+        if task is not None:
+            task.cancel()
 
     # ----- public API ----------------------------------------------------
 
@@ -212,8 +193,7 @@ class Transport:
         if not self._stopped:
             return
         self._stopped = False
-        loop = asyncio.get_event_loop()
-        self._tasks = [loop.create_task(self._introducer_loop()), loop.create_task(self._ticker())]
+        self._tasks = [self._spawn(self._introducer_loop()), self._spawn(self._ticker())]
 
     def stop(self):
         """Close every channel and the introducer socket; no reconnecting."""
@@ -224,8 +204,7 @@ class Transport:
             t.cancel()
         for peer in list(self._peers.values()):
             self._drop_conn(peer)
-            if peer.task is not None:
-                peer.task.cancel()
+            self._cancel(peer.task)
 
     async def aclose(self):
         """stop(), then wait (bounded) until the peer connections are closed."""
@@ -235,14 +214,7 @@ class Transport:
             await asyncio.wait(pending, timeout=3)
 
     def send(self, peer_id, text):
-        if not isinstance(text, str):
-            raise TypeError("send() takes str, got " + type(text).__name__)
-        n = len(text)
-        if n > MAX_MESSAGE_BYTES // 4:
-            n = len(text.encode())
-            if n > MAX_MESSAGE_BYTES:
-                raise MessageTooLarge("message of %d bytes is over the %d-byte limit"
-                                      % (n, MAX_MESSAGE_BYTES))
+        check_message(text)
         peer = self._peers.get(peer_id)
         if peer is None or not peer.up:
             self.stats["dropped_no_channel"] += 1
@@ -256,30 +228,13 @@ class Transport:
                 return False
             self.stats["sent"] += 1
             return True
-        if peer.queued_bytes + len(text) > QUEUE_LIMIT_BYTES:
-            self.stats["dropped_queue_full"] += 1
-            return False
-        peer.queue.append(text)
-        peer.queued_bytes += len(text)
-        self.stats["queued"] += 1
-        return True
-
-    def peers_up(self):
-        return sorted(p.id for p in self._peers.values() if p.up)
+        return self._queue(peer, text)
 
     def backlog(self, peer_id):
         peer = self._peers.get(peer_id)
         if peer is None or not peer.up:
             return 0
         return int(peer.conn.dc.bufferedAmount) + peer.queued_bytes
-
-    def refresh(self):
-        now = now_ms()
-        for peer in list(self._peers.values()):
-            if not peer.up and (self.wants is None or self.wants(peer.id)):
-                peer.attempts = 0
-                peer.next_try_ms = 0
-            self._reconcile(peer, now)
 
     def close_peer(self, peer_id):
         peer = self._peers.get(peer_id)
@@ -293,18 +248,17 @@ class Transport:
                                         sock_connect=INTRODUCER_CONNECT_S)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             while not self._stopped and self.error is None:
-                self.stats["introducer_attempts"] += 1
+                self._introducer_opening()
                 code = None
                 try:
                     async with http.ws_connect(self.ws_url, max_msg_size=1 << 20,
                                                autoping=True) as ws:
                         self._ws = ws
                         self._outbox = asyncio.Queue()
-                        sender = asyncio.get_event_loop().create_task(self._ws_sender(ws))
+                        sender = self._spawn(self._ws_sender(ws))
                         self.stats["introducer_connects"] += 1
                         try:
-                            await ws.send_str(json.dumps(self._join_frame()))
-                            async for msg in ws:
+                            async for msg in ws:  # the join answers the server's hello
                                 if msg.type == aiohttp.WSMsgType.TEXT:
                                     self._on_ws_message(msg.data)
                                 elif msg.type in (aiohttp.WSMsgType.ERROR,
@@ -313,7 +267,6 @@ class Transport:
                         finally:
                             sender.cancel()
                         code = ws.close_code
-                        self.last_error = "introducer closed the connection (code %s)" % code
                 except asyncio.CancelledError:
                     raise
                 except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as e:
@@ -321,23 +274,9 @@ class Transport:
                         self.ws_url, str(e) or type(e).__name__)
                 finally:
                     self._ws = None
-                    self.introducer_up = False
-                    self.presence = []
-                if code == CLOSE_REPLACED:
-                    self._fatal("replaced", "another process joined as node " + self.node)
-                elif code == CLOSE_AUTH and self.error is None:
-                    self._fatal("auth_failed", "introducer refused the join (code 4401)")
-                if self.error is not None or self._stopped:
+                if not self._introducer_closed(code):
                     return
-                delay = backoff_delay(self._ws_attempts, INTRODUCER_BACKOFF_MS)
-                self._ws_attempts += 1
-                await asyncio.sleep(delay / 1000)
-
-    def _join_frame(self):
-        frame = {"type": "join", "v": 1, "cluster": self.cluster, "node": self.node}
-        if self.secret:
-            frame["auth"] = join_auth(self.secret, self.cluster, self.node, int(time.time()))
-        return frame
+                await asyncio.sleep(self._introducer_retry_ms() / 1000)
 
     def _ws_send(self, frame):
         ws = self._ws
@@ -345,6 +284,12 @@ class Transport:
             return False
         self._outbox.put_nowait(json.dumps(frame))
         return True
+
+    def _abandon_ws(self):
+        """Close the socket; the loop sees it end and reconnects unless fatal."""
+        ws = self._ws
+        if ws is not None and not ws.closed:
+            self._closing_task(ws.close())
 
     async def _ws_sender(self, ws):
         """Frames go out one at a time, in the order they were made."""
@@ -356,261 +301,15 @@ class Transport:
         except Exception:
             pass  # the socket is going; the loop reconnects
 
-    def _fatal(self, code, message):
-        self.error = code
-        self.last_error = message
-        print("wraft transport: introducer: %s: %s" % (code, message))
-
-    def _on_ws_message(self, data):
-        try:
-            frame = json.loads(data)
-            kind = frame["type"]
-        except Exception:
-            self.stats["bad_signals"] += 1
-            return
-        if kind == "signal":
-            self._on_signal(frame.get("from"), frame.get("data"))
-        elif kind == "presence":
-            self._on_presence(frame.get("nodes"))
-        elif kind == "welcome":
-            self._ws_attempts = 0
-            self.introducer_up = True
-            self.joined_once = True
-            self.last_error = None
-            if self._ice_fixed is None and isinstance(frame.get("ice_servers"), list):
-                self.ice_servers = frame["ice_servers"]
-        elif kind == "error":
-            code = frame.get("code")
-            if code in ("auth_required", "auth_failed", "replaced"):
-                self._fatal(code, str(frame.get("message")))
-            elif code != "unknown_target":
-                print("wraft transport: introducer error: %s" % (frame.get("message"),))
-
-    def _on_presence(self, nodes):
-        if not isinstance(nodes, list):
-            self.stats["bad_signals"] += 1
-            return
-        nodes = sorted(n for n in nodes if isinstance(n, str))
-        now = now_ms()
-        for pid in nodes:
-            if pid == self.node:
-                continue
-            peer = self._peer(pid)
-            if pid not in self.presence:
-                peer.attempts = 0
-                peer.next_try_ms = 0
-                peer.missing_since_ms = now
-        self.presence = nodes
-        for peer in list(self._peers.values()):
-            self._reconcile(peer, now)
-        self._callback(self.on_presence, nodes)
-
-    def _on_signal(self, sender, data):
-        if (not isinstance(sender, str) or sender == self.node or not isinstance(data, dict)
-                or data.get("t") not in ("offer", "answer", "ice", "ask")):
-            self.stats["bad_signals"] += 1
-            return
-        self._enqueue(self._peer(sender), data)
-
-    def _signal(self, peer, data):
-        self._ws_send({"type": "signal", "to": peer.id, "data": data})
-
-    # ----- per-peer connection state -----------------------------------------
-
-    def _peer(self, pid):
-        peer = self._peers.get(pid)
-        if peer is None:
-            peer = self._peers[pid] = _Peer(pid)
-        return peer
-
-    def _i_offer(self, peer):
-        return self.node < peer.id
-
     async def _ticker(self):
         while not self._stopped:
             await asyncio.sleep(TICK_MS / 1000)
-            now = now_ms()
-            for peer in list(self._peers.values()):
-                if peer.up:
-                    self._check_alive(peer, peer.conn, now)
-                self._reconcile(peer, now)
-                if peer.queue and peer.up:
-                    self._drain(peer)
+            self._tick()
 
-    def _check_alive(self, peer, conn, now):
-        if conn.rx != conn.rx_seen:
-            conn.rx_seen = conn.rx
-            conn.heard_ms = now
-            return
-        silent = now - conn.heard_ms
-        if silent > DEAD_AFTER_MS:
-            self.stats["silent_peers_closed"] += 1
-            print("wraft transport: peer %s silent for %d ms, closing" % (peer.id, silent))
-            self._channel_closed(peer, conn)
-            return
-        if silent > PING_AFTER_MS:
-            self._ctl_send(conn, "ping")
-        if not conn.probing:
-            conn.probing = True
-            asyncio.get_event_loop().create_task(self._probe_network(conn))
+    # ----- channels --------------------------------------------------------
 
-    async def _probe_network(self, conn):
-        """Bytes at the DTLS level: a peer whose page thread is busy still
-        acknowledges, so it is not taken for dead."""
-        seen = None
-        try:
-            report = await conn.pc.getStats()
-            seen = sum(getattr(s, "bytesReceived", 0) for s in report.values()
-                       if getattr(s, "type", None) == "transport")
-        except Exception:
-            pass
-        finally:
-            conn.probing = False
-        if seen and seen != conn.net_seen:
-            if conn.net_seen is not None:
-                conn.heard_ms = now_ms()
-            conn.net_seen = seen
-
-    def _reconcile(self, peer, now):
-        if peer.working and now - peer.work_started_ms > 2 * CONNECT_TIMEOUT_MS:
-            print("wraft transport: peer %s: signal worker stuck, restarting" % peer.id)
-            if peer.task is not None:
-                peer.task.cancel()
-            peer.working = False
-            peer.inbox = []
-            self._drop_conn(peer)
-        conn = peer.conn
-        if conn is not None and conn.open:
-            return
-        if conn is not None and now - conn.started_ms > CONNECT_TIMEOUT_MS:
-            self._drop_conn(peer)
-            conn = None
-        if not self.introducer_up or peer.id not in self.presence:
-            return
-        if self.wants is not None and not self.wants(peer.id):
-            return
-        if peer.missing_since_ms is None:
-            peer.missing_since_ms = now
-        if now < peer.next_try_ms:
-            return
-        if self._i_offer(peer):
-            if conn is None and not peer.working:
-                peer.next_try_ms = now + backoff_delay(peer.attempts, PEER_BACKOFF_MS)
-                peer.attempts += 1
-                self._enqueue(peer, {"t": "connect"})
-        elif conn is None and now - peer.missing_since_ms >= self.ask_after_ms:
-            peer.next_try_ms = now + backoff_delay(peer.attempts, PEER_BACKOFF_MS)
-            peer.attempts += 1
-            self._signal(peer, {"t": "ask"})
-
-    def _enqueue(self, peer, item):
-        peer.inbox.append(item)
-        if not peer.working and not self._stopped:
-            peer.working = True
-            peer.work_started_ms = now_ms()
-            peer.task = asyncio.get_event_loop().create_task(self._work(peer))
-
-    async def _work(self, peer):
-        try:
-            while peer.inbox and not self._stopped:
-                item = peer.inbox.pop(0)
-                try:
-                    await self._apply(peer, item)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    self.stats["signal_errors"] += 1
-                    print("wraft transport: peer %s: %s: %r" % (peer.id, item["t"], exc))
-                    self._drop_conn(peer)
-        finally:
-            peer.working = False
-
-    async def _apply(self, peer, item):
-        kind = item["t"]
-        if kind == "connect":
-            await self._start_offer(peer)
-        elif kind == "ask":
-            await self._handle_ask(peer)
-        elif kind == "offer":
-            await self._handle_offer(peer, item)
-        elif kind == "answer":
-            await self._handle_answer(peer, item)
-        elif kind == "ice":
-            await self._handle_ice(peer, item)
-
-    async def _start_offer(self, peer):
-        self._drop_conn(peer)
-        self._sid_next += 1
-        conn = self._new_conn(peer, self._sid_next)
-        self.stats["offers"] += 1
-        await conn.pc.setLocalDescription(await conn.pc.createOffer())
-        if peer.conn is conn:
-            self._send_description(peer, conn, "offer")
-
-    async def _handle_ask(self, peer):
-        if not self._i_offer(peer):
-            self.stats["bad_signals"] += 1
-            return
-        conn = peer.conn
-        if conn is not None and not conn.open and now_ms() - conn.started_ms < CONNECT_TIMEOUT_MS:
-            return
-        await self._start_offer(peer)
-
-    async def _handle_offer(self, peer, item):
-        sid, sdp = item.get("s"), item.get("sdp")
-        if self._i_offer(peer) or type(sid) is not int or not isinstance(sdp, str):
-            self.stats["bad_signals"] += 1
-            return
-        if peer.conn is not None and peer.conn.sid == sid:
-            return
-        self._drop_conn(peer)
-        conn = self._new_conn(peer, sid)
-        await conn.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
-        conn.remote_set = True
-        await conn.pc.setLocalDescription(await conn.pc.createAnswer())
-        if peer.conn is conn:
-            self._send_description(peer, conn, "answer")
-            await self._add_pending_ice(conn)
-
-    async def _handle_answer(self, peer, item):
-        conn, sdp = peer.conn, item.get("sdp")
-        if conn is None or conn.sid != item.get("s") or conn.remote_set or not isinstance(sdp, str):
-            return
-        await conn.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
-        conn.remote_set = True
-        await self._add_pending_ice(conn)
-
-    async def _handle_ice(self, peer, item):
-        conn, text = peer.conn, item.get("c")
-        if conn is None or conn.sid != item.get("s"):
-            return
-        try:
-            cand = parse_candidate(text) if isinstance(text, str) else False
-        except ValueError:
-            cand = False
-        if cand is False:
-            self.stats["bad_signals"] += 1
-            return
-        if cand is None:
-            return  # end of candidates: aiortc keeps checking what it has
-        if not conn.remote_set:
-            conn.pending_ice.append(cand)
-            return
-        await conn.pc.addIceCandidate(cand)
-
-    async def _add_pending_ice(self, conn):
-        pending, conn.pending_ice = conn.pending_ice, []
-        for cand in pending:
-            if conn.closed:
-                return
-            await conn.pc.addIceCandidate(cand)
-
-    def _send_description(self, peer, conn, kind):
-        self._signal(peer, {"t": kind, "s": conn.sid, "sdp": conn.pc.localDescription.sdp})
-
-    def _new_conn(self, peer, sid):
+    def _new_channel(self, peer, sid):
         conn = _Conn(sid, self.ice_servers)
-        peer.conn = conn
         stats = self.stats
         on_message = self.on_message
         pid = peer.id
@@ -620,27 +319,14 @@ class Transport:
             if not conn.closed and conn.pc.connectionState in ("failed", "closed"):
                 self._channel_closed(peer, conn)
 
-        @conn.dc.on("open")
-        def on_open():
-            if conn.closed or peer.conn is not conn:
-                return
-            conn.open = True
-            conn.heard_ms = now_ms()
-            peer.attempts = 0
-            peer.next_try_ms = 0
-            peer.missing_since_ms = None
-            stats["channels_opened"] += 1
-            self._set_up(peer, True)
-
-        @conn.dc.on("close")
-        def on_close():
-            self._channel_closed(peer, conn)
-
         @conn.dc.on("message")
         def on_dc_message(data):
             conn.rx += 1
             if not isinstance(data, str):
                 stats["dropped_binary"] += 1
+                return
+            if not conn.open:  # keyed: the far end's channel proof comes first
+                self._on_unproven(peer, conn, data)
                 return
             stats["received"] += 1
             try:
@@ -649,63 +335,19 @@ class Transport:
                 stats["callback_errors"] += 1
                 print("wraft transport: on_message raised %r" % (exc,))
 
-        @conn.dc.on("bufferedamountlow")
-        def on_low():
-            self._drain(peer)
-
-        @conn.ctl.on("message")
-        def on_ctl(data):
-            conn.rx += 1
-            if data == "ping":
-                self._ctl_send(conn, "pong")
-
+        conn.dc.on("open", lambda: self._channel_opened(peer, conn))
+        conn.dc.on("close", lambda: self._channel_closed(peer, conn))
+        conn.dc.on("bufferedamountlow", lambda: self._drain(peer))
+        conn.ctl.on("message", lambda data: self._on_ctl(peer, conn, data))
         return conn
 
-    @staticmethod
-    def _ctl_send(conn, text):
-        try:
-            if conn.ctl.readyState == "open":
-                conn.ctl.send(text)
-        except Exception:
-            pass
+    def _close_channel(self, conn):
+        self._closing_task(conn.close())
 
-    def _channel_closed(self, peer, conn):
-        if conn.closed or peer.conn is not conn:
-            return
-        self._drop_conn(peer)
-        now = now_ms()
-        peer.missing_since_ms = now
-        if not self._stopped:
-            self._reconcile(peer, now)
-
-    def _drop_conn(self, peer):
-        conn = peer.conn
-        if conn is None:
-            return
-        peer.conn = None
-        task = asyncio.get_event_loop().create_task(conn.close())
+    def _closing_task(self, coro):
+        task = self._spawn(coro)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
-        if peer.queue:
-            self.stats["dropped_on_close"] += len(peer.queue)
-            peer.queue = []
-            peer.queued_bytes = 0
-        self._set_up(peer, False)
-
-    def _set_up(self, peer, up):
-        if peer.up == up:
-            return
-        peer.up = up
-        self._callback(self.on_peer, peer.id, up)
-
-    def _callback(self, fn, *args):
-        if fn is None:
-            return
-        try:
-            fn(*args)
-        except Exception as exc:
-            self.stats["callback_errors"] += 1
-            print("wraft transport: callback raised %r" % (exc,))
 
     def _drain(self, peer):
         conn = peer.conn

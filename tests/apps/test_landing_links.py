@@ -59,10 +59,32 @@ def test_links_on_a_lan_address_use_consecutive_ports_and_node_query():
     assert window_urls("http:", "10.0.0.5:9000", "/kv")[0] == "http://10.0.0.5:9000/kv?node=0"
 
 
-def test_apps_table_lists_every_app_with_three_links():
+def test_apps_table_lists_every_app_with_three_window_links_and_a_client_link():
     html = render_apps_html("http:", "wraft0.localhost:8000", "c-abc")
     for path, _, _ in APPS:
         assert 'data-app="%s"' % path[1:] in html
         for i in range(3):
             assert 'href="http://wraft%d.localhost:8000%s?cluster=c-abc"' % (i, path) in html
-    assert html.count("<a ") == 3 * len(APPS) == 12
+    assert html.count("<a ") == 4 * len(APPS) == 16 and html.count("data-client") == len(APPS)
+
+
+def test_a_keyed_cluster_has_its_key_in_the_fragment_of_every_link():
+    key = "K" * 22
+    urls = window_urls("http:", "localhost:8000", "/todo", "team", key=key)
+    assert urls == ["http://wraft%d.localhost:8000/todo?cluster=team#key=%s" % (i, key)
+                    for i in range(3)]
+    lan = window_urls("http:", "10.0.0.5:9000", "/kv", "x", key=key)
+    assert all(u.endswith("?node=%d&cluster=x#key=%s" % (i, key)) for i, u in enumerate(lan))
+    assert "#key=" + key in render_apps_html("http:", "localhost:8000", "team", key=key)
+    assert "#" not in render_apps_html("http:", "localhost:8000", "team")  # open
+
+
+def test_client_links_carry_only_the_client_key():
+    from components.landing import client_url
+    from raft.cluster_key import client_key
+    key = "K" * 22
+    url = client_url("http:", "localhost:8000", "/todo", "team", key=key)
+    assert url == "http://wraft0.localhost:8000/todo?cluster=team&client=1#key=" + client_key(key)
+    assert key not in url.split("#key=")[1]
+    assert client_url("http:", "localhost:8000", "/kv") == "http://wraft0.localhost:8000/kv?client=1"
+    assert 'data-client' in render_apps_html("http:", "localhost:8000", "team", key=key)

@@ -23,20 +23,25 @@ class Window:
 
 @pytest.fixture
 def open_window(browser, request):
-    """open_window(url, wait_for=None, timeout=, record_requests=None) -> Window;
+    """open_window(url, wait_for=None, timeout=, record_requests=None, record_headers=None)
+    -> Window; record_requests gets each request's URL, record_headers (url, headers);
     each call gets a fresh browser context (so fresh localStorage).
 
     On failure the console of every window is printed.
     """
     contexts, windows = [], []
 
-    def _open(url, wait_for=None, timeout=MPY_LOAD_MS, record_requests=None):
+    def _open(url, wait_for=None, timeout=MPY_LOAD_MS, record_requests=None, record_headers=None):
         ctx = browser.new_context()
         contexts.append(ctx)
         w = Window(ctx.new_page(), url)
         windows.append(w)
         if record_requests is not None:  # a list that gets every request URL
             w.page.on("request", lambda r: record_requests.append(r.url))
+        if record_headers is not None:
+            w.page.on("request", lambda r: record_headers.append((r.url, dict(r.headers))))
+        if record_headers is not None:
+            w.page.on("request", lambda r: record_headers.append((r.url, dict(r.headers))))
         w.page.goto(url)
         if wait_for:
             w.page.wait_for_selector(wait_for, timeout=timeout, state="attached")

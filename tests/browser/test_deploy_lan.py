@@ -21,10 +21,10 @@ from wraft.cluster import Cluster
 from wraft.firefox import Mix
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "deploy"))
-from services import ALLOCATED, Coturn, SecondMachine, have, turn_credential, turn_url  # noqa: E402
+from services import ALLOCATED, Coturn, SecondMachine, have  # noqa: E402
 
 pytestmark = pytest.mark.browser
-SECRET = "lan-secret"
+SECRET = "lan-access-secret-of-32-chars-xx"  # --secret-file wants 22+ base64url characters
 TURN_SECRET = "lan-turn-secret"
 
 
@@ -48,7 +48,7 @@ def browser_b(browser, machine_b, tmp_path_factory):
 
 class LanCluster(Cluster):
     """Window i at http://<A's address>:<port + i>/counter?node=i (the URLs
-    --lan prints), with the server's secret."""
+    --lan prints), with the server's access secret in the fragment."""
 
     def __init__(self, browsers, server, address, tag, query=""):
         super().__init__(Mix(browsers), server, "/counter", name="%s-%d" % (tag, os.getpid()),
@@ -56,8 +56,8 @@ class LanCluster(Cluster):
         self.address = address
 
     def url(self, i, path="/counter"):
-        return "http://%s:%d%s?node=%d&cluster=%s&secret=%s%s" % (
-            self.address, self.server.port + i, path, i, self.name, SECRET, self.query)
+        return "http://%s:%d%s?node=%d&cluster=%s%s#access=%s" % (
+            self.address, self.server.port + i, path, i, self.name, self.query, SECRET)
 
 
 @pytest.fixture
@@ -68,7 +68,9 @@ def lan(browser, browser_b, machine_b, tmp_path, request):
         # --lan serves port, port + 1, port + 2
         port = next(p for p in (free_port() for _ in range(50)) if free(p + 1) and free(p + 2))
         # all addresses of this namespace (A), as --lan does; nothing else can reach them
-        srv = Introducer(tmp_path, port=port, args=["--lan", "--host", "0.0.0.0", "--secret", SECRET,
+        (tmp_path / "access").write_text(SECRET)
+        srv = Introducer(tmp_path, port=port, args=["--lan", "--host", "0.0.0.0",
+                                                    "--secret-file", str(tmp_path / "access"),
                                                     *server_args])
         srv.start()
         c = LanCluster([browser, browser, browser_b], srv, machine_b.a_addr, tag, query)
@@ -113,10 +115,11 @@ def test_lan_cluster_across_two_machines_through_turn(lan, machine_b, tmp_path):
     turn = Coturn(tmp_path / "coturn", machine_b.a_addr, TURN_SECRET, allow=[machine_b.a_addr])
     turn.start()
     try:
-        user, password = turn_credential(TURN_SECRET, "lan", 3600)
         before = turn.count(ALLOCATED)
-        c = lan("lanturn", server_args=["--ice-server", turn_url(
-            machine_b.a_addr, 3478, user, password)], query="&ice-transport-policy=relay")
+        # the introducer mints each joined window's credentials (--turn-secret)
+        c = lan("lanturn", server_args=["--ice-server", "turn:%s:3478" % machine_b.a_addr,
+                                        "--turn-secret", TURN_SECRET],
+                query="&ice-transport-policy=relay")
         check_across(c, machine_b)
         assert turn.count(ALLOCATED) - before >= 3
     finally:

@@ -110,12 +110,13 @@ def test_headers_and_the_websocket_path_through_caddy(caddy):
         assert r.headers.get(name), (name, dict(r.headers))
     assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
     r, body = https_get(caddy, 0, "/config.json", ctx)
-    assert json.loads(body) == {"ice_servers": [], "secret_required": False}
+    assert json.loads(body) == {"v": 2, "access": "open", "turn": False, "ice_servers": []}
     # /ws answers a WebSocket handshake (the windows above used it).
     sock = socket.create_connection(("127.0.0.1", caddy.https_port), 10)
     with ws_client.connect("wss://wraft2.localhost/ws", sock=sock, ssl=ctx, proxy=None,
                            open_timeout=10) as ws:
-        ws.send(json.dumps({"type": "join", "v": 1, "cluster": "hdr", "node": "2"}))
+        assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+        ws.send(json.dumps({"type": "join", "v": 2, "cluster": "hdr", "node": "2", "kind": "member"}))
         assert json.loads(ws.recv(timeout=10))["type"] == "welcome"
 
 

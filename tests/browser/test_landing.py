@@ -14,7 +14,8 @@ APPS = ["todo", "kv", "counter", "bench"]
 
 def links(page):
     return page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('#apps tr')].map(
-        tr => [tr.dataset.app, [...tr.querySelectorAll('a')].map(a => a.getAttribute('href'))]))""")
+        tr => [tr.dataset.app, [...tr.querySelectorAll('a[data-node]')].map(
+            a => a.getAttribute('href'))]))""")
 
 
 def expected(server, cluster=None):
@@ -29,13 +30,18 @@ def test_links_create_and_join(server, open_window):
     expect(page.locator("h1")).to_have_text("WRaft for Python")
     assert links(page) == expected(server)  # same port as this page, each window its own origin
 
+    expect(page.locator("#cluster-keyed")).to_have_attribute("data-keyed", "false")
     page.click("#new-cluster")
     expect(page.locator("#current-cluster")).to_have_text(re.compile(r"^c-[a-z0-9]{8}$"))
     name = page.locator("#current-cluster").inner_text()
-    assert links(page) == expected(server, name)
-    assert page.url.endswith("/?cluster=" + name)  # shareable
+    # a new cluster is keyed: a fresh random key in every link's fragment
+    key = re.fullmatch(r".*/\?cluster=%s#key=([A-Za-z0-9_-]{22})" % name, page.url).group(1)
+    assert links(page) == {app: [u + "#key=" + key for u in urls]
+                           for app, urls in expected(server, name).items()}
+    expect(page.locator("#cluster-keyed")).to_have_attribute("data-keyed", "true")
     page.click("#new-cluster")
     expect(page.locator("#current-cluster")).not_to_have_text(name)
+    assert key not in page.url  # each new cluster has its own key
 
     page.fill("#cluster-name", "bad name!")
     page.click("#join")
@@ -51,7 +57,8 @@ def test_links_create_and_join(server, open_window):
     page.press("#cluster-name", "Enter")
     expect(page.locator("#current-cluster")).to_have_text("team-notes")
     expect(page.locator("#cluster-error")).to_have_text("")
-    assert links(page) == expected(server, "team-notes")
+    assert links(page) == expected(server, "team-notes")  # joined by name: open
+    expect(page.locator("#cluster-keyed")).to_have_attribute("data-keyed", "false")
 
     page.click("#no-cluster")
     assert links(page) == expected(server)

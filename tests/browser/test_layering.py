@@ -20,8 +20,10 @@ PURE_BROWSER = ("status_html", "status_picture")
 HANDLE = {"state", "propose", "propose_many", "read", "change_membership", "on_change",
           "on_applied", "node_id", "applied_index", "read_only", "error"}
 # ... and of raft: the KV state machine and the page conventions APP.md names
-COMPONENT_IMPORTS = {"raft.kv", "raft.kv.KVStateMachine", "raft.browser.page_config"} | {
-    "raft.browser.page_config." + n for n in ("NAME_CHARS", "valid_name", "node_from_host")}
+COMPONENT_IMPORTS = {"raft.kv", "raft.kv.KVStateMachine", "raft.browser.page_config",
+                     "raft.cluster_key"} | {
+    "raft.browser.page_config." + n for n in ("NAME_CHARS", "valid_name", "node_from_host")} | {
+    "raft.cluster_key." + n for n in ("check_key", "client_key", "new_key")}
 
 
 def modules():

@@ -4,7 +4,7 @@ how a page's markup and URL become a node, and what the status shows."""
 import pytest
 
 from raft.browser.page_config import (
-    PageConfigError, client_requested, cluster_from_path, node_from_host, resolve, ws_url,
+    QUERY, PageConfigError, client_requested, cluster_from_path, node_from_host, resolve, ws_url,
 )
 from raft.browser.status_html import (
     PanelState, confirm_text, html_attributes, is_read_only, last_write_text, outcome_of,
@@ -27,7 +27,7 @@ class Loc:
 def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     cfg = resolve_config({}, "wraft2.localhost:8000", "/counter", {})
     assert cfg == {"size": 3, "node": "2", "voters": ["0", "1", "2"], "cluster": "counter",
-                   "ice_servers": None, "introducer": "/ws", "secret": None,
+                   "ice_servers": None, "introducer": "/ws",
                    "snapshot_entries": 2000, "snapshot_bytes": 262144,
                    "ice_transport_policy": "all"}
     cfg = resolve_config({"size": "5", "cluster": "team", "introducer": "/sig",
@@ -38,8 +38,9 @@ def test_node_id_from_host_or_query_and_cluster_from_query_markup_or_path():
     # ?cluster= wins over the markup, ?node= over the host.
     cfg = resolve_config({"cluster": "team"}, "wraft0.localhost", "/todo", {"node": "1", "cluster": "x-1"})
     assert (cfg["node"], cfg["cluster"]) == ("1", "x-1")
-    # ?secret= signs the join when the server was started with --secret.
-    assert resolve_config({}, "wraft0.localhost", "/kv", {"secret": "s3"})["secret"] == "s3"
+    # a secret is never read from the query (the access secret comes in the fragment)
+    assert "secret" not in QUERY and \
+        "secret" not in resolve_config({}, "wraft0.localhost", "/kv", {"secret": "s3"})
     # relay-only ICE (diagnosing TURN): the attribute, or ?ice-transport-policy= over it
     assert resolve_config({"ice-transport-policy": "relay"}, "wraft0.localhost", "/kv",
                           {})["ice_transport_policy"] == "relay"
@@ -98,7 +99,7 @@ def test_client_mode_is_asked_by_query_or_markup_and_needs_no_node_id():
     assert not client_requested({}, {})
     cfg = resolve({"cluster": "notes"}, "localhost", "/todo", {"client": "1", "via": "02"})
     assert cfg == {"client": True, "cluster": "notes", "via": "2", "introducer": "/ws",
-                   "ice_servers": None, "secret": None, "ice_transport_policy": "all"}
+                   "ice_servers": None, "ice_transport_policy": "all"}
     cfg = resolve({"role": "client"}, "localhost", "/todo", {"ice-transport-policy": "relay"})
     assert cfg["ice_transport_policy"] == "relay"
     assert cfg["via"] is None and cfg["cluster"] == "todo"
@@ -139,6 +140,17 @@ def test_a_stun_turn_error_shows_while_peers_are_missing():
     assert "data-raft-ice-error" in html and "refused the &lt;credentials&gt; (401" in html
     assert "data-raft-ice-error" not in render_html(info(ice_error=why))  # every peer is up
     assert "data-raft-ice-error" not in render_html(info(peers=[]))
+
+
+def test_the_panel_says_keyed_or_open_and_why_keyed_peers_are_missing():
+    open_html = render_html(info(cluster="team"))
+    assert 'data-raft-keyed="false"' in open_html and "team" in open_html and ">open<" in open_html
+    keyed = render_html(info(cluster="team", keyed=True))
+    assert 'data-raft-keyed="true"' in keyed and ">keyed<" in keyed
+    why = "signals from node 2 do not verify with our <cluster key>"
+    html = render_html(info(peers=["0"], keyed=True, key_error=why))
+    assert "data-raft-key-error" in html and "our &lt;cluster key&gt;" in html
+    assert "data-raft-key-error" not in render_html(info(keyed=True, key_error=why))  # all up
 
 
 def test_last_write_text():

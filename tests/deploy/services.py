@@ -6,9 +6,6 @@ Everything listens inside the private namespace of scripts/in-netns (or on
 127.0.0.1); every process started here is stopped by its owner's stop().
 """
 
-import base64
-import hashlib
-import hmac
 import os
 import shutil
 import signal
@@ -16,7 +13,6 @@ import socket
 import subprocess
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -138,19 +134,6 @@ def nss_trust(home, ca_cert, name="wraft-test-ca"):
 
 
 # ----- coturn --------------------------------------------------------------
-
-def turn_credential(secret, name, ttl_s, now=None):
-    """TURN REST credentials (coturn's use-auth-secret): username
-    '<expiry>:<name>', password base64(HMAC-SHA1(secret, username))."""
-    username = "%d:%s" % (int(now if now is not None else time.time()) + ttl_s, name)
-    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
-    return username, base64.b64encode(digest).decode()
-
-
-def turn_url(host, port, username, password):
-    """An --ice-server argument for `python -m signaling`."""
-    return "turn:%s:%s@%s:%d" % (quote(username, safe=""), quote(password, safe=""), host, port)
-
 
 ALLOCATED = "ALLOCATE processed, success"  # coturn's log line for a relay handed out
 

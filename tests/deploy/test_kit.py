@@ -125,7 +125,7 @@ def nginx_site(tmp_path, upstream_port, http_port, https_port):
 
 def test_nginx_proxies_pages_and_the_websocket_with_the_headers(tmp_path):
     need("nginx", "openssl")
-    srv = Introducer(tmp_path)
+    srv = Introducer(tmp_path, args=["--trusted-proxy", "127.0.0.1"])  # as the systemd unit runs it
     srv.start()
     http_port, https_port = free_port(), free_port()
     main, crt = nginx_site(tmp_path, srv.port, http_port, https_port)
@@ -157,7 +157,8 @@ def test_nginx_proxies_pages_and_the_websocket_with_the_headers(tmp_path):
         sock = socket.create_connection(("127.0.0.1", https_port), 10)
         with ws_client.connect("wss://wraft2.example.org/ws", sock=sock, ssl=ctx, proxy=None,
                                open_timeout=10) as ws:
-            ws.send(json.dumps({"type": "join", "v": 1, "cluster": "ng", "node": "2"}))
+            assert json.loads(ws.recv(timeout=10))["type"] == "hello"
+            ws.send(json.dumps({"type": "join", "v": 2, "cluster": "ng", "node": "2", "kind": "member"}))
             assert json.loads(ws.recv(timeout=10))["type"] == "welcome"
     finally:
         nginx.stop()

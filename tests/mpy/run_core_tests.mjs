@@ -10,9 +10,9 @@ const { loadMicroPython } = await import(
   join(ROOT, "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"));
 
 // The sans-IO core only: raft/browser/ and storage modules are not part of it.
-export const CORE = ["__init__", "codec", "compaction", "config", "kv", "membership",
-  "membership_node", "node", "progress", "proposals", "reads", "rng", "roles", "sessions", "sim"];
-export const TESTS = ["test_rules", "test_clients", "test_codec", "test_snapshots", "test_membership", "test_regressions", "test_receive"];
+export const CORE = ["__init__", "client", "cluster_key", "codec", "compaction", "config", "kv", "membership",
+  "membership_node", "node", "peering", "progress", "proposals", "reads", "rng", "roles", "sessions", "sim"];
+export const TESTS = ["test_rules", "test_clients", "test_codec", "test_snapshots", "test_membership", "test_regressions", "test_receive", "test_peering"];
 
 export async function loadCore(extraFiles = {}) {
   let out = "";

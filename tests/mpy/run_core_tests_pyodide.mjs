@@ -7,10 +7,10 @@ import { fileURLToPath } from "node:url";
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const { loadPyodide } = await import(join(ROOT, "node_modules/pyodide/pyodide.mjs"));
-const CORE = ["__init__", "codec", "compaction", "config", "kv", "membership", "membership_node",
-  "node", "progress", "proposals", "reads", "rng", "roles", "sessions", "sim"];
+const CORE = ["__init__", "client", "cluster_key", "codec", "compaction", "config", "kv", "membership", "membership_node",
+  "node", "peering", "progress", "proposals", "reads", "rng", "roles", "sessions", "sim"];
 const TESTS = ["test_rules", "test_clients", "test_codec", "test_snapshots", "test_membership",
-  "test_regressions", "test_receive"];
+  "test_regressions", "test_receive", "test_peering"];
 
 let out = "";
 const py = await loadPyodide({

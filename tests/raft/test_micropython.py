@@ -11,7 +11,7 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNNER = os.path.join(ROOT, "tests", "mpy", "run_core_tests.mjs")
 MODULES = ["test_rules", "test_clients", "test_codec", "test_snapshots", "test_membership",
-           "test_regressions", "test_receive"]
+           "test_regressions", "test_receive", "test_peering"]
 
 
 def _expected_count():

@@ -10,8 +10,9 @@ message and its exit code, losing nothing."""
 import hashlib
 import threading
 
+from raft.cluster_key import client_key
 from raft.replica.storage import open_records
-from replica_helpers import ReplicaProc, wait_until
+from replica_helpers import ReplicaProc, run_client, wait_until
 
 KV = "raft.kv:KVStateMachine"
 
@@ -127,10 +128,33 @@ def test_bad_input_gets_a_clear_message_and_exit_code(signaling, tmp_path, start
     r = ReplicaProc("ws://127.0.0.1:9/ws", "x", "0", tmp_path / "a.sqlite",
                     extra=["--wait-introducer", "1"])
     assert r.wait() == 5 and "cannot reach the introducer at ws://127.0.0.1:9/ws" in r.stderr()
-    # wrong secret
-    secured = start_signaling("--secret", "right")
-    r = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite", extra=["--secret", "wrong"])
-    assert r.wait() == 6 and "check --secret" in r.stderr()
+    # the server's access secret: missing, wrong, or on the command line
+    right, wrong = tmp_path / "right", tmp_path / "wrong"
+    right.write_text("right-access-secret-of-32-chars-x")
+    wrong.write_text("wrong-access-secret-of-32-chars-x")
+    secured = start_signaling("--secret-file", str(right))
+    r = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite")
+    assert r.wait() == 6 and "auth_required" in r.stderr() and "--secret-file" in r.stderr()
+    r = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite", extra=["--secret-file", str(wrong)])
+    assert r.wait() == 6 and "wrong access secret" in r.stderr()
+    r = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite", extra=["--secret", "hunter2"])
+    assert r.wait() == 2 and "never taken from the command line" in r.stderr()
+    assert "hunter2" not in r.stderr()
+    # with the secret it joins and keeps the id's token in its file: a stranger
+    # with the secret but another file is refused the id; a restart takes it back
+    r = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite", extra=["--secret-file", str(right)])
+    try:
+        wait_until(lambda: r.status()["introducer_up"], what="joined with the secret")
+        other = ReplicaProc(secured.ws, "x", "0", tmp_path / "c.sqlite",
+                            extra=["--secret-file", str(right)])
+        assert other.wait() == 6 and "id_held" in other.stderr() and "held by another" in other.stderr()
+    finally:
+        r.kill()
+    again = ReplicaProc(secured.ws, "x", "0", tmp_path / "b.sqlite", extra=["--secret-file", str(right)])
+    try:
+        wait_until(lambda: again.status()["introducer_up"], what="rejoined with its token")
+    finally:
+        again.kill()
     # a corrupt SQLite file: refused, left as it was
     bad = tmp_path / "bad.sqlite"
     bad.write_bytes(b"\x00garbage" * 512)
@@ -213,3 +237,52 @@ def test_an_opaque_replica_keeps_the_leaders_snapshot_and_passes_it_on(signaling
     store, _, restored = open_records(tmp_path / "r3.sqlite", "op", "3")
     store.close()
     assert restored.snapshot is not None  # the leader's, kept as received
+
+
+def test_a_keyed_cluster_of_replicas_and_a_replica_with_another_key(signaling, tmp_path):
+    """Replicas given the cluster key (--key-file) form the cluster; one with
+    another key, or with none, is told so and exits 9; a key on the command
+    line is refused (exit 2) without being repeated."""
+    key, wrong = tmp_path / "key", tmp_path / "wrong"
+    key.write_text("replica-cluster-key-0123456789\n")
+    wrong.write_text("another-cluster-key-0123456789\n")
+    reps = [ReplicaProc(signaling.ws, "keyed", n, tmp_path / ("k%s.sqlite" % n), state=KV,
+                        extra=["--key-file", str(key)]) for n in ("0", "1")]
+    try:
+        wait_until(lambda: leader_of(reps), timeout=40, what="a keyed leader")
+        for r in reps:
+            assert r.status()["transport_stats"]["proofs_verified"] >= 1
+        other = ReplicaProc(signaling.ws, "keyed", "2", tmp_path / "k2.sqlite",
+                            extra=["--key-file", str(wrong)])
+        assert other.wait() == 9 and "cluster key refused" in other.stderr()
+        assert "do not verify" in other.stderr() and "--key-file" in other.stderr()
+        keyless = ReplicaProc(signaling.ws, "keyed", "3", tmp_path / "k3.sqlite")
+        assert keyless.wait() == 9 and "have no key" in keyless.stderr()
+        assert leader_of(reps)  # the keyed ones never noticed beyond counting
+        # the command-line client: with the key it writes; without, nobody answers it
+        code, out, _ = run_client(signaling.ws, "keyed", "--key-file", str(key), "--state",
+                                  "raft.kv:KVStateMachine", "put", "k", "1")
+        assert code == 0 and out[0]["ok"] is True, out
+        code, out, _ = run_client(signaling.ws, "keyed", "--timeout", "3", "--state",
+                                  "raft.kv:KVStateMachine", "get", "k")
+        assert code == 7 and "drops a client without its key" in out[0]["message"], out
+        # the client key (what a client link carries) serves a client, never a member
+        ckey = tmp_path / "ckey"
+        ckey.write_text(client_key(key.read_text().strip()))
+        code, out, _ = run_client(signaling.ws, "keyed", "--key-file", str(ckey), "--state",
+                                  "raft.kv:KVStateMachine", "get", "k")
+        assert code == 0 and out[0]["value"] == 1, out
+        posing = ReplicaProc(signaling.ws, "keyed", "5", tmp_path / "k5.sqlite",
+                             extra=["--key-file", str(ckey)])
+        assert posing.wait() == 9 and "client key" in posing.stderr()
+    finally:
+        for r in reps:
+            r.kill()
+    r = ReplicaProc(signaling.ws, "keyed", "0", tmp_path / "k0.sqlite",
+                    extra=["--key", "replica-cluster-key-0123456789"])
+    assert r.wait() == 2 and "never taken from the command line" in r.stderr()
+    assert "replica-cluster-key" not in r.stderr()
+    short = tmp_path / "short"
+    short.write_text("short")
+    r = ReplicaProc(signaling.ws, "keyed", "0", tmp_path / "k0.sqlite", extra=["--key-file", str(short)])
+    assert r.wait() == 2 and "cluster key has 22 to 128 characters" in r.stderr()

@@ -69,9 +69,13 @@ def test_no_leader_wrong_secret_and_no_introducer_are_clear_errors(signaling, tm
         opaque.kill()
     code, out, _ = run_client(signaling.ws, "empty", "--timeout", "2", "put", "k", "1")
     assert code == 7 and "no member of cluster empty is present" in out[0]["message"]
-    secured = start_signaling("--secret", "right")
-    code, out, _ = run_client(secured.ws, "x", "--secret", "wrong", "get", "k")
-    assert code == 6 and out[0]["error"] == "auth_failed" and "check --secret" in out[0]["message"]
+    (tmp_path / "right").write_text("right-access-secret-of-32-chars-x")
+    (tmp_path / "wrong").write_text("wrong-access-secret-of-32-chars-x")
+    secured = start_signaling("--secret-file", str(tmp_path / "right"))
+    code, out, _ = run_client(secured.ws, "x", "--secret-file", str(tmp_path / "wrong"), "get", "k")
+    assert code == 6 and out[0]["error"] == "auth_failed" and "wrong access secret" in out[0]["message"]
+    code, out, _ = run_client(secured.ws, "x", "get", "k")
+    assert code == 6 and out[0]["error"] == "auth_required" and "WRAFT_SECRET" in out[0]["message"]
     code, out, _ = run_client("ws://127.0.0.1:9/ws", "x", "--wait-introducer", "1", "get", "k")
     assert code == 5 and "cannot reach the introducer" in out[0]["message"]
     code, out, err = run_client(signaling.ws, "x", "bogus")

@@ -5,12 +5,16 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import struct
 
 from pathlib import Path
 
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+from signaling.auth import join_proof
+from signaling.introducer import kind_of_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,14 +57,39 @@ async def expect_close(ws, code: int, timeout: float = 5.0) -> list:
     return seen
 
 
-async def open_ws(base: str):
-    return await connect(ws_url(base), max_size=None, open_timeout=5, close_timeout=2)
+async def open_ws(base: str, *, source: str | None = None, origin: str | None = None,
+                  host: str | None = None, headers: dict | None = None):
+    """Connect and read the server's hello (kept as ws.hello). `source`: a
+    loopback address to connect from (127.0.0.0/8 is all ours), so that
+    tests can be several client addresses."""
+    url, kw = ws_url(base), {}
+    if host:  # connect to the server, ask for another name (as a browser would)
+        sock = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])),
+                                        source_address=(source, 0) if source else None)
+        url, kw = f"ws://{host}/ws", {"sock": sock}
+    elif source:
+        kw["local_addr"] = (source, 0)
+    headers = dict(headers or {}, **({"Origin": origin} if origin else {}))
+    ws = await connect(url, max_size=None, open_timeout=5, close_timeout=2,
+                       additional_headers=headers or None, **kw)
+    ws.hello = await recv_json(ws)
+    assert ws.hello["type"] == "hello", ws.hello
+    return ws
 
 
-async def join(base: str, cluster: str, node: str, **extra):
+def join_frame(ws, cluster: str, node: str, *, secret: str | None = None, **extra) -> dict:
+    """A v2 join for `node` (its kind from the id), with a proof when `secret`."""
+    frame = {"type": "join", "v": 2, "cluster": cluster, "node": node,
+             "kind": kind_of_id(node) or "member", **extra}
+    if secret is not None:
+        frame["proof"] = join_proof(secret, ws.hello["nonce"], cluster, node, frame["kind"])
+    return frame
+
+
+async def join(base: str, cluster: str, node: str, *, source: str | None = None, **extra):
     """Connect and join; return (ws, welcome). Consumes the presence after welcome."""
-    ws = await open_ws(base)
-    await ws.send(json.dumps({"type": "join", "v": 1, "cluster": cluster, "node": node, **extra}))
+    ws = await open_ws(base, source=source)
+    await ws.send(json.dumps(join_frame(ws, cluster, node, **extra)))
     welcome = await recv_json(ws)
     assert welcome["type"] == "welcome", welcome
     presence = await recv_json(ws)
@@ -68,10 +97,14 @@ async def join(base: str, cluster: str, node: str, **extra):
     return ws, welcome
 
 
-async def assert_server_healthy(base: str, cluster: str = "health") -> None:
-    """A fresh pair can still join and relay, so abuse elsewhere went unnoticed."""
-    a, _ = await join(base, cluster, "a")
-    b, _ = await join(base, cluster, "b")
+HEALTH_SOURCES = ("127.0.0.250", "127.0.0.251")  # not the address tests abuse from
+
+
+async def assert_server_healthy(base: str, cluster: str = "health", **extra) -> None:
+    """A fresh pair (from other addresses) can still join and relay, so abuse
+    elsewhere went unnoticed."""
+    a, _ = await join(base, cluster, "a", source=HEALTH_SOURCES[0], **extra)
+    b, _ = await join(base, cluster, "b", source=HEALTH_SOURCES[1], **extra)
     assert (await recv_json(a))["nodes"] == ["a", "b"]
     await b.send(json.dumps({"type": "signal", "to": "a", "data": {"ok": 1}}))
     assert await recv_json(a) == {"type": "signal", "from": "b", "data": {"ok": 1}}
@@ -87,16 +120,23 @@ class RawWebSocket:
         self.reader, self.writer = reader, writer
 
     @classmethod
-    async def connect(cls, base: str) -> "RawWebSocket":
+    async def connect(cls, base: str, source: str | None = None, hello: bool = True,
+                      read_limit: int = 2 ** 16) -> "RawWebSocket":
+        """Upgrade, and read the hello unless told not to (it stays unread)."""
         port = int(base.rsplit(":", 1)[1])
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, local_addr=(source, 0) if source else None, limit=read_limit)
         key = base64.b64encode(os.urandom(16)).decode()
         writer.write((f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                       f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
                       "Sec-WebSocket-Version: 13\r\n\r\n").encode())
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
         assert head.startswith(b"HTTP/1.1 101"), head
-        return cls(reader, writer)
+        raw = cls(reader, writer)
+        if hello:
+            raw.hello = await raw.read_json()
+            assert raw.hello["type"] == "hello", raw.hello
+        return raw
 
     def send_frame(self, opcode: int, payload: bytes) -> None:
         mask = os.urandom(4)
@@ -112,6 +152,9 @@ class RawWebSocket:
 
     def send_json(self, obj) -> None:
         self.send_frame(0x1, json.dumps(obj).encode())
+
+    def send_join(self, cluster: str, node: str, **extra) -> None:
+        self.send_json(join_frame(self, cluster, node, **extra))
 
     async def read_frame(self, timeout: float = 3.0) -> tuple[int, bytes]:
         async def read():

@@ -6,15 +6,15 @@ import json
 
 import pytest
 
-from sig_helpers import (RawWebSocket, assert_server_healthy, expect_close, join, open_ws,
+from sig_helpers import (RawWebSocket, assert_server_healthy, expect_close, join, join_frame, open_ws,
                          recv_json, recv_type)
 
 
 @pytest.fixture
 async def bystanders(base_url):
     """A joined pair in another cluster: it must never notice the abuse."""
-    a, _ = await join(base_url, "bystanders", "0")
-    b, _ = await join(base_url, "bystanders", "1")
+    a, _ = await join(base_url, "bystanders", "0", source="127.0.0.240")
+    b, _ = await join(base_url, "bystanders", "1", source="127.0.0.241")
     await recv_json(a)
 
     async def check():
@@ -36,7 +36,7 @@ async def refused(ws, frame, code):
     assert isinstance(msg["message"], str) and msg["message"]
 
 
-GOOD_JOIN = {"type": "join", "v": 1, "cluster": "c", "node": "0"}
+GOOD_JOIN = {"type": "join", "v": 2, "cluster": "c", "node": "0", "kind": "member"}
 
 BEFORE_JOIN = [
     ("not json", "bad_json"),
@@ -49,16 +49,29 @@ BEFORE_JOIN = [
     ({"type": 5}, "bad_message"),
     ({"type": None}, "bad_message"),
     ({"type": "hello"}, "unknown_type"),
-    ({"type": "JOIN", "v": 1, "cluster": "c", "node": "0"}, "unknown_type"),
+    ({**GOOD_JOIN, "type": "JOIN"}, "unknown_type"),
     ({"type": "signal", "to": "1", "data": 1}, "not_joined"),
     ({"type": "leave"}, "not_joined"),
-    ({"type": "join", "cluster": "c", "node": "0"}, "bad_message"),
-    ({**GOOD_JOIN, "v": 2}, "bad_version"),
-    ({**GOOD_JOIN, "v": "1"}, "bad_version"),
+    ({"type": "join", "cluster": "c", "node": "0", "kind": "member"}, "bad_message"),
+    ({**GOOD_JOIN, "v": 1}, "bad_version"),  # protocol v1: no kinds, no tokens
+    ({**GOOD_JOIN, "v": 3}, "bad_version"),
+    ({**GOOD_JOIN, "v": "2"}, "bad_version"),
     ({**GOOD_JOIN, "v": True}, "bad_version"),
-    ({**GOOD_JOIN, "v": 1.0}, "bad_version"),
-    ({"type": "join", "v": 1, "node": "0"}, "bad_message"),
-    ({"type": "join", "v": 1, "cluster": "c"}, "bad_message"),
+    ({**GOOD_JOIN, "v": 2.0}, "bad_version"),
+    ({**GOOD_JOIN, "v": 10 ** 400}, "bad_version"),  # a huge number is just a wrong one
+    ('{"type":"join","v":1e400,"cluster":"c","node":"0","kind":"member"}', "bad_json"),
+    ('{"type":"join","v":NaN,"cluster":"c","node":"0","kind":"member"}', "bad_json"),
+    ('{"type":"ping","x":-Infinity}', "bad_json"),
+    ({"type": "join", "v": 2, "node": "0", "kind": "member"}, "bad_message"),
+    ({"type": "join", "v": 2, "cluster": "c", "kind": "member"}, "bad_message"),
+    ({**GOOD_JOIN, "kind": None}, "bad_message"),
+    ({**GOOD_JOIN, "kind": "admin"}, "bad_message"),
+    ({**GOOD_JOIN, "kind": "client"}, "kind_mismatch"),  # a client can never take a member id
+    ({**GOOD_JOIN, "node": "c0ffee"}, "kind_mismatch"),  # nor a member a client id
+    ({**GOOD_JOIN, "node": "c9"}, "kind_mismatch"),  # "c..." is the clients' namespace
+    ({**GOOD_JOIN, "node": "c0ffee", "kind": "client", "token": "short"}, "bad_message"),
+    ({**GOOD_JOIN, "token": 10 ** 400}, "bad_message"),
+    ({**GOOD_JOIN, "token": ["x" * 22]}, "bad_message"),
     ({**GOOD_JOIN, "cluster": ""}, "bad_message"),
     ({**GOOD_JOIN, "cluster": "x" * 65}, "bad_message"),
     ({**GOOD_JOIN, "cluster": "a b"}, "bad_message"),
@@ -89,9 +102,13 @@ AFTER_JOIN = [
     ({"type": "signal", "to": 1, "data": 1}, "bad_message"),
     ({"type": "signal", "to": "../1", "data": 1}, "bad_message"),
     ({"type": "signal", "to": "1"}, "bad_message"),
-    ({"type": "join", "v": 1, "cluster": "c", "node": "2"}, "already_joined"),
-    ({"type": "join", "v": 1, "cluster": "other", "node": "0"}, "already_joined"),
+    ({**GOOD_JOIN, "node": "2"}, "already_joined"),
+    ({**GOOD_JOIN, "cluster": "other"}, "already_joined"),
     ({"type": "signal", "to": "1", "data": "[" * 2000}, None),  # just a string: relayed
+    ('{"type":"signal","to":"1","data":{"x":NaN}}', "bad_json"),  # never relayed as non-JSON
+    ('{"type":"signal","to":"1","data":[Infinity]}', "bad_json"),
+    ('{"type":"signal","to":"1","data":1e400}', "bad_json"),  # would come out as Infinity
+    ('{"type":"signal","to":"1","data":' + "9" * 5000 + "}", "bad_json"),  # over int parsing limits
 ]
 
 
@@ -225,12 +242,12 @@ async def test_cluster_full_at_the_node_limit(make_server):
     base = await make_server(max_nodes=4)
     members = [(await join(base, "full", str(i)))[0] for i in range(4)]
     extra = await open_ws(base)
-    await refused(extra, {"type": "join", "v": 1, "cluster": "full", "node": "c9"}, "cluster_full")
+    await refused(extra, {**GOOD_JOIN, "cluster": "full", "node": "x9"}, "cluster_full")
     # a leave frees a place
     await members[0].close()
     while len((await recv_json(members[1]))["nodes"]) != 3:
         pass
-    await extra.send(json.dumps({"type": "join", "v": 1, "cluster": "full", "node": "c9"}))
+    await extra.send(json.dumps(join_frame(extra, "full", "x9")))
     assert (await recv_json(extra))["type"] == "welcome"
     assert len((await recv_json(extra))["nodes"]) == 4
     # other clusters are not limited by this one being full
@@ -242,12 +259,15 @@ async def test_cluster_full_at_the_node_limit(make_server):
 
 async def test_default_limit_fits_seven_voters_and_many_clients(base_url):
     # 7 voters + learners + client windows share one cluster's presence.
-    socks = [(await join(base_url, "big", str(i)))[0] for i in range(7)]
-    socks += [(await join(base_url, "big", "c%02d" % i))[0] for i in range(33)]
+    # (Windows of several machines: one address may not open that many at once.)
+    socks = [(await join(base_url, "big", str(i), source="127.0.1.%d" % i))[0] for i in range(7)]
+    socks += [(await join(base_url, "big", "c%04d" % i, source="127.0.2.%d" % (i % 4)))[0]
+              for i in range(33)]
     last = await recv_type(socks[-2], "presence")
     assert len(last["nodes"]) == 40
-    for ws in socks:
-        await ws.close()
+    # All at once: each client has presence frames unread (its queue full,
+    # it stops reading), so a close waits out websockets' close timeout.
+    await asyncio.gather(*(ws.close() for ws in socks))
 
 
 async def test_a_socket_that_never_joins_is_closed(make_server):
@@ -274,15 +294,15 @@ async def test_too_many_clusters(make_server):
     a, _ = await join(base, "one", "0")
     b, _ = await join(base, "two", "0")
     c = await open_ws(base)
-    await refused(c, {"type": "join", "v": 1, "cluster": "three", "node": "0"}, "too_many_clusters")
+    await refused(c, {**GOOD_JOIN, "cluster": "three"}, "too_many_clusters")
     # joining an existing cluster is still fine
-    await c.send(json.dumps({"type": "join", "v": 1, "cluster": "two", "node": "1"}))
+    await c.send(json.dumps(join_frame(c, "two", "1")))
     assert (await recv_json(c))["type"] == "welcome"
     # an emptied cluster frees its slot
     await a.close()
     d = await open_ws(base)
     for _ in range(50):
-        await d.send(json.dumps({"type": "join", "v": 1, "cluster": "three", "node": "0"}))
+        await d.send(json.dumps(join_frame(d, "three", "0")))
         msg = await recv_json(d)
         if msg["type"] == "welcome":
             break
@@ -299,7 +319,7 @@ async def test_many_abusers_at_once(base_url, bystanders):
         raw = await RawWebSocket.connect(base_url)
         raw.send_frame(0x1, b"garbage")
         raw.send_frame(0x2, b"\x00\x01")
-        raw.send_json({"type": "join", "v": 1, "cluster": "mob", "node": str(i)})
+        raw.send_join("mob", str(i))
         raw.send_json({"type": "signal", "to": str((i + 1) % 10), "data": i})
         await asyncio.sleep(0.05)
         raw.abort()
@@ -313,7 +333,7 @@ async def test_a_server_bug_costs_one_frame_not_the_socket(aiohttp_server, site_
     server = await aiohttp_server(app)
     base = f"http://127.0.0.1:{server.port}"
 
-    async def broken_relay(member, frame):
+    def broken_relay(sock, frame):
         raise KeyError("simulated bug")
 
     app[INTRODUCER].relay_signal = broken_relay

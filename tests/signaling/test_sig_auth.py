@@ -1,104 +1,142 @@
-"""--secret: joins signed with HMAC-SHA256(secret, "C\\nN\\nT"), T within 120 s."""
+"""The access secret: joins prove it with HMAC-SHA256 over the server's nonce
+(PROTOCOL.md, Access secret); a proof cannot be replayed on another socket."""
 
 import hashlib
 import hmac
 import json
-import time
+import os
 
 import pytest
 
-from signaling.auth import check_join_auth, join_mac
-from sig_helpers import assert_server_healthy, expect_close, open_ws, recv_json
+from signaling.auth import join_proof, load_secret_file, new_secret, proof_is_valid
+from sig_helpers import assert_server_healthy, expect_close, join, join_frame, open_ws, recv_json
 
-SECRET = "correct horse"
+SECRET = new_secret()
 
 
-def mac(secret, cluster, node, ts):
+def proof(secret, nonce, cluster, node, kind):
     # Written out independently of signaling.auth, as PROTOCOL.md tells clients to.
-    return hmac.new(secret.encode(), f"{cluster}\n{node}\n{ts}".encode(), hashlib.sha256).hexdigest()
+    msg = f"wraft-join-v2\n{nonce}\n{cluster}\n{node}\n{kind}".encode()
+    return hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
 
 
 @pytest.fixture
 async def secret_url(make_server):
-    return await make_server(secret=SECRET)
+    return await make_server(access_secret=SECRET)
 
 
-async def test_signed_join_is_accepted(secret_url):
-    ts = int(time.time())
+async def test_hello_says_whether_the_secret_is_needed(base_url, secret_url):
+    open_ws_, secret_ws = await open_ws(base_url), await open_ws(secret_url)
+    assert open_ws_.hello["access"] == "open" and secret_ws.hello["access"] == "secret"
+    for ws in (open_ws_, secret_ws):
+        assert ws.hello["v"] == 2 and len(ws.hello["nonce"]) == 22
+    assert open_ws_.hello["nonce"] != secret_ws.hello["nonce"]
+
+
+async def test_proven_join_is_accepted(secret_url):
     ws = await open_ws(secret_url)
-    await ws.send(json.dumps({"type": "join", "v": 1, "cluster": "c", "node": "0",
-                              "auth": {"ts": ts, "mac": mac(SECRET, "c", "0", ts)}}))
+    await ws.send(json.dumps({"type": "join", "v": 2, "cluster": "c", "node": "0", "kind": "member",
+                              "proof": proof(SECRET, ws.hello["nonce"], "c", "0", "member")}))
     assert (await recv_json(ws))["type"] == "welcome"
     await ws.close()
 
 
-async def test_clock_skew_within_120s_is_accepted(secret_url):
-    for ts in (int(time.time()) - 100, int(time.time()) + 100):
-        ws = await open_ws(secret_url)
-        await ws.send(json.dumps({"type": "join", "v": 1, "cluster": "c", "node": "0",
-                                  "auth": {"ts": ts, "mac": mac(SECRET, "c", "0", ts).upper()}}))
-        assert (await recv_json(ws))["type"] == "welcome"
-        await ws.close()
-
-
-def _bad_auths():
-    """(case, auth for the time `now`, expected code). The auth is made when
-    the test runs, not at collection: a suite can take minutes to get here,
-    and a "future" ts made at collection would no longer be far enough off."""
-    def good(now):
-        return mac(SECRET, "c", "0", now)
+def _bad_proofs():
+    """(case, proof for (secret, nonce), expected code)."""
     return [
-        ("missing", lambda now: None, "auth_required"),
-        ("wrong secret", lambda now: {"ts": now, "mac": mac("other", "c", "0", now)}, "auth_failed"),
-        ("other node's mac", lambda now: {"ts": now, "mac": mac(SECRET, "c", "1", now)}, "auth_failed"),
-        ("other cluster's mac", lambda now: {"ts": now, "mac": mac(SECRET, "d", "0", now)}, "auth_failed"),
-        ("stale", lambda now: {"ts": now - 200, "mac": mac(SECRET, "c", "0", now - 200)}, "auth_failed"),
-        ("future", lambda now: {"ts": now + 200, "mac": mac(SECRET, "c", "0", now + 200)}, "auth_failed"),
-        ("ts as string", lambda now: {"ts": str(now), "mac": good(now)}, "auth_failed"),
-        ("ts as float", lambda now: {"ts": now + 0.0, "mac": good(now)}, "auth_failed"),
-        ("ts as bool", lambda now: {"ts": True, "mac": mac(SECRET, "c", "0", 1)}, "auth_failed"),
-        ("mac not hex", lambda now: {"ts": now, "mac": "z" * 64}, "auth_failed"),
-        ("mac truncated", lambda now: {"ts": now, "mac": good(now)[:32]}, "auth_failed"),
-        ("mac missing", lambda now: {"ts": now}, "auth_failed"),
-        ("auth not object", lambda now: "secret", "auth_failed"),
-        ("auth list", lambda now: [now, good(now)], "auth_failed"),
+        ("missing", lambda n: None, "auth_required"),
+        ("wrong secret", lambda n: proof(new_secret(), n, "c", "0", "member"), "auth_failed"),
+        ("other node", lambda n: proof(SECRET, n, "c", "1", "member"), "auth_failed"),
+        ("other cluster", lambda n: proof(SECRET, n, "d", "0", "member"), "auth_failed"),
+        ("other kind", lambda n: proof(SECRET, n, "c", "0", "client"), "auth_failed"),
+        ("other nonce", lambda n: proof(SECRET, "A" * 22, "c", "0", "member"), "auth_failed"),
+        ("upper case hex", lambda n: proof(SECRET, n, "c", "0", "member").upper(), "auth_failed"),
+        ("truncated", lambda n: proof(SECRET, n, "c", "0", "member")[:32], "auth_failed"),
+        ("not hex", lambda n: "z" * 64, "auth_failed"),
+        ("a number", lambda n: 10 ** 400, "auth_failed"),
+        ("an object", lambda n: {"mac": proof(SECRET, n, "c", "0", "member")}, "auth_failed"),
     ]
 
 
-@pytest.mark.parametrize("case, make_auth, code", _bad_auths(), ids=[c[0] for c in _bad_auths()])
-async def test_refused_join_closes_4401(secret_url, case, make_auth, code):
+@pytest.mark.parametrize("case, make_proof, code", _bad_proofs(), ids=[c[0] for c in _bad_proofs()])
+async def test_refused_join_closes_4401(secret_url, case, make_proof, code):
     ws = await open_ws(secret_url)
-    frame = {"type": "join", "v": 1, "cluster": "c", "node": "0"}
-    auth = make_auth(int(time.time()))
-    if auth is not None:
-        frame["auth"] = auth
+    frame = {"type": "join", "v": 2, "cluster": "c", "node": "0", "kind": "member"}
+    p = make_proof(ws.hello["nonce"])
+    if p is not None:
+        frame["proof"] = p
     await ws.send(json.dumps(frame))
     seen = await expect_close(ws, 4401)
     assert [m["code"] for m in seen] == [code]
-    await assert_server_healthy_signed(secret_url)
+    healthy, _ = await join(secret_url, "h", "9", secret=SECRET)
+    await healthy.close()
 
 
-async def assert_server_healthy_signed(base):
-    ts = int(time.time())
-    ws = await open_ws(base)
-    await ws.send(json.dumps({"type": "join", "v": 1, "cluster": "h", "node": "9",
-                              "auth": {"ts": ts, "mac": mac(SECRET, "h", "9", ts)}}))
-    assert (await recv_json(ws))["type"] == "welcome"
-    await ws.close()
+async def test_a_captured_join_cannot_be_replayed(secret_url):
+    """A sniffed join frame is worth nothing on another socket: its nonce is
+    that socket's own, and it is spent by the join."""
+    victim = await open_ws(secret_url)
+    captured = join_frame(victim, "c", "0", secret=SECRET)
+    await victim.send(json.dumps(captured))
+    assert (await recv_json(victim))["type"] == "welcome"
+    await victim.close()  # the victim goes away: its id is free for its token only
+    replay = await open_ws(secret_url)
+    await replay.send(json.dumps(captured))
+    assert [m["code"] for m in await expect_close(replay, 4401)] == ["auth_failed"]
+    # and on the victim's own socket, after a leave, the spent nonce is gone too
+    again = await open_ws(secret_url)
+    frame = join_frame(again, "c", "1", secret=SECRET)
+    await again.send(json.dumps(frame))
+    assert (await recv_json(again))["type"] == "welcome"
+    await recv_json(again)  # presence
+    await again.send(json.dumps({"type": "leave"}))
+    hello = await recv_json(again)
+    assert hello["type"] == "hello" and hello["nonce"] != again.hello["nonce"]
+    await again.send(json.dumps(frame))  # the old proof, the old nonce
+    assert [m["code"] for m in await expect_close(again, 4401)] == ["auth_failed"]
 
 
-async def test_auth_is_ignored_without_secret(base_url):
+async def test_a_v1_auth_field_with_a_huge_ts_is_just_no_proof(secret_url, caplog):
+    """Issue 11: auth.ts = 10**400 raised OverflowError with a traceback per frame."""
+    ws = await open_ws(secret_url)
+    await ws.send(json.dumps({"type": "join", "v": 2, "cluster": "c", "node": "0", "kind": "member",
+                              "auth": {"ts": 10 ** 400, "mac": "0" * 64}}))
+    assert [m["code"] for m in await expect_close(ws, 4401)] == ["auth_required"]
+    assert "Traceback" not in caplog.text
+
+
+async def test_no_secret_no_proof_needed(base_url):
     ws = await open_ws(base_url)
-    await ws.send(json.dumps({"type": "join", "v": 1, "cluster": "c", "node": "0",
-                              "auth": {"ts": 0, "mac": "nonsense"}}))
+    await ws.send(json.dumps({"type": "join", "v": 2, "cluster": "c", "node": "0", "kind": "member",
+                              "proof": "nonsense"}))
     assert (await recv_json(ws))["type"] == "welcome"
     await ws.close()
     await assert_server_healthy(base_url)
 
 
-def test_join_mac_matches_the_documented_formula():
-    assert join_mac("k", "todo", "0", 1796000000) == mac("k", "todo", "0", 1796000000)
-    assert check_join_auth("k", "todo", "0", {"ts": 1796000000, "mac": mac("k", "todo", "0", 1796000000)},
-                           now=1796000120.0) is None
-    assert check_join_auth("k", "todo", "0", {"ts": 1796000000, "mac": mac("k", "todo", "0", 1796000000)},
-                           now=1796000121.0) == "auth_failed"
+def test_join_proof_matches_the_documented_formula():
+    s = new_secret()
+    assert join_proof(s, "n" * 22, "todo", "0", "member") == proof(s, "n" * 22, "todo", "0", "member")
+    assert proof_is_valid(s, "n" * 22, "todo", "0", "member", proof(s, "n" * 22, "todo", "0", "member"))
+    assert not proof_is_valid(s, "n" * 22, "todo", "0", "member", proof(s, "m" * 22, "todo", "0", "member"))
+
+
+def test_secrets_are_high_entropy():
+    a, b = new_secret(), new_secret()
+    assert a != b and len(a) == 32  # 192 bits of base64url
+
+
+def test_secret_file_is_made_once_private_and_kept(tmp_path):
+    path = tmp_path / "access"
+    first = load_secret_file(path)
+    assert len(first) == 32 and os.stat(path).st_mode & 0o777 == 0o600
+    assert load_secret_file(path) == first  # the same links after a restart
+
+
+@pytest.mark.parametrize("text", ["", "password", "short-but-ok-chars", "x" * 21, "spaces are bad " * 3,
+                                  "é" * 30, "a" * 129])
+def test_weak_or_malformed_secret_file_is_refused(tmp_path, text):
+    path = tmp_path / "access"
+    path.write_text(text + "\n")
+    with pytest.raises(ValueError, match="22-128 characters"):
+        load_secret_file(path)

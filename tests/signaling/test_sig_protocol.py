@@ -1,10 +1,11 @@
-"""Introducer protocol v1 (signaling/PROTOCOL.md): join, welcome, presence,
-relay, ping, leave, duplicate ids, isolation, heartbeat drops."""
+"""Introducer protocol v2 (signaling/PROTOCOL.md): hello, join, welcome,
+presence, relay, ping, leave, reloads taking their id back, isolation,
+heartbeat drops. (Tokens and refusals of a held id: test_sig_identity.py.)"""
 
 import asyncio
 import json
 
-from sig_helpers import (RawWebSocket, expect_close, expect_silence, join, open_ws,
+from sig_helpers import (RawWebSocket, expect_close, expect_silence, join, join_frame, open_ws,
                          recv_json, recv_type)
 
 
@@ -12,9 +13,11 @@ async def test_join_gets_welcome_then_presence(make_server):
     base = await make_server(ice_servers=[{"urls": "stun:10.0.0.1:3478"},
                                           {"urls": "turn:10.0.0.1:3478", "username": "u", "credential": "p"}])
     ws = await open_ws(base)
-    await ws.send(json.dumps({"type": "join", "v": 1, "cluster": "todo", "node": "0"}))
-    assert await recv_json(ws) == {
-        "type": "welcome", "v": 1, "cluster": "todo", "node": "0",
+    await ws.send(json.dumps(join_frame(ws, "todo", "0")))
+    welcome = await recv_json(ws)
+    assert len(welcome.pop("token")) == 22
+    assert welcome == {
+        "type": "welcome", "v": 2, "cluster": "todo", "node": "0", "kind": "member",
         "ice_servers": [{"urls": "stun:10.0.0.1:3478"},
                         {"urls": "turn:10.0.0.1:3478", "username": "u", "credential": "p"}]}
     assert await recv_json(ws) == {"type": "presence", "cluster": "todo", "nodes": ["0"]}
@@ -31,6 +34,7 @@ async def test_presence_goes_to_every_member_on_join_and_leave(base_url):
     await b.send(json.dumps({"type": "leave"}))
     for ws in (a, c):
         assert await recv_json(ws) == {"type": "presence", "cluster": "c", "nodes": ["0", "2"]}
+    assert (await recv_json(b))["type"] == "hello"  # a new challenge for its next join
     await expect_silence(b)  # the leaver is out: no presence for it
     await c.close()  # a clean close is an implicit leave
     assert await recv_json(a) == {"type": "presence", "cluster": "c", "nodes": ["0"]}
@@ -57,7 +61,7 @@ async def test_presence_nodes_are_sorted_strings(base_url):
 async def test_abrupt_drop_updates_presence(base_url):
     a, _ = await join(base_url, "d", "0")
     raw = await RawWebSocket.connect(base_url)
-    raw.send_json({"type": "join", "v": 1, "cluster": "d", "node": "1"})
+    raw.send_join("d", "1")
     assert (await raw.read_json())["type"] == "welcome"
     assert (await recv_json(a))["nodes"] == ["0", "1"]
     raw.abort()  # TCP reset, no close frame
@@ -69,7 +73,7 @@ async def test_heartbeat_drops_a_silent_peer(make_server):
     base = await make_server(heartbeat=1.0)
     a, _ = await join(base, "hb", "0")
     raw = await RawWebSocket.connect(base)
-    raw.send_json({"type": "join", "v": 1, "cluster": "hb", "node": "1"})
+    raw.send_join("hb", "1")
     assert (await raw.read_json())["type"] == "welcome"
     assert (await recv_json(a))["nodes"] == ["0", "1"]
     # raw never answers the server's pings; the websockets client (a) does.
@@ -108,7 +112,8 @@ async def test_ping_pong_before_and_after_join(base_url):
 async def test_leave_then_join_again_elsewhere(base_url):
     ws, _ = await join(base_url, "one", "0")
     await ws.send(json.dumps({"type": "leave"}))
-    await ws.send(json.dumps({"type": "join", "v": 1, "cluster": "two", "node": "5"}))
+    ws.hello = await recv_type(ws, "hello")
+    await ws.send(json.dumps(join_frame(ws, "two", "5")))
     assert (await recv_json(ws))["type"] == "welcome"
     assert await recv_json(ws) == {"type": "presence", "cluster": "two", "nodes": ["5"]}
     await ws.close()
@@ -137,11 +142,13 @@ async def test_clusters_are_isolated(base_url):
         await ws.close()
 
 
-async def test_duplicate_node_id_newer_connection_wins(base_url):
+async def test_a_reload_with_the_token_takes_the_id_back_at_once(base_url):
     peer, _ = await join(base_url, "dup", "1")
-    old, _ = await join(base_url, "dup", "0")
+    old, welcome = await join(base_url, "dup", "0")
     assert (await recv_json(peer))["nodes"] == ["0", "1"]
-    new, _ = await join(base_url, "dup", "0")
+    # the reloaded window reconnects before the old socket is seen dead
+    new, again = await join(base_url, "dup", "0", token=welcome["token"])
+    assert again["token"] == welcome["token"]
     seen = await expect_close(old, 4409)
     assert seen[-1]["type"] == "error" and seen[-1]["code"] == "replaced"
     # presence went out for the replacing join, and the old close changed nothing
@@ -158,11 +165,12 @@ async def test_duplicate_node_id_newer_connection_wins(base_url):
 async def test_replacing_a_dead_socket_does_not_block(base_url):
     """The stale socket may never answer the close handshake; the new join must not wait."""
     raw = await RawWebSocket.connect(base_url)
-    raw.send_json({"type": "join", "v": 1, "cluster": "z", "node": "0"})
-    assert (await raw.read_json())["type"] == "welcome"
+    raw.send_join("z", "0")
+    welcome = await raw.read_json()
+    assert welcome["type"] == "welcome"
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    new, _ = await join(base_url, "z", "0")
+    new, _ = await join(base_url, "z", "0", token=welcome["token"])
     assert loop.time() - t0 < 1.0
     await new.send(json.dumps({"type": "ping"}))
     assert await recv_type(new, "pong") == {"type": "pong"}
@@ -186,7 +194,7 @@ async def test_shutdown_is_bounded_with_a_dead_peer(aiohttp_server, site_root):
     server = await aiohttp_server(app)
     base = f"http://127.0.0.1:{server.port}"
     raw = await RawWebSocket.connect(base)  # never answers the close handshake
-    raw.send_json({"type": "join", "v": 1, "cluster": "bye", "node": "1"})
+    raw.send_join("bye", "1")
     assert (await raw.read_json())["type"] == "welcome"
     ws, _ = await join(base, "bye", "0")
     loop = asyncio.get_running_loop()

@@ -3,6 +3,7 @@ headers, only GET/HEAD, page bundles, and every traversal trick gets 404."""
 
 import asyncio
 import io
+import json
 import zipfile
 
 import aiohttp
@@ -21,11 +22,12 @@ async def get(base, path, method="GET", **kw):
             return r.status, r.headers, await r.read()
 
 
-async def raw_get(base: str, target: str) -> tuple[int, bytes]:
+async def raw_get(base: str, target: str, host: str = "127.0.0.1") -> tuple[int, bytes]:
     """Send the request line byte for byte (no client normalisation)."""
     port = int(base.rsplit(":", 1)[1])
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET " + target.encode("latin-1") + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    writer.write(b"GET " + target.encode("latin-1") + b" HTTP/1.1\r\nHost: " + host.encode("latin-1")
+                 + b"\r\nConnection: close\r\n\r\n")
     data = await asyncio.wait_for(reader.read(), 5)
     writer.close()
     status = int(data.split(b" ", 2)[1])
@@ -137,22 +139,28 @@ async def test_raw_nul_in_request_line_never_serves(base_url):
     assert b"# raft" not in data
 
 
+async def config_json(base):
+    async with aiohttp.ClientSession() as s:
+        async with s.get(base + "/config.json") as r:
+            assert r.status == 200 and r.headers["Cache-Control"] == "no-cache"
+            return await r.json()
+
+
 async def test_config_json_without_secret(make_server):
     base = await make_server(ice_servers=[{"urls": "stun:10.0.0.1:3478"}])
-    status, headers, _ = await get(base, "/config.json")
-    assert status == 200
-    assert headers["Cache-Control"] == "no-cache"
-    async with aiohttp.ClientSession() as s:
-        async with s.get(base + "/config.json") as r:
-            assert await r.json() == {"ice_servers": [{"urls": "stun:10.0.0.1:3478"}],
-                                      "secret_required": False}
+    assert await config_json(base) == {"v": 2, "access": "open", "turn": False,
+                                       "ice_servers": [{"urls": "stun:10.0.0.1:3478"}]}
 
 
-async def test_config_json_with_secret(make_server):
-    base = await make_server(secret="s3")
-    async with aiohttp.ClientSession() as s:
-        async with s.get(base + "/config.json") as r:
-            assert await r.json() == {"ice_servers": [], "secret_required": True}
+async def test_config_json_carries_no_credential(make_server):
+    from signaling.turn import TurnMinter
+    base = await make_server(access_secret="s" * 32, turn=TurnMinter("t0p", ["turn:10.0.0.1:3478"]),
+                             ice_servers=[{"urls": "stun:10.0.0.1:3478"},
+                                          {"urls": "turn:10.0.0.2", "username": "u", "credential": "pw"}])
+    config = await config_json(base)
+    assert config == {"v": 2, "access": "secret", "turn": True,
+                      "ice_servers": [{"urls": "stun:10.0.0.1:3478"}]}
+    assert "pw" not in json.dumps(config) and "s" * 32 not in json.dumps(config)
 
 
 async def test_missing_node_modules_still_serves_the_rest(aiohttp_client, site_root):

@@ -13,9 +13,6 @@ from raft.browser.transport import Transport
 params = js.URLSearchParams.new(js.location.search)
 cluster = params.get("cluster") or "test"
 node = params.get("node") or "0"
-# the shared secret comes in the fragment (#secret=S), which never reaches a server
-fragment = js.URLSearchParams.new(str(js.location.hash)[1:])
-secret = fragment.get("secret") or None
 
 log = {}  # peer -> last texts received
 counts = {}  # peer -> number of T messages
@@ -67,6 +64,8 @@ def wt_state(*_):
         "presence": transport.presence,
         "introducer_up": transport.introducer_up,
         "error": transport.error,
+        "keyed": transport.key is not None,
+        "key_error": transport.key_error,
         "log": log,
         "counts": counts,
         "events": events,
@@ -128,7 +127,7 @@ def wt_bench_oneway(peer, n, size):
 
 
 try:
-    transport = Transport(cluster, node, on_message, on_peer=on_peer, secret=secret,
+    transport = Transport(cluster, node, on_message, on_peer=on_peer,
                           ws_url=params.get("ws") or None)
 except ValueError as exc:  # bad page parameters: show them, start nothing
     document.body.setAttribute("data-error", str(exc))
