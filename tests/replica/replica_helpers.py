@@ -13,6 +13,8 @@ import threading
 import time
 from pathlib import Path
 
+from wraft.cluster import wait_until as plugin_wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -90,14 +92,8 @@ class ReplicaProc(Proc):
 
 
 def wait_until(fn, timeout=30.0, interval=0.1, what="condition"):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError("timed out after %ss waiting for %s; last: %r" % (timeout, what, last))
+    """The plugin's poll, with a replica's longer default deadline."""
+    return plugin_wait_until(fn, timeout, interval, what)
 
 
 def client_cmd(introducer, cluster, *args, loopback=True):
