@@ -292,8 +292,16 @@ class RecordLog:
     with the hard state its records carry).
     """
 
-    def __init__(self, kv, cluster, node):
+    def __init__(self, kv, cluster, node, lazy_commit=False):
         self.kv = kv
+        # lazy_commit: a Ready that only moves the commit index writes
+        # nothing; the caller stores it with flush_commit() (the browser's
+        # driver, once per tick). The commit index is volatile in Raft: a
+        # lower one on disk only means re-applying a few entries after a
+        # restart, so one localStorage write per commit need not block the
+        # commit path (etcd's MustSync skips fsync for the same reason).
+        self.lazy_commit = lazy_commit
+        self.commit_due = None  # (term, vote, commit) waiting for flush_commit()
         self.ns = namespace(cluster, node)
         self.hard_key = self.ns + "hard"
         self.snap_key = self.ns + "snap"
@@ -537,7 +545,7 @@ class RecordLog:
         log_elsewhere: every entry that is or may be committed is stored on
         a majority of the other voters too, so the log may go before a
         snapshot that does not fit beside it (see _make_room)."""
-        hard = self._hard or (0, None, 0)
+        hard = self.commit_due or self._hard or (0, None, 0)
         if term is not None:
             hard = (term, vote, commit)
         if snapshot is not None:
@@ -547,8 +555,27 @@ class RecordLog:
             self._write_entries(first, entries, hard)
         # The hard-state key too when no record carries this hard state, or
         # when term or vote changed (rare), so a lost record never takes a vote with it.
+        self.commit_due = None
         if self._hard != hard or self._hard_key != (hard[0], hard[1]):
+            if self.lazy_commit and self._only_commit_moved(hard):
+                self.commit_due = hard
+            else:
+                self._write_hard(hard)
+
+    def _only_commit_moved(self, hard):
+        """The stored term and vote are `hard`'s, in the newest record and in
+        the hard-state key alike: only the commit index is newer."""
+        old = self._hard
+        return (old is not None and old[0] == hard[0] and old[1] == hard[1]
+                and self._hard_key == (hard[0], hard[1]) and hard[2] > old[2])
+
+    def flush_commit(self):
+        """Store the commit index a lazy save left in memory (no-op when none).
+        Raises StorageFull like save(): the caller stops then."""
+        hard = self.commit_due
+        if hard is not None:
             self._write_hard(hard)
+            self.commit_due = None
 
     def _write_hard(self, hard):
         w = self._next_w()
@@ -703,3 +730,4 @@ class RecordLog:
         self._hard_key = None
         self._snap = None
         self._w = 0
+        self.commit_due = None

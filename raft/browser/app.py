@@ -246,7 +246,8 @@ def _start_member(app, location, clock, rand):
 
     cfg = app.config
     try:
-        log, restored = open_log(LocalStorageKV(), cfg["cluster"], cfg["node"])
+        log, restored = open_log(LocalStorageKV(), cfg["cluster"], cfg["node"],
+                                 lazy_commit=True)
     except DamagedStorage as e:
         raise StartError("cannot start: %s" % e)
     if restored.repaired:

@@ -192,6 +192,7 @@ class Driver(Runtime):
             if self.error is None:
                 self._tick()
                 self._drain()
+                self.flush_commit()
                 if self.clients is not None and self.clients.subs:
                     self.clients.tick()  # catch-up and status of client windows
                 self.expire(self.clock())
@@ -263,11 +264,24 @@ class Driver(Runtime):
             if hs is not None:
                 self._stored_term = hs[0]
         except StorageFull as e:
-            self.halt("localStorage is full: this node stopped and accepts no writes "
-                      "(nothing it could not store was acknowledged). Free space and reload."
-                      + (" (%s)" % e if str(e) else ""))
+            self._storage_full(e)
             return False
         return True
+
+    def flush_commit(self):
+        """Store the commit index that Readies moving only it left in memory
+        (RecordLog lazy_commit): once per tick instead of once per commit."""
+        if getattr(self.log, "commit_due", None) is None or self.error is not None:
+            return
+        try:
+            self.log.flush_commit()
+        except StorageFull as e:
+            self._storage_full(e)
+
+    def _storage_full(self, e):
+        self.halt("localStorage is full: this node stopped and accepts no writes "
+                  "(nothing it could not store was acknowledged). Free space and reload."
+                  + (" (%s)" % e if str(e) else ""))
 
     def send_appends_early(self, rd):
         """Leader, Raft thesis §10.2.1: send the AppendEntries of a Ready that
@@ -536,9 +550,10 @@ def node_storage(restored):
     return None
 
 
-def open_log(kv, cluster, node):
+def open_log(kv, cluster, node, lazy_commit=False):
     """Load this node's durable state; returns (log, restored) or raises
-    DamagedStorage with a message fit to show to the user."""
-    log = RecordLog(kv, cluster, node)
+    DamagedStorage with a message fit to show to the user. lazy_commit: see
+    RecordLog (the driver's ticker then stores the commit index)."""
+    log = RecordLog(kv, cluster, node, lazy_commit)
     restored = log.load()
     return log, restored

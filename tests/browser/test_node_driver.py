@@ -14,7 +14,7 @@ from raft.runtime.driver import Driver, open_log
 from raft.runtime.contract import GuardedState, ProposalError
 from raft.config import Config
 from raft.node import Node
-from raft.records import DamagedStorage, MemoryKV
+from raft.records import DamagedStorage, MemoryKV, RecordLog, StorageFull
 
 FAST = dict(election_min_ms=150, election_max_ms=300, heartbeat_ms=20)
 
@@ -65,8 +65,8 @@ def clock():
     return int(time.monotonic() * 1000)
 
 
-def make(net, nid, kv, size=3, timing=FAST):
-    log, restored = open_log(kv, "t", nid)
+def make(net, nid, kv, size=3, timing=FAST, lazy_commit=False):
+    log, restored = open_log(kv, "t", nid, lazy_commit=lazy_commit)
     stored = None
     if restored.entries or restored.term:
         stored = ([restored.term, restored.vote, restored.commit], restored.entries)
@@ -539,3 +539,54 @@ async def test_the_entries_of_a_ready_are_encoded_once_and_every_message_is_its_
     assert len(dumps) == 2  # the first batch once, the other once
     for d in drivers:
         d.stop()
+
+
+class CountingKV(MemoryKV):
+    def __init__(self):
+        super().__init__()
+        self.sets = 0
+        self.full = False
+
+    def set(self, key, value):
+        if self.full:
+            raise StorageFull("quota")
+        self.sets += 1
+        super().set(key, value)
+
+
+@in_own_loop
+async def test_lazy_commit_stores_the_commit_index_within_a_tick_and_saves_writes():
+    # The browser's log (raft/browser/app.py: lazy_commit=True): a commit
+    # that moves alone is stored by the ticker, not in the commit path.
+    async def run(lazy):
+        net = Net()
+        kvs = {str(i): CountingKV() for i in range(3)}
+        for nid, kv in kvs.items():
+            make(net, nid, kv, lazy_commit=lazy)
+        await wait_for(lambda: len(leaders(net)) == 1)
+        lead = leaders(net)[0]
+        await lead.propose(0)            # the first write after the election
+        before = sum(kv.sets for kv in kvs.values())
+        for i in range(20):
+            await lead.propose(i)        # sequential: each commit moves alone
+        sets = sum(kv.sets for kv in kvs.values()) - before
+        await asyncio.sleep(0.1)         # a few ticks
+        for nid, d in net.drivers.items():
+            assert d.log.commit_due is None
+            stored = RecordLog(kvs[nid], "t", nid).load().commit
+            assert stored == d.node.commit_index, (nid, stored, d.node.commit_index)
+        for d in net.drivers.values():
+            d.running = False
+        return sets, net, kvs
+    eager, _, _ = await run(False)
+    lazy, net, kvs = await run(True)
+    # a leader and two followers: eager writes a record and a commit per node per write
+    print("kv sets for 20 writes: eager %d, lazy %d" % (eager, lazy))
+    assert lazy < eager, (lazy, eager)
+    # a store that fills up under a due commit halts the node (as a persist does)
+    d = leaders(net)[0]
+    d.running = True
+    d.log.commit_due = (d.node.term, d.node.vote, d.node.commit_index)
+    kvs[d.node.id].full = True
+    d.flush_commit()
+    assert d.error is not None and "full" in d.error

@@ -760,3 +760,62 @@ def test_leader_out_of_room_even_without_its_log_starts_again_from_the_older_sna
         assert r.commit == 10 and "started again from the snapshot at index 10" in r.repaired
     assert crash_at < 99 or not r.entries
     Node("0", ["0", "1", "2"], None, None, None, node_storage(r), 0)   # starts
+
+
+# ------------------------------------------------------------------ lazy commit (issue 13)
+def test_lazy_commit_defers_a_commit_only_save_until_flush_commit():
+    # The browser's log (lazy_commit=True): a Ready that only moves the
+    # commit index writes nothing; the driver's next tick stores it. Until
+    # then a restart finds the older commit, which is safe (the commit index
+    # is volatile in Raft; the node re-applies and learns it again).
+    kv = CountingKV()
+    log = RecordLog(kv, "c", 0, lazy_commit=True)
+    log.load()
+    log.save(1, entries(1, 3), term=2, vote=1, commit=1)
+    sets = kv.sets
+    log.save(term=2, vote=1, commit=3)                       # commit only
+    assert kv.sets == sets and log.commit_due == (2, 1, 3)
+    r = reload(kv)
+    assert (r.term, r.vote, r.commit) == (2, 1, 1)
+    log.flush_commit()
+    assert kv.sets == sets + 1 and log.commit_due is None
+    assert reload(kv).commit == 3
+    log.flush_commit()                                         # nothing due: no write
+    assert kv.sets == sets + 1
+
+
+def test_lazy_commit_rides_in_the_next_entries_record():
+    kv = CountingKV()
+    log = RecordLog(kv, "c", 0, lazy_commit=True)
+    log.load()
+    log.save(1, entries(1, 2), term=1, vote=None, commit=0)
+    log.save(term=1, vote=None, commit=2)
+    sets = kv.sets
+    log.save(3, entries(3, 1))                                 # hard state unchanged
+    assert kv.sets == sets + 1 and log.commit_due is None     # one record, commit 2 in it
+    r = reload(kv)
+    assert (r.commit, len(r.entries)) == (2, 3)
+
+
+def test_lazy_commit_never_defers_a_term_or_vote():
+    kv = CountingKV()
+    log = RecordLog(kv, "c", 0, lazy_commit=True)
+    log.load()
+    log.save(1, entries(1, 2), term=1, vote=None, commit=2)
+    for term, vote, commit in ((1, 2, 2), (3, None, 2), (3, None, 2)):
+        log.save(term=term, vote=vote, commit=commit)
+        assert log.commit_due is None
+        r = reload(kv)
+        assert (r.term, r.vote) == (term, vote)
+    log.save(term=3, vote=None, commit=2)
+    assert log.commit_due is None       # nothing moved at all
+
+
+def test_without_lazy_commit_every_commit_is_written_at_once():
+    kv = CountingKV()
+    log = RecordLog(kv, "c", 0)
+    log.load()
+    log.save(1, entries(1, 2), term=1, vote=None, commit=0)
+    log.save(term=1, vote=None, commit=2)
+    assert log.commit_due is None and reload(kv).commit == 2
+
