@@ -274,8 +274,19 @@ def bench_figures(runs):
         # the ratio of each run, then the median: both halves from one cluster
         "seq_to_rtt_ratio": median([ratio(r["sequential"]["per_s"], r["rtt"]["per_s"])
                                     for r in runs]),
+        # the floor (benchmarks/js_floor.py): plain JS between the same windows
+        "js_rtt_per_s": median([floor_of(r, "js_rtt_per_s") for r in runs]),
+        "js_write_rtt_per_s": median([floor_of(r, "js_write_rtt_per_s") for r in runs]),
+        "seq_to_floor_ratio": median([ratio(r["sequential"]["per_s"],
+                                            floor_of(r, "js_write_rtt_per_s")) for r in runs]),
+        "rtt_to_js_rtt_ratio": median([ratio(r["rtt"]["per_s"], floor_of(r, "js_rtt_per_s"))
+                                       for r in runs]),
     }
     return f
+
+
+def floor_of(run, key):
+    return (run.get("floor") or {}).get(key)
 
 
 def summarize(args, runs, cold, failover, profiled, browser, label, other_runs=(), core=None,
@@ -322,7 +333,9 @@ def summarize(args, runs, cold, failover, profiled, browser, label, other_runs=(
     }
     mine = bench_figures(runs)
     f["batched_writes_per_s"] = mine["batched_writes_per_s"]
-    f["seq_to_rtt_ratio"] = mine["seq_to_rtt_ratio"]
+    for key in ("seq_to_rtt_ratio", "js_rtt_per_s", "js_write_rtt_per_s", "seq_to_floor_ratio",
+                "rtt_to_js_rtt_ratio"):
+        f[key] = mine[key]
     f["pipelined_to_core_ratio"] = ratio(f["pipelined_writes_per_s"], core.get(args.runtime))
     f["batched_to_core_ratio"] = ratio(f["batched_writes_per_s"], core.get(args.runtime))
     rt_cold = f["cold_start_first_commit_s"].get("mpy")
@@ -378,6 +391,11 @@ def print_table(f):
                                                       fmt(f["commit_latency_p99_ms"])), "", ""),
         ("  propose -> first ack / ack -> done p50", "%s / %s ms" % (
             fmt(f["sequential_to_first_ack_p50_ms"]), fmt(f["sequential_after_ack_p50_ms"])), "", ""),
+        ("  floor, plain JS, same windows: round trips", fmt(f.get("js_rtt_per_s"), "/s"), "", ""),
+        ("  ... with a localStorage write on each side", fmt(f.get("js_write_rtt_per_s"), "/s"),
+         "", ""),
+        ("  sequential / that floor; rtt / JS rtt", "%s; %s" % (
+            fmt(f.get("seq_to_floor_ratio"), "x"), fmt(f.get("rtt_to_js_rtt_ratio"), "x")), "", ""),
         ("pipelined writes, K=%d, on all 3 windows" % f["pipelined_inflight"],
          fmt(f["pipelined_writes_per_s"], "/s")) + target("pipelined_writes_per_s"),
         ("  at the leader; latency p50 / p99", "%s/s; %s / %s ms" % (
@@ -464,6 +482,20 @@ def print_profile(p):
                      1000 * (prof["wall_ms"] - ms["drain"]) / n))
 
 
+def print_native(p):
+    """Chromium's own send/setItem calls during sequential writes (profiled run)."""
+    nat = (p or {}).get("native_sequential")
+    if not nat or not nat.get("writes"):
+        return
+    n = nat["writes"]
+    print("native calls per sequential write (%d writes; wall time of each call, Raft's own "
+          "included):" % n)
+    for w, costs in sorted(nat["windows"].items()):
+        role = "leader" if w == str(nat["leader_window"]) else "follower"
+        print("  %-8s %s: %s" % (role, w, ", ".join(
+            "%s %.2f/write at %s us" % (k, c[0] / n, fmt(c[1])) for k, c in sorted(costs.items()))))
+
+
 def measure(args, browser, server, log):
     """Every measurement for one choice of browsers (the raw parts report() prints)."""
     t0 = time.monotonic()
@@ -516,6 +548,7 @@ def report(args, name, label, measured):
               % (compaction["compaction_localstorage_bytes_after"], compaction["compaction_writes"],
                  compaction["catch_up_lag_writes"], compaction["catch_up_s"]))
     print_profile(profiled)
+    print_native(profiled)
     for e in errors:
         print("not measured: " + e)
     return f

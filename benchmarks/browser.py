@@ -11,6 +11,7 @@ the other windows only replicate, and can be profiled meanwhile.
 import json
 import time
 
+from benchmarks import js_floor
 from benchmarks.browser_timings import CHROMIUM, CHROMIUM_FLAGS
 from wraft.firefox import Firefox, Mix
 
@@ -54,10 +55,14 @@ def browsers_label(name, chromium, firefox):
 class BenchCluster:
     """Three bench windows on one fresh cluster."""
 
-    def __init__(self, browser, server, tag, runtime="mpy"):
+    def __init__(self, browser, server, tag, runtime="mpy", init_script=None):
         self.name = "%s-%d" % (tag, int(time.time() * 1000) % 10**8)
         self.runtime = runtime
         self.contexts = [browser.new_context() for _ in range(3)]
+        if init_script is not None:
+            for ctx in self.contexts:
+                if hasattr(ctx, "add_init_script"):  # Playwright (Chromium) only
+                    ctx.add_init_script(init_script)
         self.pages = []
         self.console = [[] for _ in range(3)]
         query = "?cluster=" + self.name + ("&runtime=py" if runtime == "py" else "")
@@ -145,7 +150,9 @@ def bench_once(browser, server, duration_s, inflight, runtime="mpy", profile=Fal
     """One fresh cluster; the leader runs rtt, sequential and pipelined for
     duration_s each. Returns the leader's results plus, for the pipelined
     phase, the time until every window had applied all of it."""
-    c = BenchCluster(browser, server, "bench", runtime)
+    native = profile and hasattr(browser, "new_context") and not hasattr(browser, "browsers")
+    c = BenchCluster(browser, server, "bench", runtime,
+                     init_script=js_floor.NATIVE_TIMERS if native else None)
     try:
         lead = c.leader()
         others = [i for i in range(3) if i != lead]
@@ -172,6 +179,19 @@ def bench_once(browser, server, duration_s, inflight, runtime="mpy", profile=Fal
         # throughput over time at the leader (the HTML report): [applied index, ms]
         r["timeline"] = json.loads(c.pages[lead].evaluate("wraftBench.timeline()"))
         r["leader_window"] = lead
+        # the floor: the same two windows, plain JS (benchmarks/js_floor.py)
+        try:
+            r["floor"] = js_floor.floor(c.pages, lead, others[0], min(duration_s, 2.0))
+        except Exception as e:  # a figure left out, not a failed bench
+            r["floor"] = {"error": str(e).splitlines()[0] if str(e) else repr(e)}
+        if native:
+            # Chromium's own send/setItem cost while Raft writes one at a time
+            for i in range(3):
+                js_floor.reset_native(c.pages[i])
+            seq = c.run(lead, modes=["sequential"], duration_s=duration_s)["sequential"]
+            r["native_sequential"] = {
+                "writes": seq["count"], "leader_window": lead,
+                "windows": {str(i): js_floor.native_costs(c.pages[i]) for i in range(3)}}
         r["storage_bytes"] = [c.storage_bytes(i) for i in range(3)]
         r["counts"] = [json.loads(c.pages[i].evaluate("wraft.state()")) for i in range(3)]
         return r

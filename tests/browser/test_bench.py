@@ -165,6 +165,26 @@ def test_a_profiled_run_times_the_drivers_steps_on_the_leader_and_a_follower(ben
     assert "profile" not in again["sequential"] and again["sequential"]["count"] > 0
 
 
+@pytest.mark.browser
+def test_the_js_floor_measures_both_exchanges_and_leaves_no_trace(bench):
+    # benchmarks/js_floor.py: a second, plain-JS channel between two bench
+    # windows; its localStorage keys go again, and Raft keeps working.
+    from benchmarks import js_floor
+
+    b = bench("floor")
+    lead = b.leader()
+    other = (lead + 1) % 3
+    before = [b.pages[i].evaluate("() => Object.keys(localStorage).sort()") for i in (lead, other)]
+    got = js_floor.floor(b.pages, lead, other, 0.3)
+    assert set(got) == {"js_rtt_per_s", "js_write_rtt_per_s"}
+    assert got["js_rtt_per_s"] > 0 and got["js_write_rtt_per_s"] > 0
+    after = [b.pages[i].evaluate("() => Object.keys(localStorage).sort()") for i in (lead, other)]
+    assert after == before
+    assert b.pages[lead].evaluate("() => window.__floor") is None
+    out = b.run(lead, {"modes": ["sequential"], "duration_s": 0.2})["ok"]
+    assert out["sequential"]["count"] > 0
+
+
 # ----- the runner's bookkeeping (plain CPython, no browser) -----
 
 def _fake_run(rtt, seq, pip_all):
@@ -206,6 +226,13 @@ def test_runner_medians_and_targets():
                 "machine"):
         assert key in f
     assert f["machine"]["cores"] >= 1
+    # the plain-JS floor beside each run: per-run ratios, then the median
+    for r, floor in zip(runs, (1000, 1000, 1800)):
+        r["floor"] = {"js_rtt_per_s": 2 * floor, "js_write_rtt_per_s": floor}
+    runs.append(dict(_fake_run(1000, 500, 1), floor={"error": "no channel"}))
+    f = summarize(args, runs, {"mpy": [], "py": []}, {"mpy": [], "py": []}, None, "chromium", "x")
+    assert f["seq_to_floor_ratio"] == pytest.approx(0.7, abs=0.001)  # of 0.85, 0.7, 0.5
+    assert f["js_write_rtt_per_s"] == 1000 and f["rtt_to_js_rtt_ratio"] == pytest.approx(0.5)
 
 
 def test_runner_refuses_bad_arguments(capsys):
