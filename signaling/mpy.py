@@ -119,33 +119,47 @@ class Compiler:
         try:
             out = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
                                  timeout=COMPILE_TIMEOUT_S)
-            self.ident = (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) else ""
+            self.ident = ((out.stdout or out.stderr).strip().splitlines() or [""])[0]
             probe = self._run(b"x = 1\n", "probe.py")
-        except (OSError, subprocess.SubprocessError, CompileError, IndexError) as exc:
+        except (OSError, subprocess.SubprocessError, CompileError) as exc:
             return "mpy-cross at %s does not work: %s" % (binary, exc)
         return header_problem(probe, accepts)
 
     def _run(self, source: bytes, name: str) -> bytes:
         with tempfile.TemporaryDirectory(prefix="wraft-mpy-") as tmp:
-            src, out = Path(tmp) / "in.py", Path(tmp) / "out.mpy"
+            # compiled as <tmp>/<name> from <tmp>: an error names the file as the page does
+            rel = Path(*[p for p in Path(name).parts if p not in ("", ".", "..", "/")]) or Path("in.py")
+            src, out = Path(tmp) / rel, Path(tmp) / "out.mpy"
+            src.parent.mkdir(parents=True, exist_ok=True)
             src.write_bytes(source)
-            proc = subprocess.run([str(self._binary), "-s", name, "-o", str(out), str(src)],
-                                  capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            try:
+                proc = subprocess.run([str(self._binary), "-s", name, "-o", str(out), str(rel)],
+                                      cwd=tmp, capture_output=True, text=True, timeout=COMPILE_TIMEOUT_S)
+            except (OSError, subprocess.SubprocessError) as exc:
+                raise CompileError("%s: %s" % (name, exc))
             if proc.returncode != 0 or not out.is_file():
-                raise CompileError("%s: %s" % (name, (proc.stderr or proc.stdout).strip()[-500:]))
+                lines = (proc.stderr or proc.stdout).strip().splitlines()
+                raise CompileError("%s: %s" % (name, " / ".join(lines[-3:]) or "exit %d" % proc.returncode))
             return out.read_bytes()
 
     def compile(self, source: bytes, name: str) -> bytes:
         """The .mpy of `source`, whose tracebacks name it `name` (raises
-        CompileError; call only when `problem` is None)."""
+        CompileError, also on later calls for the same source; call only when
+        `problem` is None)."""
         key = (name, hashlib.sha256(source).digest())
         hit = self._cache.get(key)
+        if isinstance(hit, CompileError):
+            raise hit
         if hit is not None:
             return hit
-        mpy = self._run(source, name)
-        why = header_problem(mpy, self._accepts)
-        if why:
-            raise CompileError("%s: %s" % (name, why))
+        try:
+            mpy = self._run(source, name)
+            why = header_problem(mpy, self._accepts)
+            if why:
+                raise CompileError("%s: %s" % (name, why))
+        except CompileError as exc:
+            self._cache[key] = exc
+            raise
         self._cache[key] = mpy
         return mpy
 
