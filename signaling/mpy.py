@@ -7,7 +7,7 @@ The .mpy format has a version byte that the runtime must accept: a
 bytecode-only file starts with b"M", the bytecode version, 0 (no native
 code), the small-int bits; the runtime refuses another version ("incompatible
 .mpy file"). What the shipped runtime accepts is in MPY_ACCEPTS, keyed by the
-runtime's npm version (major.minor); tests/mpy/test_mpy_bundle.py reads
+runtime's npm version (major.minor); tests/raft/test_mpy_bytecode.py reads
 sys.implementation._mpy from the shipped runtime in Node and fails when the
 two disagree, so a runtime upgrade cannot go unnoticed. Anything unknown or
 wrong (no mpy-cross, it fails, another version, a runtime not in the table)
@@ -31,7 +31,7 @@ from pathlib import Path
 log = logging.getLogger("signaling.mpy")
 
 # runtime npm version (major, minor) -> (bytecode version, max small-int bits)
-# it loads; checked against the real runtime by tests/mpy/test_mpy_bundle.py.
+# it loads; checked against the real runtime by tests/raft/test_mpy_bytecode.py.
 MPY_ACCEPTS = {(1, 28): (6, 31)}
 ENV_BINARY = "WRAFT_MPY_CROSS"  # path of the mpy-cross to use; "" or "none": none
 COMPILE_TIMEOUT_S = 30

@@ -3,7 +3,7 @@ bundle's modules compiled by mpy-cross (signaling/mpy.py), cached like the
 .py bundle; /pages/<page>.mpy.toml names it; and whenever the bytecode could
 not be loaded (no mpy-cross, it fails, another .mpy version, a runtime the
 server does not know) the .py bundle is served instead, with the reason
-logged once. (tests/mpy/test_mpy_bundle.py runs the bytecode in the runtime.)"""
+logged once. (tests/raft/test_mpy_bytecode.py runs the bytecode in the runtime.)"""
 
 import io
 import json
