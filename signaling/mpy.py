@@ -144,8 +144,11 @@ class Compiler:
 
     def compile(self, source: bytes, name: str) -> bytes:
         """The .mpy of `source`, whose tracebacks name it `name` (raises
-        CompileError, also on later calls for the same source; call only when
-        `problem` is None)."""
+        CompileError, also on later calls for the same source, and when
+        `problem` is not None)."""
+        problem = self.problem
+        if problem is not None:
+            raise CompileError(problem)
         key = (name, hashlib.sha256(source).digest())
         hit = self._cache.get(key)
         if isinstance(hit, CompileError):
