@@ -128,7 +128,8 @@ class Compiler:
     def _run(self, source: bytes, name: str) -> bytes:
         with tempfile.TemporaryDirectory(prefix="wraft-mpy-") as tmp:
             # compiled as <tmp>/<name> from <tmp>: an error names the file as the page does
-            rel = Path(*[p for p in Path(name).parts if p not in ("", ".", "..", "/")]) or Path("in.py")
+            parts = [p for p in Path(name).parts if p not in ("", ".", "..", "/")]
+            rel = Path(*parts) if parts else Path("in.py")
             src, out = Path(tmp) / rel, Path(tmp) / "out.mpy"
             src.parent.mkdir(parents=True, exist_ok=True)
             src.write_bytes(source)
