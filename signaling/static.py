@@ -160,15 +160,18 @@ class StaticSite:
         return None
 
     def bundle_files(self, page: str) -> list[tuple[str, Path]] | None:
-        """[(name in the archive, file)] that /pages/<page>.toml lists under
-        [wraft] bundle (URL paths this site serves from raft/, components/ or
-        pages/), or None when the page has no such list or a bad one."""
-        config = self.pages_file(page + ".toml")
-        if config is None:
+        """[(name in the archive, file)] that /pages/<page>.toml (a file or
+        made here) lists under [wraft] bundle (URL paths this site serves from
+        raft/, components/ or pages/), or None when the page has no such list
+        or a bad one. raft/x.py is raft/x.py in the archive; a file of the
+        page's folder, /pages/notes.py, is notes.py (where [files] would put
+        it: `import notes` finds it)."""
+        text = self.config_text(page)
+        if text is None:
             return None
         try:
-            listed = tomllib.loads(config.read_text()).get("wraft", {}).get("bundle")
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
+            listed = tomllib.loads(text).get("wraft", {}).get("bundle")
+        except (tomllib.TOMLDecodeError, AttributeError):
             return None
         if not isinstance(listed, list) or not all(isinstance(u, str) for u in listed):
             return None
@@ -177,7 +180,8 @@ class StaticSite:
             hit = self.locate(url)
             if hit is None or hit[1] != DEV_CACHE or not url.startswith(BUNDLE_FROM):
                 return None  # a bad list serves nothing rather than part of it
-            files.append((url.lstrip("/"), hit[0]))
+            name = url[len("/pages/"):] if url.startswith("/pages/") else url.lstrip("/")
+            files.append((name, hit[0]))
         return files
 
     def bundle(self, page: str) -> tuple[bytes, str] | None:

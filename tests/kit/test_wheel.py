@@ -122,8 +122,8 @@ def test_the_wheel_installs_one_package_and_serves_and_tests_a_starter(tmp_path)
                 return r.read().decode()
         assert "<raft-node" in get("/myapp")
         config = get("/pages/myapp.toml")
-        assert '"/pages/notes.py" = "./notes.py"' in config
-        assert '"/raft/browser/app.py" = "./raft/browser/app.py"' in config
+        assert '"/bundle/myapp.zip" = "./*"' in config
+        assert '"/pages/notes.py",' in config and '"/raft/browser/app.py",' in config
         assert "test_myapp" not in config
         assert "class Notes" in get("/pages/notes.py")
         assert "def start" in get("/raft/browser/app.py")

@@ -55,9 +55,9 @@ async def test_compiled_bundle_holds_bytecode_of_each_module_and_nothing_else(ma
     assert headers["X-Wraft-Bundle"] == "mpy" and headers["ETag"]
     files = names(data)
     # no .py beside its .mpy: MicroPython would import the .py first
-    assert sorted(files) == ["components/status.mpy", "pages/app.css", "raft/__init__.mpy",
+    assert sorted(files) == ["app.css", "components/status.mpy", "raft/__init__.mpy",
                              "raft/browser/x.mpy"]
-    assert files["pages/app.css"] == b"body{}"
+    assert files["app.css"] == b"body{}"  # a file of the page's folder: beside the page
     for name in ("components/status.mpy", "raft/__init__.mpy", "raft/browser/x.mpy"):
         assert files[name][:4] == HEADER, (name, files[name][:4])
     # the source name stays in the bytecode (tracebacks say 'File "raft/browser/x.py"')
