@@ -4,6 +4,7 @@ pinned offline PyScript runtime from node_modules (URL layout in README/DESIGN).
 import asyncio
 import hashlib
 import io
+import logging
 import mimetypes
 import re
 import threading
@@ -14,6 +15,8 @@ from pathlib import Path
 from aiohttp import hdrs, web
 
 from .mpy import CompileError, Compiler, LogOnce
+
+log = logging.getLogger("signaling.static")
 
 RUNTIME_CACHE = "public, max-age=31536000, immutable"  # content-hashed names only
 DEV_CACHE = "no-cache"  # pages, raft/, components/ change while developing
@@ -293,7 +296,12 @@ class StaticSite:
             return await self.serve_bundle(request, m.group(1), compiled=bool(m.group(2)))
         m = MPY_CONFIG.fullmatch(path)
         if m and self.pages_file(path[len("/pages/"):]) is None:
-            text = self.mpy_config(m.group(1))
+            try:
+                text = self.mpy_config(m.group(1))
+            except Exception:  # noqa: BLE001 -- say why, and serve the page's own config
+                log.exception("/pages/%s.mpy.toml: serving /pages/%s.toml as it is",
+                              m.group(1), m.group(1))
+                text = self.config_text(m.group(1))
             if text is None:
                 raise web.HTTPNotFound()
             return web.Response(text=text, headers={
