@@ -23,10 +23,32 @@ if (type === "py") {
   for (const script of document.querySelectorAll('script[type="mpy"]')) script.type = "py";
 }
 
+// A page with a bundle says so in its <head>: <meta name="wraft-bundle"
+// content="todo"> for config="/pages/todo.toml", whose [files] unpack
+// /bundle/todo.zip (the page's Python modules as .py: Pyodide's). MicroPython
+// windows get the same modules precompiled to bytecode instead: config
+// /pages/todo.mpy.toml names /bundle/todo.mpy.zip (the server makes both, and
+// serves the .py archive there when it cannot compile: signaling/static.py).
+const bundle = document.querySelector('meta[name="wraft-bundle"]')?.content ?? "";
+const BUNDLE_FILES = [];
+if (/^[A-Za-z0-9_-]+$/.test(bundle)) {
+  const config = `/pages/${bundle}.toml`;
+  const mpyConfig = `/pages/${bundle}.mpy.toml`;
+  if (type === "mpy") {
+    for (const script of document.querySelectorAll('script[type="mpy"][config]')) {
+      if (script.getAttribute("config") === config) script.setAttribute("config", mpyConfig);
+    }
+  }
+  BUNDLE_FILES.push(["preload", type === "mpy" ? mpyConfig : config],
+                    ["preload", type === "mpy" ? `/bundle/${bundle}.mpy.zip` : `/bundle/${bundle}.zip`]);
+} else if (bundle) {
+  console.error(`wraft loader: bad <meta name="wraft-bundle" content="${bundle}"> (a page name)`);
+}
+
 // Without hints the browser fetches one thing after another: core.js, then the
 // config, then the interpreter, then its wasm, then the page's Python. Ask for
-// the interpreter's files now, beside core.js. (The paths are where core.js's
-// `offline` attribute looks; the page's <head> preloads its config and bundle.)
+// the interpreter's files, the config and the bundle now, beside core.js. (The
+// runtime paths are where core.js's `offline` attribute looks.)
 const RUNTIME_FILES = {
   mpy: [["modulepreload", "/pyscript/micropython/micropython.mjs"],
         ["preload", "/pyscript/micropython/micropython.wasm"]],
@@ -35,7 +57,7 @@ const RUNTIME_FILES = {
        ["preload", "/pyscript/pyodide/python_stdlib.zip"],
        ["preload", "/pyscript/pyodide/pyodide-lock.json"]],
 };
-for (const [rel, href] of RUNTIME_FILES[type]) {
+for (const [rel, href] of [...RUNTIME_FILES[type], ...BUNDLE_FILES]) {
   const link = document.createElement("link");
   link.rel = rel;
   link.href = href;

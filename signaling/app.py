@@ -113,6 +113,7 @@ def make_app(root: Path | str | None = None, *, site: StaticSite | None = None, 
         # Kept after cleanup: retries scheduled out of descriptors still
         # fire once the listening sockets are closed.
         loop.set_exception_handler(exception_handler)
+        site.warm_up()  # MicroPython bundles compiled before the first window asks
 
     async def on_cleanup(app: web.Application) -> None:
         logging.getLogger("aiohttp.server").removeFilter(quiet)

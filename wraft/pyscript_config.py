@@ -102,9 +102,12 @@ def author_modules(folder):
 
 
 def author_config(page, root):
-    """The PyScript config text of an author's page: the framework files its
-    Python and its modules import, and its modules (served at /pages/<file>,
-    copied to ./<file> so `import notes` finds notes.py)."""
+    """The PyScript config text of an author's page: one archive,
+    /bundle/<page>.zip, that the server builds from the [wraft] bundle list
+    (signaling/static.py): the framework files its Python and its modules
+    import, and its modules (served at /pages/<file>, unpacked to ./<file> so
+    `import notes` finds notes.py). MicroPython windows get it as bytecode
+    when the page has <meta name="wraft-bundle" content="<page>">."""
     page = Path(page)
     modules = author_modules(page.parent)
     codes = [code for _, code, _ in python_scripts(page)]
@@ -115,8 +118,11 @@ def author_config(page, root):
             need |= files_needed(code, root)
         except SyntaxError:
             pass  # the window reports it, with its file and line, when it runs the code
-    lines = ['"%s" = ".%s"' % (m, m) for m in sorted(need)]
-    lines += ['"/pages/%s" = "./%s"' % (rel, rel) for rel in modules]
+    listed = sorted(need) + ["/pages/%s" % rel for rel in modules]
+    if not listed:
+        return ("# PyScript config of /%s, made by `wraft serve`: its Python imports nothing\n"
+                "# of the framework and has no modules beside it.\n" % page.stem)
     return ("# PyScript config of /%s, made by `wraft serve` from the page's imports and the\n"
             "# Python files beside it. Write %s.toml beside the page to use your own.\n\n"
-            "[files]\n%s\n" % (page.stem, page.stem, "\n".join(lines)))
+            '[files]\n"/bundle/%s.zip" = "./*"\n\n[wraft]\nbundle = [\n%s]\n'
+            % (page.stem, page.stem, page.stem, "".join('  "%s",\n' % u for u in listed)))

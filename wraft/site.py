@@ -3,8 +3,10 @@ components/, the pinned runtime, its own pages) with the author's folders
 in front. DIR/<name>.html is at /<name>, any file of DIR at /pages/<file>
 (an author's page hides a framework page of the same name), and
 /pages/<name>.toml, unless DIR has that file, is made on request from the
-page's imports and the Python files beside it (wraft/pyscript_config.py),
-so `import notes` in the page loads DIR/notes.py as PyScript's [files] do."""
+page's imports and the Python files beside it (wraft/pyscript_config.py):
+one archive, /bundle/<name>.zip (bytecode for MicroPython windows when the
+page has <meta name="wraft-bundle">, as the starter does), so `import notes`
+in the page loads DIR/notes.py."""
 
 import json
 import logging

@@ -12,6 +12,7 @@ PAGE = '''<!doctype html>
   <link rel="icon" href="data:,">
   <title>{name}: shared notes</title>
   <link rel="stylesheet" href="/pyscript/core.css">
+  <meta name="wraft-bundle" content="{name}"><!-- its Python as bytecode for MicroPython -->
   <script type="module" src="/pages/loader.js"></script>
   <script type="module" src="/pyscript/core.js" offline></script>
 </head>

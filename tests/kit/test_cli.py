@@ -2,9 +2,11 @@
 serves (wraft/site.py), the PyScript config it makes for an author's page,
 and `wraft new`'s starter (wraft/starter.py)."""
 
+import io
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -64,27 +66,40 @@ def test_the_authors_pages_and_files_are_served_beside_the_framework(author):
 def test_an_authors_page_gets_a_config_of_its_imports_and_its_modules(author):
     site = AuthorSite(framework.root(), [author])
     text = served(site, "/pages/shop.toml")
-    files = tomllib.loads(text)["files"]
-    mine = {k: v for k, v in files.items() if k.startswith("/pages/")}
-    assert mine == {"/pages/cart.py": "./cart.py", "/pages/lib/__init__.py": "./lib/__init__.py",
-                    "/pages/lib/money.py": "./lib/money.py"}  # no tests, no plain folders
-    framework_files = set(files) - set(mine)
+    config = tomllib.loads(text)
+    assert config["files"] == {"/bundle/shop.zip": "./*"}  # one archive, not a request per file
+    listed = config["wraft"]["bundle"]
+    mine = [u for u in listed if u.startswith("/pages/")]
+    assert mine == ["/pages/cart.py", "/pages/lib/__init__.py", "/pages/lib/money.py"]  # no tests,
+    framework_files = set(listed) - set(mine)                                         # no plain folders
     assert {"/raft/browser/app.py", "/raft/kv.py", "/raft/__init__.py"} <= framework_files
-    assert all(files[k] == "." + k for k in framework_files)
-    assert not any(k.startswith("/components/") for k in files)  # nothing it does not import
+    assert not any(k.startswith("/components/") for k in listed)  # nothing it does not import
+    # the archive: the framework's modules at their paths, the author's beside the page
+    data, _ = site.bundle("shop")
+    names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
+    assert {"cart.py", "lib/__init__.py", "lib/money.py", "raft/browser/app.py"} <= names
+    assert names == {u[len("/pages/"):] if u.startswith("/pages/") else u[1:] for u in listed}
+    # MicroPython windows: the same as bytecode, through the config loader.js points them at
+    assert '"/bundle/shop.mpy.zip" = "./*"' in site.mpy_config("shop")
+    data, _, variant = site.compiled_bundle("shop")
+    assert variant == "mpy" and "cart.mpy" in zipfile.ZipFile(io.BytesIO(data)).namelist()
     # the framework's own pages keep their files; other names get nothing made
     assert served(site, "/pages/counter.toml").startswith("# PyScript config of /counter")
     assert site.generated("/pages/nothing.toml") is None
     # an author's own config wins
     (author / "shop.toml").write_text("[files]\n")
     assert served(site, "/pages/shop.toml") == "[files]\n"
+    assert site.bundle("shop") is None
 
 
 def test_a_page_whose_python_does_not_parse_still_gets_a_config(author):
     (author / "cart.py").write_text("class Cart(:\n")
     site = AuthorSite(framework.root(), [author])
-    files = tomllib.loads(served(site, "/pages/shop.toml"))["files"]
-    assert "/pages/cart.py" in files and "/raft/browser/app.py" in files
+    listed = tomllib.loads(served(site, "/pages/shop.toml"))["wraft"]["bundle"]
+    assert "/pages/cart.py" in listed and "/raft/browser/app.py" in listed
+    # MicroPython windows get the .py archive then: the window reports the error, file and line
+    data, _, variant = site.compiled_bundle("shop")
+    assert variant == "py" and data == site.bundle("shop")[0]
 
 
 def test_wraft_new_writes_a_starter_and_never_overwrites(tmp_path):

