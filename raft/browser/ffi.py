@@ -64,6 +64,26 @@ async def bytes_received(pc):
     return await _received(pc)
 
 
+# PyScript's MicroPython starts with gc.threshold() at 16 KiB: a collection
+# after every 16 KiB allocated, over a heap of ~136 MB. A pipelined write
+# allocates about that much every few writes, so collections cost more
+# than the rest of the Python edge (benchmarks/pipe_lab.py in Node.js, heap
+# as in the page: ~400 us of CPU per write with 16 KiB, ~155 us with 16 MiB;
+# 1 MiB ~195, 4 MiB ~165, 32 MiB ~157). The live heap of a page is a few MB.
+GC_THRESHOLD = 16 * 1024 * 1024
+
+
+def tune_gc(threshold=GC_THRESHOLD):
+    """Collect every `threshold` bytes allocated (MicroPython only; a no-op
+    under Pyodide, whose CPython frees most objects by reference counting).
+    Returns whether it applied."""
+    import gc
+    if not MICROPYTHON or not hasattr(gc, "threshold"):
+        return False
+    gc.threshold(threshold)
+    return True
+
+
 # A kept JS function: one FFI call (~2 us on MicroPython) instead of two
 # attribute lookups and a call (~13 us); the runtimes read the clock per message.
 _now = js.Function.new("return performance.now()")
