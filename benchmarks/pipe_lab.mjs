@@ -1,6 +1,10 @@
 // benchmarks/pipe_lab.py under MicroPython in Node.js, for the raft/ of
 // this checkout or of another (A/B):
 //   node benchmarks/pipe_lab.mjs [root] [writes] [inflight] [batched]  -> "BENCH <json>"
+// Environment: LAB_GC_THRESHOLD=bytes (gc.threshold; unset: MicroPython's own,
+// 16 KiB, as a page without raft.browser.ffi.tune_gc has), LAB_HEAP_MB (the
+// initial heap, default 136 like a PyScript page's), LAB_PROFILE=1 (per-node phase times, which the clock
+// calls inflate).
 import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -44,17 +48,10 @@ def clock():
 
 async def go():
     post = js.labPost
-    drivers_box = {}
     out = await pipe_lab.main(lambda to, src, text: post(to, src, text), clock,
-                              js.labCpu, js.labWall, ${writes}, ${inflight}, ${batched}, ${fine})
+                              js.labCpu, js.labWall, ${writes}, ${inflight}, ${batched}, ${fine},
+                              js.labRegister)
     js.labDone(json.dumps(out))
 
-_orig_build = pipe_lab.build
-def build(post, clock):
-    ds = _orig_build(post, clock)
-    for nid, d in ds.items():
-        js.labRegister(nid, d.on_message)
-    return ds
-pipe_lab.build = build
 asyncio.create_task(go())
 `);

@@ -51,7 +51,9 @@ class LabTransport:
         return [p for p in IDS if p != self.me]
 
 
-def build(post, clock):
+def build(post, clock, register=None):
+    """Three Drivers n0..n2; register(node id, on_message) tells the host
+    where to deliver what `post` hands it."""
     drivers = {}
     for i, nid in enumerate(IDS):
         log = RecordLog(MemoryKV(), "lab", nid)
@@ -67,6 +69,8 @@ def build(post, clock):
         d = Driver(node, log, LabTransport(nid, post), clock)
         d.on_change = lambda rt: None
         drivers[nid] = d
+        if register is not None:
+            register(nid, d.on_message)
     return drivers
 
 
@@ -92,8 +96,13 @@ async def pipelined(driver, writes, inflight, cpu):
     return box
 
 
-async def main(post, clock, cpu, wall, writes=20000, inflight=256, batched=False, fine=None):
-    drivers = build(post, clock)
+async def main(post, clock, cpu, wall, writes=20000, inflight=256, batched=False, fine=None,
+               register=None):
+    """Elect a leader, then `writes` pipelined writes at it (`inflight`
+    clients, as pages/bench.py does), or bursts of `inflight` through
+    propose_many (batched). cpu() and wall() read seconds; fine() reads ms
+    for the phase profile (raft/runtime/timings.py) when given."""
+    drivers = build(post, clock, register)
     for nid, d in drivers.items():
         d.start("c%s00000000000"[:13] % nid[1])
     for nid, d in drivers.items():
@@ -115,8 +124,12 @@ async def main(post, clock, cpu, wall, writes=20000, inflight=256, batched=False
     c0, w0 = cpu(), wall()
     if batched:
         box = {"done": 0, "errors": 0}
-        while box["done"] < writes:
-            box["done"] += len(await leader.propose_many([1] * inflight))
+        while box["done"] < writes and box["errors"] <= 100:
+            try:
+                box["done"] += len(await leader.propose_many([1] * inflight))
+            except Exception as e:  # e.g. leadership lost on a starved machine
+                box["errors"] += 1
+                box["error"] = repr(e)
     else:
         box = await pipelined(leader, writes, inflight, cpu)
     c1, w1 = cpu(), wall()
