@@ -64,12 +64,14 @@ async def bytes_received(pc):
     return await _received(pc)
 
 
-# PyScript's MicroPython starts with gc.threshold() at 16 KiB: a collection
-# after every 16 KiB allocated, over a heap of ~136 MB. A pipelined write
-# allocates about that much every few writes, so collections cost more
-# than the rest of the Python edge (benchmarks/pipe_lab.py in Node.js, heap
-# as in the page: ~400 us of CPU per write with 16 KiB, ~155 us with 16 MiB;
-# 1 MiB ~195, 4 MiB ~165, 32 MiB ~157). The live heap of a page is a few MB.
+# PyScript's MicroPython starts with gc.threshold() at 16 KiB (the bench
+# page reads 16384): a collection after every 16 KiB allocated, and a
+# pipelined write allocates about that much every few writes. Collecting
+# every GC_THRESHOLD bytes instead: in benchmarks/pipe_lab.py (Node.js, the
+# three nodes in one heap, which overstates a page's share) CPU per write
+# ~570 -> ~190 us; in the browser bench (load 6-14 on 2 cores, medians of
+# 3-5 runs) batched 4,670 -> 5,682 writes/s, pipelined/core 0.31 -> 0.39.
+# A page's live heap is a few MB, so a page grows by at most this much.
 GC_THRESHOLD = 16 * 1024 * 1024
 
 
