@@ -474,6 +474,7 @@ def gc_cost():
     t = now_ms()
     gc.collect()
     return {"collect_ms": round(now_ms() - t, 2), "alloc_before": before,
+            "threshold": gc.threshold() if hasattr(gc, "threshold") else None,
             "alloc_after": gc.mem_alloc(), "free": gc.mem_free()}
 
 

@@ -149,13 +149,17 @@ class Sessions:
         self.expired += 1
 
     def _forget_oldest(self, s):
-        # Amortised: keep the newest `window` results, raise the floor.
-        seqs = sorted(s[1])
+        # Amortised: keep the newest `window` results, raise the floor. A new
+        # dict rather than deleting the oldest in place: on MicroPython
+        # every deletion leaves a tombstone that later inserts and lookups
+        # probe past (the whole apply of an entry costs about half as much).
+        done = s[1]
+        seqs = sorted(done)
         cut = seqs[-self.window - 1]
-        for q in seqs:
-            if q > cut:
-                break
-            del s[1][q]
+        keep = {}
+        for q in seqs[len(seqs) - self.window:]:
+            keep[q] = done[q]
+        s[1] = keep
         if cut > s[0]:
             s[0] = cut
 

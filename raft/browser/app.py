@@ -199,9 +199,11 @@ def start(state_class, on_change=None, on_applied=None):
     from js import Math, window
     from pyscript import document
     from raft.browser import automation
-    from raft.browser.ffi import now_ms
+    from raft.browser.ffi import now_ms, tune_gc
     from raft.browser.page_config import PageConfigError, page_attrs, page_query, resolve
     from raft.browser.status_panel import StatusPanel
+
+    tune_gc()
 
     def clock():
         return int(now_ms())

@@ -64,6 +64,28 @@ async def bytes_received(pc):
     return await _received(pc)
 
 
+# PyScript's MicroPython starts with gc.threshold() at 16 KiB (the bench
+# page reads 16384): a collection after every 16 KiB allocated, and a
+# pipelined write allocates about that much every few writes. Collecting
+# every GC_THRESHOLD bytes instead: in benchmarks/pipe_lab.py (Node.js, the
+# three nodes in one heap, which overstates a page's share) CPU per write
+# ~570 -> ~190 us; in the browser bench (load 6-14 on 2 cores, medians of
+# 3-5 runs) batched 4,670 -> 5,682 writes/s, pipelined/core 0.31 -> 0.39.
+# A page's live heap is a few MB, so a page grows by at most this much.
+GC_THRESHOLD = 16 * 1024 * 1024
+
+
+def tune_gc(threshold=GC_THRESHOLD):
+    """Collect every `threshold` bytes allocated (MicroPython only; a no-op
+    under Pyodide, whose CPython frees most objects by reference counting).
+    Returns whether it applied."""
+    import gc
+    if not MICROPYTHON or not hasattr(gc, "threshold"):
+        return False
+    gc.threshold(threshold)
+    return True
+
+
 # A kept JS function: one FFI call (~2 us on MicroPython) instead of two
 # attribute lookups and a call (~13 us); the runtimes read the clock per message.
 _now = js.Function.new("return performance.now()")

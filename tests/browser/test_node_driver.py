@@ -515,6 +515,57 @@ async def test_a_burst_waiting_to_retry_when_its_session_expires_ends_unapplied(
 
 
 @in_own_loop
+async def test_a_write_waiting_to_retry_when_its_session_expires_ends_unapplied():
+    # propose() (its own retry loop, the pipelined hot path) as propose_many
+    # above: a retry never sends an old seq under the page's new client id.
+    net = Net()
+    ds = [make(net, str(i), MemoryKV()) for i in range(3)]
+    lead = await settle_leader(ds)
+    page = next(d for d in ds if d is not lead)
+    assert await page.propose(1) == 1
+    net.cut.add(page.node.id)
+    await wait_for(lambda: page.node.leader_id is None)
+    tries, propose = [], page.node.propose
+    page.node.propose = lambda *a: tries.append(a) or propose(*a)
+    write = asyncio.ensure_future(page.propose(7))
+    await wait_for(lambda: len(tries) >= 2 and not page._proposals)
+    assert len(set(tries)) == 1  # every try: the same (client, seq, command)
+    page.start_new_session()
+    net.cut.clear()
+    with pytest.raises(ProposalError) as e:
+        await write
+    assert e.value.error == "session_expired"
+    assert page.last_write["error"] == "session_expired"
+    assert await page.propose(3) == 2
+    await wait_for(lambda: all(d.app_state.ops == [1, 3] for d in ds))
+    await asyncio.sleep(0.3)
+    assert all(d.app_state.ops == [1, 3] for d in ds)
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
+async def test_a_write_retried_while_no_leader_is_known_applies_once_when_one_is():
+    net = Net()
+    ds = [make(net, str(i), MemoryKV()) for i in range(3)]
+    lead = await settle_leader(ds)
+    page = next(d for d in ds if d is not lead)
+    assert await page.propose(1) == 1
+    net.cut.add(page.node.id)
+    await wait_for(lambda: page.node.leader_id is None)
+    tries, propose = [], page.node.propose
+    page.node.propose = lambda *a: tries.append(a) or propose(*a)
+    write = asyncio.ensure_future(page.propose(5))
+    await wait_for(lambda: len(tries) >= 2)
+    net.cut.clear()
+    assert await write == 2
+    assert len(set(tries)) == 1 and page.last_write["committed"] and not page._proposals
+    await wait_for(lambda: all(d.app_state.ops == [1, 5] for d in ds))
+    for d in ds:
+        d.stop()
+
+
+@in_own_loop
 async def test_the_entries_of_a_ready_are_encoded_once_and_every_message_is_its_own_text():
     # send() encodes a batch once for the followers that get the same
     # entries; one behind (other entries, even as many) gets its own.
