@@ -6,14 +6,22 @@
 // CDN). Load this module BEFORE core.js: with ?runtime=py it turns each
 // main-thread mpy script into a py one (Pyodide); ?runtime=mpy|micropython|
 // pyodide are accepted too, anything else logs an error and keeps MicroPython.
+// Without ?runtime the page's own choice counts: <raft-node runtime="py">
+// (a write-heavy app: Pyodide loads slower but batches faster, README
+// Benchmarks). Module scripts run once the document is parsed, so the
+// element is there to read.
 const RUNTIMES = { mpy: "mpy", micropython: "mpy", py: "py", pyodide: "py" };
 
 function chooseRuntime() {
-  const asked = new URLSearchParams(location.search).get("runtime");
-  if (asked === null || asked === "") return "mpy";
-  const type = RUNTIMES[asked.toLowerCase()];
-  if (type) return type;
-  console.error(`wraft loader: unknown ?runtime=${asked} (use mpy or py); using mpy`);
+  const query = new URLSearchParams(location.search).get("runtime");
+  const attr = document.querySelector("raft-node")?.getAttribute("runtime") ?? null;
+  for (const [asked, where] of [[query, "?runtime"], [attr, '<raft-node runtime="...">']]) {
+    if (asked === null || asked === "") continue;
+    const type = RUNTIMES[asked.toLowerCase()];
+    if (type) return type;
+    console.error(`wraft loader: unknown ${where} ${asked} (use mpy or py); using mpy`);
+    return "mpy";
+  }
   return "mpy";
 }
 

@@ -10,6 +10,8 @@ URL, default /ws), ice-servers (JSON list of RTCIceServer dicts; absent = the
 introducer's list), cluster (name), log compaction thresholds, role="client",
 ice-transport-policy ("relay": TURN relay candidates only, to check a TURN
 set-up; ?ice-transport-policy=relay does the same for one window).
+runtime ("py": Pyodide instead of MicroPython) is read by pages/loader.js
+before any Python runs, not here.
 The node id comes from the host name (wraftN.<domain> is node N) or from
 ?node=N (0..63; ids from size on start outside the cluster until a member
 adds them); the cluster name from ?cluster=NAME, else the attribute, else the

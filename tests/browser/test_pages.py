@@ -1,5 +1,7 @@
 """Every page loads PyScript from our server, offline, and runs its Python."""
 
+import urllib.request
+
 import pytest
 
 from browser_helpers import PYODIDE_LOAD_MS, ROOT, TEST_PAGES
@@ -110,3 +112,40 @@ def test_page_idioms_work_under_both_runtimes(server, open_window, runtime):
     expect(row.locator(".value")).to_have_text('"a "b" & c"')
     assert row.locator(".index").inner_text() != "?"
     assert w.page.locator(".py-error").count() == 0 and not w.errors()
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("attr,query,want", [
+    ("py", "", "py"),              # the page picks Pyodide (a write-heavy app)
+    ("py", "?runtime=mpy", "mpy"),  # the URL still overrides the page
+    ("ruby", "", "mpy"),           # a bad choice: said in the console, MicroPython
+])
+def test_a_page_picks_its_runtime_with_the_raft_node_attribute(browser, server, attr, query, want):
+    # pages/loader.js reads <raft-node runtime="..."> when the URL has no ?runtime
+    ctx = browser.new_context()
+    try:
+        # (the page as served, fetched over 127.0.0.1: Playwright's own
+        # fetch cannot resolve *.localhost inside the namespace)
+        port = int(server.base(0).rsplit(":", 1)[1])
+        with urllib.request.urlopen("http://127.0.0.1:%d/counter" % port, timeout=10) as r:
+            html = r.read().decode().replace("<raft-node ", '<raft-node runtime="%s" ' % attr)
+
+        def with_attr(route):
+            route.fulfill(body=html, content_type="text/html")
+        ctx.route(server.base(0) + "/counter" + query, with_attr)
+        page = ctx.new_page()
+        console = []
+        page.on("console", lambda m: console.append(m.text))
+        urls = []
+        page.on("request", lambda r: urls.append(r.url))
+        page.goto(server.base(0) + "/counter" + query)
+        page.wait_for_selector("html[data-wraft-done]", state="attached",
+                               timeout=PYODIDE_LOAD_MS if want == "py" else 15_000)
+        assert page.evaluate("document.documentElement.dataset.wraftRuntime") == want
+        bundles = [u.split("/bundle/")[1] for u in urls if "/bundle/" in u]
+        assert bundles == ["counter.zip" if want == "py" else "counter.mpy.zip"], urls
+        assert page.locator(".py-error").count() == 0
+        if attr == "ruby":
+            assert any('unknown <raft-node runtime="..."> ruby' in t for t in console), console
+    finally:
+        ctx.close()
