@@ -24,6 +24,8 @@ for (const dir of ["raft", "raft/runtime"]) {
   }
 }
 files["/pipe_lab.py"] = readFileSync(join(HERE, "benchmarks/pipe_lab.py"));
+files["/benchmarks/__init__.py"] = "";
+files["/benchmarks/tally.py"] = readFileSync(join(HERE, "benchmarks/tally.py"));
 const receivers = {};
 globalThis.labRegister = (name, fn) => { receivers[name] = fn; };
 globalThis.labPost = (to, src, text) => setImmediate(() => receivers[to](src, text));
@@ -33,7 +35,7 @@ globalThis.labDone = (text) => { console.log("BENCH " + text); };
 const { loadMicroPython } = await import(
   join(HERE, "node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs"));
 const mp = await loadMicroPython({ heapsize: heapMb * 1024 * 1024, stdout: (s) => console.log(s), stderr: (s) => console.error(s) });
-for (const d of ["/raft", "/raft/runtime"]) mp.FS.mkdir(d);
+for (const d of ["/raft", "/raft/runtime", "/benchmarks"]) mp.FS.mkdir(d);
 for (const [p, src] of Object.entries(files)) mp.FS.writeFile(p, src);
 mp.runPython(`
 import sys

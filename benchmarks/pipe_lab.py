@@ -15,22 +15,9 @@ from raft.records import MemoryKV, RecordLog
 from raft.runtime.contract import GuardedState
 from raft.runtime.driver import Driver
 
+from benchmarks.tally import Tally
+
 IDS = ("n0", "n1", "n2")
-
-
-class Tally:
-    def __init__(self):
-        self.count = 0
-
-    def apply(self, command):
-        self.count += 1
-        return self.count
-
-    def snapshot(self):
-        return self.count
-
-    def restore(self, data):
-        self.count = data
 
 
 class LabTransport:

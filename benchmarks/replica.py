@@ -42,24 +42,6 @@ IN_NETNS = REPO / "scripts" / "in-netns"
 KV_PUT = ["put", "key-17", "v" * 80]
 
 
-class Tally:
-    """The bench page's state (pages/bench.py), importable here:
-    --state benchmarks.replica:Tally."""
-
-    def __init__(self):
-        self.count = 0
-
-    def apply(self, command):
-        self.count += 1
-        return self.count
-
-    def snapshot(self):
-        return self.count
-
-    def restore(self, data):
-        self.count = data
-
-
 def ensure_netns(argv):
     if os.environ.get("WRAFT_IN_NETNS") == "1":
         return
@@ -87,7 +69,7 @@ class Replica:
         self.lines = queue.Queue()
         self.err = []
         cmd = [sys.executable, "-m", "raft.replica", "--introducer", ws, "--cluster", cluster,
-               "--node", str(node), "--db", str(db), "--state", "benchmarks.replica:Tally",
+               "--node", str(node), "--db", str(db), "--state", "benchmarks.tally:Tally",
                *extra]
         self.p = subprocess.Popen(cmd, cwd=str(REPO), stdin=subprocess.PIPE, text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE,

@@ -485,19 +485,27 @@ async def test_a_closed_channel_to_a_live_leader_unsettles_nobody():
         d.stop()
 
 
-@in_own_loop
-async def test_a_burst_waiting_to_retry_when_its_session_expires_ends_unapplied():
-    # propose_many retries with the session it began under: a retry after
-    # the page became a new client would send old seqs under the new id.
+async def cut_off_page():
+    """Three drivers; a follower ("page") with one write applied, then cut
+    off until it knows no leader, its core's propose() recording every try.
+    Its writes' tries come back retryable until net.cut is cleared."""
     net = Net()
     ds = [make(net, str(i), MemoryKV()) for i in range(3)]
     lead = await settle_leader(ds)
     page = next(d for d in ds if d is not lead)
     assert await page.propose(1) == 1
-    net.cut.add(page.node.id)  # no leader to be found: its tries come back retryable
+    net.cut.add(page.node.id)
     await wait_for(lambda: page.node.leader_id is None)
     tries, propose = [], page.node.propose
     page.node.propose = lambda *a: tries.append(a) or propose(*a)
+    return net, ds, page, tries
+
+
+@in_own_loop
+async def test_a_burst_waiting_to_retry_when_its_session_expires_ends_unapplied():
+    # propose_many retries with the session it began under: a retry after
+    # the page became a new client would send old seqs under the new id.
+    net, ds, page, tries = await cut_off_page()
     burst = asyncio.ensure_future(page.propose_many([7, 8]))
     # between two tries: proposed, answered (no_leader), not in flight now
     await wait_for(lambda: len(tries) >= 2 and not page._proposals)
@@ -518,15 +526,7 @@ async def test_a_burst_waiting_to_retry_when_its_session_expires_ends_unapplied(
 async def test_a_write_waiting_to_retry_when_its_session_expires_ends_unapplied():
     # propose() (its own retry loop, the pipelined hot path) as propose_many
     # above: a retry never sends an old seq under the page's new client id.
-    net = Net()
-    ds = [make(net, str(i), MemoryKV()) for i in range(3)]
-    lead = await settle_leader(ds)
-    page = next(d for d in ds if d is not lead)
-    assert await page.propose(1) == 1
-    net.cut.add(page.node.id)
-    await wait_for(lambda: page.node.leader_id is None)
-    tries, propose = [], page.node.propose
-    page.node.propose = lambda *a: tries.append(a) or propose(*a)
+    net, ds, page, tries = await cut_off_page()
     write = asyncio.ensure_future(page.propose(7))
     await wait_for(lambda: len(tries) >= 2 and not page._proposals)
     assert len(set(tries)) == 1  # every try: the same (client, seq, command)
@@ -546,15 +546,7 @@ async def test_a_write_waiting_to_retry_when_its_session_expires_ends_unapplied(
 
 @in_own_loop
 async def test_a_write_retried_while_no_leader_is_known_applies_once_when_one_is():
-    net = Net()
-    ds = [make(net, str(i), MemoryKV()) for i in range(3)]
-    lead = await settle_leader(ds)
-    page = next(d for d in ds if d is not lead)
-    assert await page.propose(1) == 1
-    net.cut.add(page.node.id)
-    await wait_for(lambda: page.node.leader_id is None)
-    tries, propose = [], page.node.propose
-    page.node.propose = lambda *a: tries.append(a) or propose(*a)
+    net, ds, page, tries = await cut_off_page()
     write = asyncio.ensure_future(page.propose(5))
     await wait_for(lambda: len(tries) >= 2)
     net.cut.clear()
