@@ -501,6 +501,24 @@ async def cut_off_page():
     return net, ds, page, tries
 
 
+async def expire_then_write_again(net, ds, page, pending):
+    """The cluster forgets the page's session while `pending` (its write or
+    burst) waits to retry: it ends session_expired, never applied, and the
+    page's next write (a new client) applies once everywhere."""
+    page.start_new_session()
+    net.cut.clear()
+    with pytest.raises(ProposalError) as e:
+        await pending
+    assert e.value.error == "session_expired"
+    assert page.last_write["error"] == "session_expired"  # the status panel says so
+    assert await page.propose(3) == 2
+    await wait_for(lambda: all(d.app_state.ops == [1, 3] for d in ds))
+    await asyncio.sleep(0.3)
+    assert all(d.app_state.ops == [1, 3] for d in ds)
+    for d in ds:
+        d.stop()
+
+
 @in_own_loop
 async def test_a_burst_waiting_to_retry_when_its_session_expires_ends_unapplied():
     # propose_many retries with the session it began under: a retry after
@@ -509,17 +527,7 @@ async def test_a_burst_waiting_to_retry_when_its_session_expires_ends_unapplied(
     burst = asyncio.ensure_future(page.propose_many([7, 8]))
     # between two tries: proposed, answered (no_leader), not in flight now
     await wait_for(lambda: len(tries) >= 2 and not page._proposals)
-    page.start_new_session()
-    net.cut.clear()
-    with pytest.raises(ProposalError) as e:
-        await burst
-    assert e.value.error == "session_expired"
-    assert await page.propose(3) == 2
-    await wait_for(lambda: all(d.app_state.ops == [1, 3] for d in ds))
-    await asyncio.sleep(0.3)
-    assert all(d.app_state.ops == [1, 3] for d in ds)
-    for d in ds:
-        d.stop()
+    await expire_then_write_again(net, ds, page, burst)
 
 
 @in_own_loop
@@ -530,18 +538,7 @@ async def test_a_write_waiting_to_retry_when_its_session_expires_ends_unapplied(
     write = asyncio.ensure_future(page.propose(7))
     await wait_for(lambda: len(tries) >= 2 and not page._proposals)
     assert len(set(tries)) == 1  # every try: the same (client, seq, command)
-    page.start_new_session()
-    net.cut.clear()
-    with pytest.raises(ProposalError) as e:
-        await write
-    assert e.value.error == "session_expired"
-    assert page.last_write["error"] == "session_expired"
-    assert await page.propose(3) == 2
-    await wait_for(lambda: all(d.app_state.ops == [1, 3] for d in ds))
-    await asyncio.sleep(0.3)
-    assert all(d.app_state.ops == [1, 3] for d in ds)
-    for d in ds:
-        d.stop()
+    await expire_then_write_again(net, ds, page, write)
 
 
 @in_own_loop
