@@ -21,8 +21,8 @@ import asyncio
 from raft import codec
 from raft.client import is_client_id
 from raft.records import RecordLog, StorageFull
-from raft.runtime.contract import (FAILED, RETRY_PAUSE_MS, RETRYABLE, Group, ProposalError,
-                                   Runtime, Waiter, all_or_first_error, new_client_id, outcome)
+from raft.runtime.contract import (RETRY_PAUSE_MS, RETRYABLE, Group, ProposalError, Runtime,
+                                   Waiter, all_or_first_error, new_client_id, outcome)
 
 # How often the core is ticked. Heartbeats are 100 ms and elections 1.5-3 s;
 # hidden tabs may stretch this to 1 s, which those timeouts tolerate.
@@ -413,9 +413,9 @@ class Driver(Runtime):
             await waiter.event.wait()
             error = waiter.error
             if error is None:
-                v = waiter.value
-                if isinstance(v, dict) and FAILED in v:
-                    raise ProposalError("command_failed", v[FAILED])
+                v = outcome(waiter)  # the value, or the app's apply() failure
+                if isinstance(v, ProposalError):
+                    raise v
                 return v
             now = self.clock()
             if now >= deadline or not self._retry(error, waiter.value, start):
