@@ -15,11 +15,12 @@ const RUNTIMES = { mpy: "mpy", micropython: "mpy", py: "py", pyodide: "py" };
 function chooseRuntime() {
   const query = new URLSearchParams(location.search).get("runtime");
   const attr = document.querySelector("raft-node")?.getAttribute("runtime") ?? null;
-  for (const [asked, where] of [[query, "?runtime"], [attr, '<raft-node runtime="...">']]) {
+  for (const [asked, said] of [[query, (v) => `?runtime=${v}`],
+                               [attr, (v) => `<raft-node runtime="${v}">`]]) {
     if (asked === null || asked === "") continue;
     const type = RUNTIMES[asked.toLowerCase()];
     if (type) return type;
-    console.error(`wraft loader: unknown ${where} ${asked} (use mpy or py); using mpy`);
+    console.error(`wraft loader: unknown ${said(asked)} (use mpy or py); using mpy`);
     return "mpy";
   }
   return "mpy";

@@ -146,6 +146,6 @@ def test_a_page_picks_its_runtime_with_the_raft_node_attribute(browser, server, 
         assert bundles == ["counter.zip" if want == "py" else "counter.mpy.zip"], urls
         assert page.locator(".py-error").count() == 0
         if attr == "ruby":
-            assert any('unknown <raft-node runtime="..."> ruby' in t for t in console), console
+            assert any('unknown <raft-node runtime="ruby">' in t for t in console), console
     finally:
         ctx.close()
