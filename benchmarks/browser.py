@@ -12,7 +12,7 @@ import json
 import time
 
 from benchmarks import js_floor
-from benchmarks.browser_timings import CHROMIUM, CHROMIUM_FLAGS
+from benchmarks.browser_timings import CHROMIUM, CHROMIUM_FLAGS, LOAD_MS, open_three
 from wraft.firefox import Firefox, Mix
 
 # Headless windows are all "visible", but keep Chromium from slowing timers of
@@ -22,7 +22,6 @@ BENCH_FLAGS = CHROMIUM_FLAGS + [
     "--disable-renderer-backgrounding",
     "--disable-backgrounding-occluded-windows",
 ]
-LOAD_MS = {"mpy": 20_000, "py": 60_000}
 ELECT_S = 30
 
 
@@ -210,11 +209,7 @@ def cold_start_breakdown(browser, server, runtime="mpy", timeout=90):
     marks = {}
     try:
         t0 = time.monotonic()
-        pages = []
-        for i, ctx in enumerate(contexts):
-            page = ctx.new_page()
-            page.goto(server.base(i) + "/bench" + query, wait_until="commit")
-            pages.append(page)
+        pages = open_three(contexts, server, "/bench" + query)
         probe = ("() => { if (!window.wraft || !document.body.dataset.bench) return null;"
                  " const s = JSON.parse(wraft.status());"
                  " return [s.peers.length, s.role, s.quorum] }")

@@ -42,20 +42,30 @@ def propose_until_ok(page, command, deadline_s):
     raise RuntimeError("no commit within %ss" % deadline_s)
 
 
+LOAD_MS = {"mpy": 20_000, "py": 60_000}  # a window's longest wait for its runtime
+
+
+def open_three(contexts, server, path):
+    """Start loading `path` in windows 0, 1, 2 (one context each) one after
+    another, without waiting for any: the pages, in order."""
+    pages = []
+    for i, ctx in enumerate(contexts):
+        page = ctx.new_page()
+        page.goto(server.base(i) + path, wait_until="commit")
+        pages.append(page)
+    return pages
+
+
 def bare_load(browser, server, runtime):
     """The cold-start baseline: from starting to open three windows of a bare
     PyScript page of the same runtime (tests/browser/pages/bare.html: the
     apps' loader and runtime, no app Python) to all three done. Seconds."""
     query = "?runtime=py" if runtime == "py" else ""
-    load_ms = 60_000 if runtime == "py" else 20_000
+    load_ms = LOAD_MS[runtime]
     contexts = [browser.new_context() for _ in range(3)]
     try:
         t0 = time.monotonic()
-        pages = []
-        for i in range(3):
-            page = contexts[i].new_page()
-            page.goto(server.base(i) + "/bare" + query, wait_until="commit")
-            pages.append(page)
+        pages = open_three(contexts, server, "/bare" + query)
         for p in pages:
             p.wait_for_selector("html[data-wraft-done]", state="attached", timeout=load_ms)
         return time.monotonic() - t0
@@ -80,15 +90,11 @@ def one_run(browser, server, run, runtime, failure="close"):
     (it hangs: channels stay open, nothing answers)."""
     name = "bench-%d-%d" % (run, int(time.time() * 1000) % 10**8)
     query = "?cluster=" + name + ("&runtime=py" if runtime == "py" else "")
-    load_ms = 60_000 if runtime == "py" else 20_000
+    load_ms = LOAD_MS[runtime]
     contexts = [browser.new_context() for _ in range(3)]
     try:
         t0 = time.monotonic()
-        pages = []
-        for i in range(3):
-            page = contexts[i].new_page()
-            page.goto(server.base(i) + "/counter" + query, wait_until="commit")
-            pages.append(page)
+        pages = open_three(contexts, server, "/counter" + query)
         pages[0].wait_for_function("() => window.wraft && window.wraft.propose",
                                    timeout=load_ms)
         propose_until_ok(pages[0], 1, 60)
